@@ -1,0 +1,434 @@
+"""The array backend: the one module of minigen that imports NumPy or CuPy.
+
+Every op in minigen is written against an *array namespace* ``xp`` that follows the Python array API
+standard (``xp.exp``, ``xp.sum(x, axis=...)``, ``xp.permute_dims``...).  Which namespace that is depends on
+where the data lives:
+
+=================  ==========================================  ==============  ==================
+backend name       arrays                                      ``Tensor.device``  use
+=================  ==========================================  ==============  ==================
+``"numpy"``        ``numpy.ndarray``                           ``"cpu"``       the default
+``"cupy"``         ``cupy.ndarray``                            ``"gpu"``       an NVIDIA GPU
+``"strict"``       ``array_api_strict.Array`` on ``device1``   ``"strict"``    tests without a GPU
+``"strict-float32"`` the same on its ``no_float64`` device     ``"strict"``    tests without a GPU
+=================  ==========================================  ==============  ==================
+
+The two *strict* backends exist for the test suite: `array-api-strict` refuses exactly the mistakes that
+would only show up on a GPU (a NumPy array or NumPy scalar mixed into device arrays, an implicit
+conversion to a host array, a NumPy-only function or method, mixing booleans into arithmetic), and its
+``no_float64`` device refuses any float64 array, so a silent float32 -> float64 promotion fails loudly.
+
+The small set of things the array API standard does not have (random numbers, scatter-add for the
+backward of indexing, moving data between host and device) are provided here, per backend.
+"""
+
+import contextlib
+import os
+
+import numpy
+
+__all__ = [
+    "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
+    "get_default_dtype", "manual_seed", "available_backends",
+]
+
+BACKENDS = ("numpy", "cupy", "strict", "strict-float32")
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for that cannot be used on this machine."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# The backends themselves.  Each knows its array type, its namespace, and the few non-standard helpers.
+# ----------------------------------------------------------------------------------------------------
+
+class _Backend:
+    name = "?"
+    device = "?"          # what Tensor.device reports for arrays of this backend
+    array_type = None     # the class of this backend's arrays
+
+    def __init__(self, seed=None):
+        self.reseed(seed)
+
+    # --- conversion -----------------------------------------------------------------------------
+    def asarray(self, data, dtype=None):
+        """Host data (lists, scalars, NumPy arrays) or own arrays -> an array of this backend."""
+        raise NotImplementedError
+
+    def to_numpy(self, array):
+        """A NumPy array holding ``array``'s values (a copy when the data is on a device)."""
+        raise NotImplementedError
+
+    def dtype(self, name):
+        return getattr(self.xp, name)
+
+    def constant(self, value, like):
+        """A 0-d array holding the Python number ``value``, on ``like``'s device, in ``like``'s dtype."""
+        return self.xp.asarray(value, dtype=like.dtype)
+
+    def zeros(self, shape, like):
+        """Zeros of ``shape`` with ``like``'s dtype, on ``like``'s device."""
+        return self.xp.zeros(shape, dtype=like.dtype)
+
+    def copy(self, array):
+        return array.copy()
+
+    # --- randomness -------------------------------------------------------------------------------
+    def reseed(self, seed):
+        self.rng = numpy.random.default_rng(seed)
+
+    def standard_normal(self, shape, dtype):
+        return self.asarray(self.rng.standard_normal(shape, dtype=numpy.float64), dtype=dtype)
+
+    def uniform(self, shape, dtype, low=0.0, high=1.0):
+        return self.asarray(self.rng.uniform(low, high, size=shape), dtype=dtype)
+
+    def permutation(self, n):
+        return self.asarray(self.rng.permutation(n))
+
+    # --- the backward of indexing -----------------------------------------------------------------
+    def scatter_add(self, target, index, values):
+        """``target[index] += values`` in place, adding repeated indices up (unlike ``+=``)."""
+        raise NotImplementedError
+
+
+class _NumpyBackend(_Backend):
+    name = "numpy"
+    device = "cpu"
+    array_type = numpy.ndarray
+    xp = numpy
+
+    def asarray(self, data, dtype=None):
+        return numpy.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array):
+        return array
+
+    def standard_normal(self, shape, dtype):
+        # NumPy's Generator draws float32 directly (no float64 intermediate).
+        return self.rng.standard_normal(shape, dtype=dtype)
+
+    def uniform(self, shape, dtype, low=0.0, high=1.0):
+        out = self.rng.random(shape, dtype=dtype)
+        if low != 0.0 or high != 1.0:
+            out *= high - low
+            out += low
+        return out
+
+    def permutation(self, n):
+        return self.rng.permutation(n)
+
+    def scatter_add(self, target, index, values):
+        numpy.add.at(target, index, values)
+
+
+class _CupyNamespace:
+    """CuPy's root module with the few array-API names an older CuPy may lack filled in."""
+
+    def __init__(self, cupy):
+        self._cupy = cupy
+        fallbacks = {
+            "permute_dims": cupy.transpose,
+            "concat": cupy.concatenate,
+            "pow": cupy.power,
+            "astype": lambda x, dtype, copy=True: x.astype(dtype, copy=copy),
+            "matrix_transpose": lambda x: cupy.swapaxes(x, -1, -2),
+        }
+        for name, fallback in fallbacks.items():
+            setattr(self, name, getattr(cupy, name, fallback))
+
+    def __getattr__(self, name):
+        return getattr(self._cupy, name)
+
+
+class _CupyBackend(_Backend):
+    name = "cupy"
+    device = "gpu"
+
+    def __init__(self, seed=None):
+        try:
+            import cupy
+        except ImportError as err:
+            raise BackendError(
+                "the 'cupy' backend needs CuPy, which is not installed here "
+                f"({err}). Install it with: pip install \"minigen[cuda12]\" (CUDA 12) or "
+                "pip install \"minigen[cuda13]\" (CUDA 13), then call mg.set_backend(\"cupy\") again."
+            ) from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as err:  # CUDA raises its own error types; any of them means "no GPU here"
+            raise BackendError(
+                f"CuPy is installed but no CUDA device is usable ({type(err).__name__}: {err}). "
+                "Check the NVIDIA driver (nvidia-smi) and that the CuPy package matches the CUDA "
+                "version: pip install \"minigen[cuda12]\" or \"minigen[cuda13]\"."
+            ) from None
+        if count == 0:
+            raise BackendError(
+                "CuPy is installed but found no CUDA device. Run on a machine with an NVIDIA GPU, "
+                "or stay on the CPU with mg.set_backend(\"numpy\")."
+            )
+        self.cupy = cupy
+        self.array_type = cupy.ndarray
+        self.xp = _CupyNamespace(cupy)
+        super().__init__(seed)
+
+    def asarray(self, data, dtype=None):
+        return self.cupy.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array):
+        return self.cupy.asnumpy(array)
+
+    def reseed(self, seed):
+        self.rng = self.cupy.random.default_rng(seed)
+
+    def standard_normal(self, shape, dtype):
+        return self.rng.standard_normal(shape, dtype=dtype)
+
+    def uniform(self, shape, dtype, low=0.0, high=1.0):
+        out = self.rng.random(shape, dtype=dtype)
+        if low != 0.0 or high != 1.0:
+            out *= high - low
+            out += low
+        return out
+
+    def permutation(self, n):
+        return self.rng.permutation(n)
+
+    def scatter_add(self, target, index, values):
+        # ``cupy.add.at`` (CuPy >= 12) accumulates repeated indices, like NumPy's.
+        self.cupy.add.at(target, index, values)
+
+
+class _StrictBackend(_Backend):
+    """array-api-strict on a device other than the CPU: a stand-in for a GPU in the CPU test suite."""
+
+    name = "strict"
+    device = "strict"
+    device_name = "device1"
+
+    def __init__(self, seed=None):
+        try:
+            import array_api_strict
+        except ImportError:
+            raise BackendError(
+                f"the '{self.name}' backend needs array-api-strict: pip install \"minigen[dev]\""
+            ) from None
+        self.xp = array_api_strict
+        self.array_type = array_api_strict._array_object.Array
+        self.strict_device = array_api_strict.Device(self.device_name)
+        super().__init__(seed)
+
+    def asarray(self, data, dtype=None):
+        if isinstance(data, self.array_type):
+            if dtype is None or data.dtype == dtype:
+                return data
+            return self.xp.astype(data, dtype)
+        host = numpy.asarray(data, dtype=None if dtype is None else dtype_name(dtype))
+        return self.xp.asarray(host, device=self.strict_device)
+
+    def to_numpy(self, array):
+        # The one sanctioned way off the "device": strict arrays keep a NumPy array inside.
+        return numpy.array(array._array)
+
+    def constant(self, value, like):
+        return self.xp.asarray(value, dtype=like.dtype, device=like.device)
+
+    def zeros(self, shape, like):
+        return self.xp.zeros(shape, dtype=like.dtype, device=like.device)
+
+    def copy(self, array):
+        return self.xp.asarray(array, copy=True)
+
+    def scatter_add(self, target, index, values):
+        if isinstance(index, tuple):
+            index = tuple(i._array if isinstance(i, self.array_type) else i for i in index)
+        elif isinstance(index, self.array_type):
+            index = index._array
+        numpy.add.at(target._array, index, values._array)
+
+
+class _StrictFloat32Backend(_StrictBackend):
+    """array-api-strict's ``no_float64`` device: any float64 array is an error."""
+
+    name = "strict-float32"
+    device_name = "no_float64"
+
+
+_FACTORIES = {"numpy": _NumpyBackend, "cupy": _CupyBackend, "strict": _StrictBackend,
+              "strict-float32": _StrictFloat32Backend}
+
+# ----------------------------------------------------------------------------------------------------
+# Global state: the current backend, the default dtype, and a registry of the backends in use.
+# ----------------------------------------------------------------------------------------------------
+
+_seed = None
+_instances = {}          # name -> _Backend, created on first use
+_by_array_type = {}      # array class -> _Backend (which backend owns an array)
+_current = None
+_default_dtype = "float32"
+
+
+def _instance(name):
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name not in _instances:
+        backend = _FACTORIES[name](_seed)
+        _instances[name] = backend
+        # Both strict backends share one array class; the plain one answers for it.
+        _by_array_type.setdefault(backend.array_type, backend)
+    return _instances[name]
+
+
+def set_backend(name):
+    """Make ``name`` ("numpy", "cupy", "strict" or "strict-float32") the backend for new tensors.
+
+    Tensors that exist keep their data where it is; move them with ``Tensor.to`` or ``Module.to``.
+    Raises :class:`BackendError` (saying what to install) when the backend cannot be used here.
+    """
+    global _current
+    _current = _instance(name)
+
+
+def get_backend():
+    """The name of the current backend."""
+    return _current.name
+
+
+@contextlib.contextmanager
+def using_backend(name):
+    """``with using_backend("cupy"): ...`` switches the backend for the block, then switches back."""
+    global _current
+    previous = _current
+    set_backend(name)
+    try:
+        yield
+    finally:
+        _current = previous
+
+
+def available_backends():
+    """The backends that can be used on this machine (tries each one)."""
+    names = []
+    for name in BACKENDS:
+        try:
+            _instance(name)
+        except BackendError:
+            continue
+        names.append(name)
+    return names
+
+
+def set_default_dtype(dtype):
+    """Set the floating dtype of new tensors made from Python numbers: "float32" (default) or "float64"."""
+    global _default_dtype
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = name.rsplit(".", 1)[-1]
+    if name not in ("float32", "float64"):
+        raise ValueError(f"default dtype must be 'float32' or 'float64', not {dtype!r}")
+    _default_dtype = name
+
+
+def get_default_dtype():
+    """The name of the default floating dtype ("float32" or "float64")."""
+    return _default_dtype
+
+
+def manual_seed(seed):
+    """Seed the random generator of every backend (those in use now and those created later)."""
+    global _seed
+    _seed = int(seed)
+    for backend in _instances.values():
+        backend.reseed(_seed)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers the rest of minigen uses (internal API).
+# ----------------------------------------------------------------------------------------------------
+
+def current():
+    """The current backend object."""
+    return _current
+
+
+def of(array):
+    """The backend that owns ``array``, or None when it is not an array of any backend in use."""
+    return _by_array_type.get(type(array))
+
+
+def namespace(array):
+    """The array namespace (``xp``) for ``array``."""
+    return _by_array_type[type(array)].xp
+
+
+def is_array(obj):
+    return type(obj) in _by_array_type
+
+
+def ensure_array(obj):
+    """NumPy returns NumPy scalars from operations on 0-d arrays; turn those back into 0-d arrays."""
+    if type(obj) in _by_array_type:
+        return obj
+    if isinstance(obj, numpy.generic):
+        return numpy.asarray(obj)
+    raise TypeError(f"expected an array of a backend, got {type(obj).__name__}")
+
+
+def is_host_array(obj):
+    """True for NumPy arrays and NumPy scalars: host data that must be converted before use."""
+    return isinstance(obj, (numpy.ndarray, numpy.generic))
+
+
+def default_dtype(array_backend=None):
+    """The default floating dtype as a dtype object of ``array_backend`` (the current one by default)."""
+    return (array_backend or _current).dtype(_default_dtype)
+
+
+def dtype_name(dtype):
+    """'float32', 'int64', 'bool'... for a dtype of any backend."""
+    name = getattr(dtype, "name", None)
+    if name is None:  # array_api_strict dtypes
+        name = str(dtype).rsplit(".", 1)[-1]
+    return name
+
+
+def host_dtype_name(data):
+    """The dtype a tensor made from host data gets: NumPy arrays keep theirs; Python floats get the
+    default dtype, ints int64, bools bool.  Anything that is not numbers raises TypeError."""
+    if isinstance(data, (numpy.ndarray, numpy.generic)):
+        kind = data.dtype.kind
+        name = data.dtype.name
+    else:
+        if isinstance(data, (str, bytes)) or data is None:
+            raise TypeError(f"Tensor: data must be numbers or an array, not {type(data).__name__}")
+        try:
+            probe = numpy.asarray(data)
+        except (ValueError, TypeError) as err:
+            raise TypeError(f"Tensor: cannot make a tensor from this {type(data).__name__}: {err}") from None
+        kind = probe.dtype.kind
+        name = {"b": "bool", "i": "int64", "u": "int64", "f": _default_dtype}.get(kind, "")
+    if kind not in "biuf" or not name:
+        raise TypeError(f"Tensor: data must be numbers, got {type(data).__name__} of dtype "
+                        f"{numpy.asarray(data).dtype}")
+    return name
+
+
+def is_floating(dtype):
+    return dtype_name(dtype) in ("float16", "float32", "float64")
+
+
+def seeded_normal(shape, seed):
+    """Standard normal numbers on the host from their own generator (leaves the global one alone)."""
+    return numpy.random.default_rng(seed).standard_normal(shape)
+
+
+def to_backend(array, name):
+    """Copy ``array`` to the backend called ``name`` (through the host)."""
+    target = _instance(name)
+    source = of(array)
+    if source is target:
+        return array
+    return target.asarray(source.to_numpy(array) if source is not None else array)
+
+
+set_backend(os.environ.get("MINIGEN_BACKEND", "numpy") or "numpy")

@@ -1,0 +1,70 @@
+"""Shared test settings: hypothesis profiles and the backends every backend-dependent test runs on.
+
+Profiles (choose with HYPOTHESIS_PROFILE=...; CI uses "ci"):
+  ci        derandomized (the same examples every run), no deadline, 20 examples per property
+  dev       random examples, 30 per property (the default outside CI)
+  thorough  300 examples per property, for a change to the engine's core
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import minigen as mg
+from minigen import backend as B
+
+# The backend fixtures only select a backend: nothing in them needs resetting between examples.
+_common = dict(deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+settings.register_profile("ci", derandomize=True, max_examples=20, print_blob=True, **_common)
+settings.register_profile("dev", max_examples=30, **_common)
+settings.register_profile("thorough", max_examples=300, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def _gpu_available():
+    try:
+        B._instance("cupy")
+    except B.BackendError as err:
+        return str(err)
+    return None
+
+
+_NO_GPU = _gpu_available()
+
+# Every backend-dependent test runs on NumPy, on array-api-strict (which fails where CuPy would), and on
+# CuPy when this machine has a usable GPU.
+BACKENDS = [
+    "numpy",
+    "strict",
+    pytest.param("cupy", marks=pytest.mark.skipif(_NO_GPU is not None, reason=f"no GPU: {_NO_GPU}")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The name of the backend under test, made current for the test (float64 by default)."""
+    with mg.using_backend(request.param):
+        previous = mg.get_default_dtype()
+        mg.set_default_dtype("float64")
+        mg.manual_seed(0)
+        try:
+            yield request.param
+        finally:
+            mg.set_default_dtype(previous)
+
+
+@pytest.fixture(params=["numpy", "strict-float32",
+                        pytest.param("cupy", marks=pytest.mark.skipif(
+                            _NO_GPU is not None, reason=f"no GPU: {_NO_GPU}"))])
+def backend32(request):
+    """A backend for float32 runs; "strict-float32" refuses any float64 array (silent promotions)."""
+    with mg.using_backend(request.param):
+        previous = mg.get_default_dtype()
+        mg.set_default_dtype("float32")
+        mg.manual_seed(0)
+        try:
+            yield request.param
+        finally:
+            mg.set_default_dtype(previous)
