@@ -24,6 +24,7 @@ backward of indexing, moving data between host and device) are provided here, pe
 
 import contextlib
 import os
+import tempfile
 
 import numpy
 
@@ -70,6 +71,10 @@ class _Backend:
     def zeros(self, shape, like):
         """Zeros of ``shape`` with ``like``'s dtype, on ``like``'s device."""
         return self.xp.zeros(shape, dtype=like.dtype)
+
+    def full(self, shape, value, dtype):
+        """An array of ``shape`` filled with ``value`` on this backend's device."""
+        return self.xp.full(shape, value, dtype=dtype)
 
     def copy(self, array):
         return array.copy()
@@ -236,6 +241,9 @@ class _StrictBackend(_Backend):
 
     def zeros(self, shape, like):
         return self.xp.zeros(shape, dtype=like.dtype, device=like.device)
+
+    def full(self, shape, value, dtype):
+        return self.xp.full(shape, value, dtype=dtype, device=self.strict_device)
 
     def copy(self, array):
         return self.xp.asarray(array, copy=True)
@@ -432,3 +440,40 @@ def to_backend(array, name):
 
 
 set_backend(os.environ.get("MINIGEN_BACKEND", "numpy") or "numpy")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Files: arrays to and from .npz, safely.
+# ----------------------------------------------------------------------------------------------------
+
+def save_arrays(path, arrays):
+    """Write ``{name: array}`` to ``path`` as .npz, atomically: a temporary file in the same folder,
+    then a rename, so a crash mid-write never leaves a half-written file where a good one was."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    host = {}
+    for name, array in arrays.items():
+        owner = of(array)
+        host[name] = owner.to_numpy(array) if owner is not None else numpy.asarray(array)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            numpy.savez(f, **host)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_arrays(path):
+    """Read a .npz written by :func:`save_arrays` into ``{name: NumPy array}``.
+
+    Pickled objects are refused (``allow_pickle=False``): loading a file from a stranger cannot run code.
+    """
+    try:
+        with numpy.load(os.fspath(path), allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except ValueError as err:
+        raise ValueError(f"{path}: not a minigen checkpoint of plain arrays ({err})") from None

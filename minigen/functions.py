@@ -18,7 +18,7 @@ __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "abs", "tanh",
     "sigmoid", "relu", "leaky_relu", "softplus", "sum", "mean", "max", "logsumexp", "reshape",
     "transpose", "broadcast_to", "sum_to", "getitem", "maximum", "where", "concatenate", "stack",
-    "clip", "zeros_like", "ones_like", "compare", "astype", "to_device",
+    "clip", "compare", "astype", "to_device",
 ]
 
 
@@ -692,16 +692,8 @@ def astype(x, dtype):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Constants (no gradient)
+# Comparisons (no gradient)
 # ----------------------------------------------------------------------------------------------------
-
-def zeros_like(x):
-    return _constant(_xp(x.data).zeros_like(x.data))
-
-
-def ones_like(x):
-    return _constant(_xp(x.data).ones_like(x.data))
-
 
 def compare(a, b, op):
     """Elementwise comparison (``op`` is "less", "equal"...) giving a boolean constant tensor."""
