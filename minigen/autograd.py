@@ -61,10 +61,12 @@ def _to_array(data, dtype):
     if isinstance(data, Tensor):
         data = data.data
     owner = B.of(data)
-    if owner is not None:  # already an array of a backend: used as is, cast only if asked
+    if owner is not None and owner.device != "cpu":  # device arrays stay where they are
         if dtype is not None and B.dtype_name(data.dtype) != B.dtype_name(dtype):
             data = owner.xp.astype(data, owner.dtype(B.dtype_name(dtype)))
         return data
+    # Host data (numbers, lists, NumPy arrays) goes to the current backend; a NumPy array of the
+    # right dtype on the NumPy backend is used without a copy.
     owner = B.current()
     name = B.dtype_name(dtype) if dtype is not None else B.host_dtype_name(data)
     return owner.asarray(data, dtype=owner.dtype(name))
@@ -75,9 +77,9 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False, dtype=None)``
 
-    * ``data`` may be a Python number or (nested) list, a NumPy array, or an array of a backend.  An array
-      of a backend (NumPy, CuPy) is used as is, without a copy, when its dtype is right; host data (lists,
-      numbers, NumPy arrays when the backend is CuPy) goes to the current backend.
+    * ``data`` may be a Python number or (nested) list, a NumPy array, or a device array.  Host data
+      (numbers, lists, NumPy arrays) goes to the current backend - without a copy when that is NumPy and
+      the dtype is right; a device array (CuPy) stays on its device, also without a copy.
     * Python floats get the default dtype (``mg.set_default_dtype``; float32 unless changed), Python ints
       int64, Python bools bool.  Integer and boolean tensors are constants: they cannot require gradients.
     * ``t.grad`` is None until a backward pass reaches ``t``; gradients then *accumulate* (``+=``) over

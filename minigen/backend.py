@@ -48,6 +48,7 @@ class _Backend:
     name = "?"
     device = "?"          # what Tensor.device reports for arrays of this backend
     array_type = None     # the class of this backend's arrays
+    shares_array_type = False
 
     def __init__(self, seed=None):
         self.reseed(seed)
@@ -211,6 +212,7 @@ class _StrictBackend(_Backend):
     name = "strict"
     device = "strict"
     device_name = "device1"
+    shares_array_type = True  # with strict-float32: the same class on another device
 
     def __init__(self, seed=None):
         try:
@@ -361,7 +363,13 @@ def current():
 
 def of(array):
     """The backend that owns ``array``, or None when it is not an array of any backend in use."""
-    return _by_array_type.get(type(array))
+    owner = _by_array_type.get(type(array))
+    if owner is not None and owner.shares_array_type:  # the two strict backends: tell them by device
+        for name in ("strict", "strict-float32"):
+            candidate = _instances.get(name)
+            if candidate is not None and candidate.strict_device == array.device:
+                return candidate
+    return owner
 
 
 def namespace(array):

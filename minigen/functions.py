@@ -574,7 +574,10 @@ class GetItem(Function):
         self.index = index
 
     def forward(self, x):
-        return x[self.index]
+        index = self.index
+        if B.is_array(index) and index.ndim == 1 and B.dtype_name(index.dtype) != "bool":
+            return _xp(x).take(x, index, axis=0)  # rows by number: the array API's own form
+        return x[index]
 
     def backward(self, gy):
         return GetItemGrad(self.index, self.inputs[0].shape)(gy)
@@ -590,8 +593,9 @@ class GetItemGrad(Function):
         out = B.of(g).zeros(self.shape, like=g)
         if _has_array(self.index):
             B.of(g).scatter_add(out, self.index, g)
-        else:  # slices and integers never select an element twice
-            out[self.index] = g
+        else:  # slices and integers never select an element twice: plain assignment
+            index = tuple(p for p in self.index if p is not None)  # new axes hold no elements of x
+            out[index] = _xp(g).reshape(g, out[index].shape)
         return out
 
     def backward(self, ggx):
@@ -612,8 +616,18 @@ def _index_to_backend(index, like):
     return tuple(convert(p) for p in index) if isinstance(index, tuple) else convert(index)
 
 
+def _complete_index(index):
+    """Basic indices get a trailing ``...`` so that they name every axis (the array API asks for it)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if builtins.any(B.is_array(p) for p in parts):
+        return index
+    if not builtins.any(p is Ellipsis for p in parts):
+        parts = parts + (Ellipsis,)
+    return parts
+
+
 def getitem(x, index):
-    return GetItem(_index_to_backend(index, x))(x)
+    return GetItem(_complete_index(_index_to_backend(index, x)))(x)
 
 
 class Concatenate(Function):
