@@ -485,7 +485,7 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             f = tensor.creator
             if f is None:
                 if wanted is None:
-                    tensor.grad = g if tensor.grad is None else tensor.grad + g
+                    tensor.grad = _accumulate(tensor.grad, g, create_graph)
                 continue
             for x, gx in zip(f.inputs, f._input_grads(g)):
                 if gx is None or not x.requires_grad:
@@ -495,6 +495,17 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             if not retain_graph:
                 f._release()
     return found
+
+
+def _accumulate(old, g, create_graph):
+    """The new ``.grad`` of a leaf.  A gradient may be shared with another tensor (``a + b`` hands the
+    same one to both) or be a read-only broadcast view, so a leaf gets its own copy, which the user and
+    the optimizers may then change in place.  With ``create_graph`` it stays in the graph instead."""
+    if old is not None:
+        return old + g
+    if create_graph:
+        return g
+    return Tensor._wrap(B.of(g.data).copy(g.data))
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None):

@@ -243,7 +243,7 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y).
+    """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y) = sigmoid(x) sigmoid(-x).
 
     Computed without overflow for any x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0 and
     y = e / (1 + e) for x < 0 (the same number, written so that exp never sees a large argument).
@@ -255,8 +255,8 @@ class Sigmoid(Function):
         return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
     def backward(self, gy):
-        y = self.output
-        return gy * y * (1.0 - y)
+        # 1 - y written as sigmoid(-x): exact even where y rounds to 1 (x > 37 in float64)
+        return gy * self.output * sigmoid(-self.inputs[0])
 
 
 class ReLU(Function):

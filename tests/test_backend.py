@@ -1,0 +1,116 @@
+"""Backend switching, seeding, dtypes, scatter-add, and what the strict backend refuses."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigen as mg
+from minigen import backend as B
+
+
+def test_set_get_and_temporary_switch():
+    assert mg.get_backend() == "numpy"
+    with mg.using_backend("strict"):
+        assert mg.get_backend() == "strict"
+        assert mg.zeros(2).device == "strict"
+    assert mg.get_backend() == "numpy"
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        mg.set_backend("tpu")
+
+
+def test_environment_variable_selects_the_backend():
+    code = "import minigen as mg; print(mg.get_backend(), mg.zeros(1).device)"
+    env = dict(os.environ, MINIGEN_BACKEND="strict")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["strict", "strict"], out.stderr
+
+
+def test_cupy_without_a_gpu_says_what_is_missing_and_how_to_fix_it():
+    try:
+        B._instance("cupy")
+    except B.BackendError as err:
+        message = str(err)
+        assert "minigen[cuda12]" in message
+        assert ("not installed" in message) or ("no CUDA device" in message)
+    else:
+        pytest.skip("a GPU is usable here")
+
+
+def test_default_dtype():
+    assert mg.get_default_dtype() == "float32"
+    try:
+        mg.set_default_dtype("float64")
+        assert mg.Tensor(1.5).dtype == np.float64 and mg.randn(2).dtype == np.float64
+    finally:
+        mg.set_default_dtype("float32")
+    assert mg.randn(2).dtype == np.float32
+    with pytest.raises(ValueError, match="float32"):
+        mg.set_default_dtype("int8")
+
+
+def test_manual_seed_makes_every_backend_reproducible(backend):
+    mg.manual_seed(123)
+    a = mg.randn(5).numpy()
+    b = mg.rand(5).numpy()
+    mg.manual_seed(123)
+    np.testing.assert_array_equal(mg.randn(5).numpy(), a)
+    np.testing.assert_array_equal(mg.rand(5).numpy(), b)
+    assert not np.array_equal(mg.randn(5).numpy(), a)
+
+
+def test_randomness_never_touches_numpys_global_generator():
+    np.random.seed(7)
+    expected = np.random.rand()
+    np.random.seed(7)
+    mg.manual_seed(0)
+    mg.randn(100), mg.rand(100)
+    assert np.random.rand() == expected
+
+
+def test_random_numbers_have_the_right_distribution(backend):
+    mg.manual_seed(0)
+    n = 100_000
+    z = mg.randn(n).numpy()
+    u = mg.rand(n).numpy()
+    assert abs(z.mean()) < 4 / np.sqrt(n) and abs(z.std() - 1) < 0.01
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 4 * np.sqrt(1 / 12 / n)
+
+
+def test_scatter_add_adds_repeated_indices(backend):
+    x = mg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x[[0, 2, 2, 2]]
+    (y * mg.Tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 0.0, 1110.0])
+
+
+def test_strict_backend_refuses_numpy_arrays_inside_ops():
+    with mg.using_backend("strict"):
+        x = mg.Tensor([1.0, 2.0])
+        with pytest.raises(TypeError):
+            x.data * np.float64(2.0)               # a NumPy scalar mixed into a device array
+        with pytest.raises(TypeError):
+            x.data + np.ones(2)                    # a NumPy array mixed into a device array
+        with pytest.raises(RuntimeError):
+            np.asarray(x.data)                     # an implicit copy to the host
+        assert not hasattr(x.data, "sum")          # NumPy-only methods are not there
+
+
+def test_strict_float32_refuses_float64():
+    with mg.using_backend("strict-float32"):
+        with pytest.raises(ValueError, match="float64"):
+            mg.Tensor([1.0], dtype="float64")
+
+
+def test_save_and_load_arrays_atomically_without_pickles(tmp_path):
+    path = tmp_path / "sub" / "arrays.npz"
+    B.save_arrays(path, {"w": np.arange(6.0).reshape(2, 3), "b": mg.zeros(3).data})
+    loaded = B.load_arrays(path)
+    np.testing.assert_array_equal(loaded["w"], np.arange(6.0).reshape(2, 3))
+    assert [p.name for p in path.parent.iterdir()] == ["arrays.npz"]   # no temporary left over
+    bad = tmp_path / "pickled.npz"
+    np.savez(bad, obj=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(ValueError, match="pickled.npz"):
+        B.load_arrays(bad)
