@@ -15,7 +15,7 @@ from . import backend as B
 from .autograd import Function, Tensor, as_tensor
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "abs", "tanh",
+    "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "sin", "cos", "abs", "tanh",
     "sigmoid", "relu", "leaky_relu", "softplus", "sum", "mean", "max", "logsumexp", "reshape",
     "transpose", "broadcast_to", "sum_to", "getitem", "maximum", "where", "concatenate", "stack",
     "clip", "compare", "astype", "to_device",
@@ -220,6 +220,26 @@ class Sqrt(Function):
         return gy / (2.0 * self.output)
 
 
+class Sin(Function):
+    """y = sin(x);  dy/dx = cos(x)."""
+
+    def forward(self, x):
+        return _xp(x).sin(x)
+
+    def backward(self, gy):
+        return gy * cos(self.inputs[0])
+
+
+class Cos(Function):
+    """y = cos(x);  dy/dx = -sin(x)."""
+
+    def forward(self, x):
+        return _xp(x).cos(x)
+
+    def backward(self, gy):
+        return -gy * sin(self.inputs[0])
+
+
 class Abs(Function):
     """y = |x|;  dy/dx = sign(x)  (0 at x = 0)."""
 
@@ -347,6 +367,8 @@ class Where(Function):
 def exp(x): return Exp()(x)
 def log(x): return Log()(x)
 def sqrt(x): return Sqrt()(x)
+def sin(x): return Sin()(x)
+def cos(x): return Cos()(x)
 def abs(x): return Abs()(x)
 def tanh(x): return Tanh()(x)
 def sigmoid(x): return Sigmoid()(x)

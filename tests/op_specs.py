@@ -203,6 +203,8 @@ SPECS = [
     OpSpec("exp", mg.exp, np.exp, _unary(grid(-3, 3)), second_order=True),
     OpSpec("log", mg.log, np.log, _unary(grid(0.25, 5)), second_order=True),
     OpSpec("sqrt", mg.sqrt, np.sqrt, _unary(grid(0.25, 5)), second_order=True),
+    OpSpec("sin", mg.sin, np.sin, _unary(grid(-4, 4)), second_order=True),
+    OpSpec("cos", mg.cos, np.cos, _unary(grid(-4, 4)), second_order=True),
     OpSpec("tanh", mg.tanh, np.tanh, _unary(grid(-3, 3)), second_order=True),
     OpSpec("sigmoid", mg.sigmoid, lambda x: 1 / (1 + np.exp(-x)), _unary(grid(-6, 6)),
            second_order=True),

@@ -1,0 +1,84 @@
+"""How much does recording an op cost, compared with the raw array call?
+
+For each op and array size, times the raw NumPy (or CuPy) expression, the same op on minigen tensors
+without a graph (no_grad) and with one being recorded (requires_grad=True), and reports the ratios.
+The ratio tends to 1 as arrays grow: the overhead is a fixed cost per op (Python bookkeeping), which
+is what this script makes visible.
+
+    python benchmarks/op_overhead.py [--backend numpy|cupy] [--repeat 2000]
+"""
+
+import argparse
+import timeit
+
+import minigen as mg
+from minigen import backend as B
+
+
+def _sync(backend):
+    if backend == "cupy":
+        B.current().cupy.cuda.Device().synchronize()
+
+
+def _time(fn, repeat, backend):
+    fn()  # warm up
+    _sync(backend)
+    best = min(timeit.repeat(fn, number=repeat, repeat=5))
+    _sync(backend)
+    return best / repeat * 1e6  # microseconds per call
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args(argv)
+    mg.set_backend(args.backend)
+    xp = B.current().xp
+    mg.manual_seed(0)
+
+    print(f"backend: {args.backend}; microseconds per call (best of 5 x {args.repeat})")
+    print(f"{'op':<10} {'size':>9} {'raw':>9} {'no_grad':>9} {'recorded':>9} "
+          f"{'no_grad/raw':>12} {'recorded/raw':>13}")
+    for n in (16, 128, 1024):
+        a, b = mg.randn(n, n), mg.randn(n, n)
+        ra, rb = a.data, b.data
+        ga, gb = mg.Tensor(ra, requires_grad=True), mg.Tensor(rb, requires_grad=True)
+        cases = [
+            ("add", lambda: ra + rb, lambda: a + b, lambda: ga + gb),
+            ("mul", lambda: ra * rb, lambda: a * b, lambda: ga * gb),
+            ("tanh", lambda: xp.tanh(ra), lambda: mg.tanh(a), lambda: mg.tanh(ga)),
+            ("matmul", lambda: ra @ rb, lambda: a @ b, lambda: ga @ gb),
+            ("sum", lambda: xp.sum(ra, axis=0), lambda: a.sum(axis=0), lambda: ga.sum(axis=0)),
+        ]
+        repeat = max(args.repeat // (n // 16) ** 2, 5)
+        for name, raw, plain, recorded in cases:
+            t_raw = _time(raw, repeat, args.backend)
+            with mg.no_grad():
+                t_plain = _time(plain, repeat, args.backend)
+            t_rec = _time(recorded, repeat, args.backend)
+            print(f"{name:<10} {f'{n}x{n}':>9} {t_raw:>9.2f} {t_plain:>9.2f} {t_rec:>9.2f} "
+                  f"{t_plain / t_raw:>12.2f} {t_rec / t_raw:>13.2f}")
+
+    # forward + backward of a small MLP layer against the same computation written by hand
+    x_raw, w_raw = mg.randn(128, 256).data, mg.randn(256, 128).data
+    x, w = mg.Tensor(x_raw), mg.Tensor(w_raw, requires_grad=True)
+
+    def by_hand():
+        h = xp.tanh(x_raw @ w_raw)
+        gh = 1.0 - h * h            # d sum(tanh(xw)) / d(xw)
+        return x_raw.T @ gh
+
+    def with_autograd():
+        w.grad = None
+        mg.tanh(x @ w).sum().backward()
+        return w.grad
+
+    t_hand = _time(by_hand, args.repeat // 10, args.backend)
+    t_auto = _time(with_autograd, args.repeat // 10, args.backend)
+    print(f"\nsum(tanh(x @ w)) forward+backward, x 128x256, w 256x128: by hand {t_hand:.1f} us, "
+          f"autograd {t_auto:.1f} us, ratio {t_auto / t_hand:.2f}")
+
+
+if __name__ == "__main__":
+    main()
