@@ -18,6 +18,8 @@ from .functions import (abs, astype, broadcast_to, clip, concatenate, cos, exp, 
                         sqrt, stack, sum, sum_to, tanh, transpose, where)
 from .creation import full, ones, ones_like, rand, randn, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import nn, losses, distributions, optim
+from .distributions import reparameterize
 
 __version__ = "0.1.0"
 
@@ -35,4 +37,6 @@ __all__ = [
     "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
     # gradient checking
     "GradcheckError", "gradcheck", "gradgradcheck",
+    # layers, losses, distributions, optimizers
+    "nn", "losses", "distributions", "optim", "reparameterize",
 ]

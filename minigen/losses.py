@@ -1,0 +1,186 @@
+"""Loss functions: elementwise terms, then a reduction.
+
+Every loss computes one term per element and reduces them as PyTorch does:
+
+    reduction="mean"   the mean over *all* elements (the default)
+    reduction="sum"    the sum over all elements
+    reduction="none"   the terms themselves, in the prediction's shape
+
+(A VAE's ELBO sums over the features of one example and averages over the batch: use
+``reduction="none"`` and ``.sum(axis=1).mean()``, or ``"sum"`` divided by the batch size.)
+
+The prediction and the target must have the same shape (a ValueError names the loss and both shapes);
+a Python number as target stands for a constant of that value everywhere (``bce_with_logits(d, 1.0)``).
+
+``bce_with_logits`` and ``gaussian_kl`` are single fused ops with their closed-form derivatives: one graph
+node each, and numerically stable for any input.
+"""
+
+import math
+
+from . import backend as B
+from .autograd import Function, Tensor
+from .functions import clip, exp, log, sigmoid
+from .nn._arrays import tensor_like
+
+__all__ = ["bce", "bce_with_logits", "mse", "gaussian_nll", "gaussian_kl", "BCEWithLogits",
+           "GaussianKL", "REDUCTIONS"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction, who):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+
+
+def _reduce(terms, reduction):
+    if reduction == "mean":
+        return terms.mean()
+    if reduction == "sum":
+        return terms.sum()
+    return terms
+
+
+def _pair(pred, target, who, names=("prediction", "target")):
+    """``pred`` and ``target`` as Tensors of one dtype and one shape (or a Python-number target)."""
+    if not isinstance(pred, Tensor):
+        pred = Tensor(pred)
+    scalar = isinstance(target, (int, float)) and not isinstance(target, bool)
+    target = tensor_like(target, pred)
+    if not scalar and target.shape != pred.shape:
+        raise ValueError(f"{who}: {names[0]} has shape {pred.shape} but {names[1]} has shape "
+                         f"{target.shape}; they must be equal")
+    if B.dtype_name(target.dtype) != B.dtype_name(pred.dtype):
+        raise TypeError(f"{who}: {names[0]} is {B.dtype_name(pred.dtype)} but {names[1]} is "
+                        f"{B.dtype_name(target.dtype)}; convert one with .astype(...)")
+    return pred, target
+
+
+# ----------------------------------------------------------------------------------------------------
+# Binary cross-entropy
+# ----------------------------------------------------------------------------------------------------
+
+class BCEWithLogits(Function):
+    """Binary cross-entropy of the logit x (probability sigmoid(x)) against the target t in [0, 1]:
+
+        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]
+                = max(x, 0) - x t + log1p(exp(-|x|))        (exp only sees -|x| <= 0: no overflow)
+
+        dl/dx = sigmoid(x) - t,      dl/dt = -x
+
+    The derivative is exact and bounded, so logits of +-1e3 give finite values and gradients.
+    """
+
+    name = "bce_with_logits"
+
+    def forward(self, x, t):
+        xp = B.namespace(x)
+        return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy):
+        x, t = self.inputs
+        gx = (sigmoid(x) - t) * gy if x.requires_grad else None
+        gt = -x * gy if t.requires_grad else None
+        return gx, gt
+
+
+def bce_with_logits(logits, target, reduction="mean"):
+    """Binary cross-entropy from logits (the stable way: prefer it to ``bce(sigmoid(x), t)``)."""
+    _check_reduction(reduction, "bce_with_logits")
+    logits, target = _pair(logits, target, "bce_with_logits", ("logits", "target"))
+    return _reduce(BCEWithLogits()(logits, target), reduction)
+
+
+def bce(probs, target, reduction="mean", eps=1e-7):
+    """Binary cross-entropy of probabilities: -[t log p + (1 - t) log(1 - p)].
+
+    ``probs`` is clamped to [eps, 1 - eps] first (eps = 1e-7, as Keras), so p = 0 or 1 gives a large
+    finite loss instead of infinity; where the clamp acts, the gradient is zero.  (PyTorch instead
+    clamps each log at -100.)  A sigmoid followed by ``bce`` loses precision for large logits: when you
+    have the logits, use :func:`bce_with_logits`.
+    """
+    _check_reduction(reduction, "bce")
+    probs, target = _pair(probs, target, "bce", ("probs", "target"))
+    p = clip(probs, eps, 1.0 - eps)
+    terms = -(target * log(p) + (1.0 - target) * log(1.0 - p))
+    return _reduce(terms, reduction)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Squared error and the Gaussian negative log-likelihood
+# ----------------------------------------------------------------------------------------------------
+
+def mse(pred, target, reduction="mean"):
+    """Squared error (pred - target)^2 per element (mean squared error with the default reduction)."""
+    _check_reduction(reduction, "mse")
+    pred, target = _pair(pred, target, "mse")
+    diff = pred - target
+    return _reduce(diff * diff, reduction)
+
+
+def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
+    """The negative log-density of ``target`` under N(mean, exp(log_var)), per element:
+
+        0.5 * (log(2 pi) + log_var + (target - mean)^2 / exp(log_var))
+
+    This is the complete negative log-likelihood (the constant included), so the sum over a VAE
+    decoder's outputs is a true -log p(x | z).  ``log_var`` is a Tensor that broadcasts to ``mean``'s
+    shape (per element, or one learned value per feature) or a Python number (0.0: unit variance).
+    (PyTorch's ``GaussianNLLLoss`` takes the variance itself and leaves out the constant by default.)
+    """
+    _check_reduction(reduction, "gaussian_nll")
+    mean, target = _pair(mean, target, "gaussian_nll", ("mean", "target"))
+    if isinstance(log_var, Tensor):
+        if not _broadcasts_to(log_var.shape, mean.shape):
+            raise ValueError(f"gaussian_nll: log_var has shape {log_var.shape}, which does not "
+                             f"broadcast to the mean's shape {mean.shape}")
+        inv_var = exp(-log_var)
+    else:
+        log_var = float(log_var)
+        inv_var = math.exp(-log_var)
+    diff = target - mean
+    terms = 0.5 * (math.log(2.0 * math.pi) + log_var + diff * diff * inv_var)
+    return _reduce(terms, reduction)
+
+
+def _broadcasts_to(shape, target):
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# KL divergence of a diagonal Gaussian from the standard normal
+# ----------------------------------------------------------------------------------------------------
+
+class GaussianKL(Function):
+    """KL(N(mu, sigma^2) || N(0, 1)) per element, with sigma^2 = exp(log_var) (Kingma & Welling, 2013):
+
+        kl = 0.5 * (mu^2 + exp(log_var) - 1 - log_var)
+
+        d kl / d mu      = mu
+        d kl / d log_var = 0.5 * (exp(log_var) - 1)
+    """
+
+    name = "gaussian_kl"
+
+    def forward(self, mu, log_var):
+        xp = B.namespace(mu)
+        return 0.5 * (mu * mu + xp.exp(log_var) - 1.0 - log_var)
+
+    def backward(self, gy):
+        mu, log_var = self.inputs
+        gmu = mu * gy if mu.requires_grad else None
+        glv = 0.5 * (exp(log_var) - 1.0) * gy if log_var.requires_grad else None
+        return gmu, glv
+
+
+def gaussian_kl(mu, log_var, reduction="mean"):
+    """KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser), as one fused op.
+
+    Note the variance is exp(log_var), so the standard deviation is exp(0.5 * log_var).
+    """
+    _check_reduction(reduction, "gaussian_kl")
+    mu, log_var = _pair(mu, log_var, "gaussian_kl", ("mu", "log_var"))
+    return _reduce(GaussianKL()(mu, log_var), reduction)

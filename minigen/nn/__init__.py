@@ -1,0 +1,17 @@
+"""minigen.nn: layers and the Module container.
+
+    model = mg.nn.Sequential(
+        mg.nn.Dense(2, 64, activation="relu"),
+        mg.nn.Dense(64, 1),
+    )
+    logits = model(x)
+    model.save("model.npz"); model.load("model.npz")
+"""
+
+from . import init
+from .layers import (ACTIVATIONS, BatchNorm1d, Dense, DenseFunction, Dropout, LeakyReLU, ReLU,
+                     Sequential, Sigmoid, Softplus, Tanh, dense)
+from .module import Module, Parameter
+
+__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU", "LeakyReLU",
+           "Sigmoid", "Tanh", "Softplus", "Dropout", "BatchNorm1d", "ACTIVATIONS", "init"]
