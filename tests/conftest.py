@@ -27,7 +27,7 @@ def _gpu_available():
     try:
         B._instance("cupy")
     except B.BackendError as err:
-        return str(err)
+        return str(err).split(" (")[0].split(". ")[0]  # the first clause: why, not the whole advice
     return None
 
 
