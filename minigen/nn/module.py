@@ -96,18 +96,23 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # --- walking the tree ---------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self):
         """(dotted name, module) for this module ("") and every sub-module, parents first."""
+        for prefix, module in self._prefixed_modules():
+            yield prefix[:-1], module
+
+    def _prefixed_modules(self, prefix=""):
+        """(prefix, module) pairs, the prefix ready to put in front of a name: "", "encoder.0."..."""
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(prefix + name + ".")
+            yield from child._prefixed_modules(prefix + name + ".")
 
     def modules(self):
         return [m for _, m in self.named_modules()]
 
     def _named_tensors(self):
         """(dotted name, tensor) for every parameter and buffer, in state_dict order."""
-        for prefix, module in self.named_modules():
+        for prefix, module in self._prefixed_modules():
             for name, p in module._parameters.items():
                 yield prefix + name, p
             for name, b in module._buffers.items():
@@ -118,7 +123,7 @@ class Module:
         bias), then each sub-module's; ``Sequential`` children are named "0", "1"...  A parameter shared
         by two modules is listed once."""
         seen = set()
-        for prefix, module in self.named_modules():
+        for prefix, module in self._prefixed_modules():
             for name, p in module._parameters.items():
                 if id(p) not in seen:
                     seen.add(id(p))
@@ -129,7 +134,7 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self):
-        for prefix, module in self.named_modules():
+        for prefix, module in self._prefixed_modules():
             for name, b in module._buffers.items():
                 yield prefix + name, b
 
