@@ -168,7 +168,7 @@ class SGD(Optimizer):
         if self.momentum != 0.0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = B.of(g).copy(g)
+                buf = state["momentum_buffer"] = B.ensure_array(B.of(p.data).copy(g))
             else:
                 buf *= self.momentum
                 buf += (1.0 - self.dampening) * g

@@ -136,6 +136,16 @@ def test_updates_are_in_place_and_gradients_are_only_read(backend, make):
     assert not np.array_equal(params[0].numpy(), np.ones((2, 3)))
 
 
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                  lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1)], ids=["SGD", "Adam"])
+def test_a_scalar_parameter_is_updated_like_any_other(backend, make):
+    # (NumPy turns 0-d results into scalars, which cannot be updated in place: the state must stay arrays)
+    values, grads = [np.array(1.5)], [[np.array(g)] for g in (0.3, -0.2, 0.4)]
+    history = _run(make, values, grads)
+    reference = _run(make, [np.array([1.5])], [[g[0].reshape(1)] for g in grads])
+    _compare(history, [[r[0][0] for r in reference]], rtol=1e-15)
+
+
 def test_parameters_without_a_gradient_are_skipped(backend):
     values, grads = _problem(2)
     a, b = (mg.Tensor(v.copy(), requires_grad=True) for v in values)
