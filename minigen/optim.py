@@ -138,6 +138,10 @@ def _number(value):
 class SGD(Optimizer):
     """Stochastic gradient descent, with momentum, Nesterov momentum and L2 weight decay (PyTorch's rule).
 
+    ``SGD(params, lr, momentum=0.0, weight_decay=0.0, *, dampening=0.0, nesterov=False)``: the positional
+    order is minigen's documented one (PyTorch puts dampening before weight_decay), so the rarer two are
+    keyword-only.
+
     For each parameter p with gradient g, at step t:
 
         g <- g + weight_decay * p                              (if weight_decay != 0)
@@ -151,7 +155,7 @@ class SGD(Optimizer):
     hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
     buffers = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, *, dampening=0.0, nesterov=False):
         super().__init__(params)
         self.lr, self.momentum, self.dampening = float(lr), float(momentum), float(dampening)
         self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)

@@ -101,6 +101,13 @@ def test_dense_glorot_uniform_and_he_normal_initialisation():
     assert abs(np.mean(w ** 2) - std ** 2) < 4 * np.sqrt(2 * std ** 4 / w.size)
 
 
+def test_dense_converts_host_input_to_its_own_dtype(backend32):
+    layer = nn.Dense(3, 2)
+    y = layer(np.ones((4, 3)))                       # float64 NumPy data into a float32 layer
+    assert dtype_of(y) == "float32" and y.device == layer.weight.device
+    np.testing.assert_allclose(y.numpy(), np.tile(layer.weight.numpy().sum(axis=0), (4, 1)), rtol=1e-6)
+
+
 def test_dense_initialisation_follows_the_seed():
     mg.manual_seed(5)
     a = nn.Dense(4, 3).weight.numpy()

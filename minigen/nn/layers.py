@@ -9,7 +9,7 @@ from .. import functions as F
 from ..autograd import Function, Tensor, no_grad
 from ..creation import ones, zeros
 from . import init as _init
-from ._arrays import uniform_like
+from ._arrays import tensor_like, uniform_like
 from .module import Module, Parameter
 
 __all__ = ["DenseFunction", "dense", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softplus",
@@ -52,7 +52,9 @@ class DenseFunction(Function):
 
 
 def dense(x, weight, bias=None):
-    """``x @ weight + bias`` (one fused op); without a bias, a plain matmul."""
+    """``x @ weight + bias`` (one fused op); without a bias, a plain matmul.  An ``x`` that is not a
+    Tensor (a list, a NumPy array) is converted to the weight's dtype and device first."""
+    x = tensor_like(x, weight)
     if bias is None:
         if x.ndim == 0 or x.shape[-1] != weight.shape[0]:
             raise ValueError(f"dense: expected input with last dimension {weight.shape[0]}, "
