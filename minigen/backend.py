@@ -433,6 +433,17 @@ def is_floating(dtype):
     return dtype_name(dtype) in ("float16", "float32", "float64")
 
 
+def host_generator(seed=None):
+    """A NumPy random Generator of its own, for host-side work such as making a data set or shuffling
+    (it leaves the backends' generators and NumPy's global one alone)."""
+    return numpy.random.default_rng(seed)
+
+
+def host_uint8(buffer, offset, shape):
+    """Bytes ``buffer[offset:]`` as a read-only NumPy uint8 array of ``shape`` (IDX file bodies)."""
+    return numpy.frombuffer(buffer, dtype=numpy.uint8, offset=offset).reshape(shape)
+
+
 def seeded_normal(shape, seed):
     """Standard normal numbers on the host from their own generator (leaves the global one alone)."""
     return numpy.random.default_rng(seed).standard_normal(shape)
