@@ -1,0 +1,141 @@
+"""The tutorials: each runs in smoke mode, each notebook matches its script, the README lists them all.
+
+Tutorials are found by name (``tutorials/NN_slug.py``), so a new one is tested as soon as it exists.
+The notebook comparison parses the jupytext "percent" format and the .ipynb JSON directly, so it needs
+nothing beyond the standard library.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+NOTEBOOKS = TUTORIALS / "notebooks"
+SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
+SMOKE_LIMIT_S = 60        # the issue's budget per tutorial on two CPU cores
+NOTEBOOK_LIMIT = 300_000  # bytes
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parsing the two formats
+# ----------------------------------------------------------------------------------------------------
+
+def script_cells(path):
+    """The cells of a jupytext percent script as (cell_type, source) pairs.
+
+    A line starting with ``# %%`` opens a cell (markdown when it says ``[markdown]``); a markdown cell's
+    lines lose their leading ``# `` (or a lone ``#``). Sources are stripped of surrounding blank lines.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines and lines[0].startswith("# %%"), f"{path.name} must start with a '# %%' cell marker"
+    cells, kind, body = [], None, []
+
+    def close():
+        if kind == "markdown":
+            text = [line[2:] if line.startswith("# ") else line[1:] if line == "#" else line
+                    for line in body]
+        else:
+            text = body
+        cells.append((kind, "\n".join(text).strip()))
+
+    for line in lines:
+        if line.startswith("# %%"):
+            if kind is not None:
+                close()
+            kind, body = ("markdown" if "[markdown]" in line else "code"), []
+        else:
+            body.append(line)
+    close()
+    return cells
+
+
+def notebook_cells(path):
+    """The cells of an .ipynb file as (cell_type, source) pairs, and the parsed notebook."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = []
+    for cell in notebook["cells"]:
+        source = cell["source"]
+        cells.append((cell["cell_type"], ("".join(source) if isinstance(source, list) else source).strip()))
+    return cells, notebook
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tests
+# ----------------------------------------------------------------------------------------------------
+
+def test_tutorials_exist():
+    assert SCRIPTS, f"no tutorials found in {TUTORIALS}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
+def test_tutorial_runs_in_smoke_mode(script, tmp_path):
+    env = dict(os.environ, MINIGEN_TUTORIAL_SMOKE="1", MPLBACKEND="Agg")
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=5 * SMOKE_LIMIT_S)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, (
+        f"{script.name} exited with {result.returncode}\n--- stdout (end) ---\n{result.stdout[-3000:]}"
+        f"\n--- stderr (end) ---\n{result.stderr[-3000:]}")
+    figures = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert figures, f"{script.name} wrote no PNG figure to its working folder"
+    assert elapsed < SMOKE_LIMIT_S, f"{script.name} took {elapsed:.0f} s in smoke mode"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
+def test_tutorial_structure(script):
+    cells = script_cells(script)
+    kinds = [kind for kind, _ in cells]
+    assert kinds[0] == "markdown" and "code" in kinds
+    text = script.read_text(encoding="utf-8")
+    assert 'os.environ.get("MINIGEN_TUTORIAL_SMOKE") == "1"' in text, "no smoke switch"
+    assert "## What you learned" in text and "## Exercises" in text, \
+        f"{script.name} must end with 'What you learned' and exercises"
+
+
+def test_every_script_has_a_notebook_and_every_notebook_a_script():
+    scripts = {p.stem for p in SCRIPTS}
+    notebooks = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
+    assert scripts - notebooks == set(), (
+        f"tutorials without an executed notebook: {sorted(scripts - notebooks)}; "
+        "run python tutorials/build_notebooks.py")
+    assert notebooks - scripts == set(), f"notebooks without a tutorial script: {sorted(notebooks - scripts)}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
+def test_notebook_matches_its_script(script):
+    path = NOTEBOOKS / (script.stem + ".ipynb")
+    if not path.exists():
+        pytest.fail(f"{path.name} is missing; run python tutorials/build_notebooks.py {script.stem[:2]}")
+    expected = script_cells(script)
+    found, notebook = notebook_cells(path)
+    stale = f"{path.name} is out of date with {script.name}; run python tutorials/build_notebooks.py " \
+            f"{script.stem[:2]}"
+    expected_code = [source for kind, source in expected if kind == "code"]
+    found_code = [source for kind, source in found if kind == "code"]
+    assert found_code == expected_code, stale + " (code cells differ)"
+    assert found == expected, stale + " (markdown cells differ)"
+
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(cell.get("execution_count") for cell in code), f"{path.name} was not executed"
+    errors = [o for cell in code for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{path.name} has an error output: {errors[0].get('ename')}"
+    images = [o for cell in code for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} shows no figure"
+    assert path.stat().st_size < NOTEBOOK_LIMIT, f"{path.name} is over {NOTEBOOK_LIMIT // 1000} kB"
+
+
+def test_readme_lists_every_tutorial():
+    readme = (TUTORIALS / "README.md").read_text(encoding="utf-8")
+    missing = [p.stem for p in SCRIPTS if p.name not in readme]
+    assert not missing, f"tutorials/README.md does not mention {missing}"
+    assert "build_notebooks.py" in readme

@@ -1,0 +1,97 @@
+"""Regenerate the executed notebooks in tutorials/notebooks/ from the tutorial scripts.
+
+    pip install -e ".[tutorials]"
+    python tutorials/build_notebooks.py            # every tutorial
+    python tutorials/build_notebooks.py 03 04      # only the tutorials whose names start with 03 or 04
+
+Each ``tutorials/NN_slug.py`` (a jupytext "percent" script, the one source of truth) is converted to a
+notebook, executed top to bottom at full quality (``MINIGEN_TUTORIAL_SMOKE`` is removed from the
+environment) in a temporary working folder, so that the PNG files it writes stay out of the repository,
+and saved as ``tutorials/notebooks/NN_slug.ipynb`` with its outputs and figures. Cell ids and metadata
+are made deterministic, so that rebuilding an unchanged tutorial changes little in git.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "notebooks"
+SIZE_LIMIT = 300_000      # bytes; a notebook must stay small enough to read on the web
+TIMEOUT = 1200            # seconds per cell
+
+
+def _require(*names):
+    missing = []
+    for name in names:
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        sys.exit(f"build_notebooks: missing {', '.join(missing)}; install them with "
+                 "pip install -e \".[tutorials]\"")
+
+
+def tutorial_scripts(prefixes=()):
+    scripts = sorted(HERE.glob("[0-9][0-9]_*.py"))
+    if prefixes:
+        scripts = [s for s in scripts if any(s.name.startswith(p) for p in prefixes)]
+    return scripts
+
+
+def build(script):
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = jupytext.read(script, fmt="py:percent")
+    notebook.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"}}
+    with tempfile.TemporaryDirectory(prefix="minigen-tutorial-") as workdir:
+        client = NotebookClient(notebook, timeout=TIMEOUT, kernel_name="python3",
+                                record_timing=False, resources={"metadata": {"path": workdir}})
+        client.execute()
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{number:03d}"
+        cell.metadata = {}
+    notebook.metadata.pop("widgets", None)
+    nbformat.validate(notebook)
+    target = OUT / (script.stem + ".ipynb")
+    nbformat.write(notebook, target)
+    return target
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("prefixes", nargs="*", help="build only tutorials whose names start with these")
+    args = parser.parse_args(argv)
+    _require("jupytext", "nbclient", "nbformat", "ipykernel")
+
+    # The notebooks show the full-quality results, with figures drawn by the notebook backend.
+    for name in ("MINIGEN_TUTORIAL_SMOKE", "MPLBACKEND"):
+        os.environ.pop(name, None)
+
+    scripts = tutorial_scripts(args.prefixes)
+    if not scripts:
+        sys.exit(f"build_notebooks: no tutorial matches {' '.join(args.prefixes)}")
+    OUT.mkdir(exist_ok=True)
+    too_large = []
+    for script in scripts:
+        start = time.perf_counter()
+        target = build(script)
+        size = target.stat().st_size
+        print(f"{target.relative_to(HERE.parent)}: {size / 1000:.0f} kB, "
+              f"{time.perf_counter() - start:.0f} s")
+        if size > SIZE_LIMIT:
+            too_large.append(target.name)
+    if too_large:
+        sys.exit(f"build_notebooks: over {SIZE_LIMIT // 1000} kB: {', '.join(too_large)} "
+                 "(use fewer or smaller figures)")
+
+
+if __name__ == "__main__":
+    main()
