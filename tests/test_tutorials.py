@@ -64,7 +64,8 @@ def notebook_cells(path):
     cells = []
     for cell in notebook["cells"]:
         source = cell["source"]
-        cells.append((cell["cell_type"], ("".join(source) if isinstance(source, list) else source).strip()))
+        text = "".join(source) if isinstance(source, list) else source
+        cells.append((cell["cell_type"], text.strip()))
     return cells, notebook
 
 
@@ -108,14 +109,16 @@ def test_every_script_has_a_notebook_and_every_notebook_a_script():
     assert scripts - notebooks == set(), (
         f"tutorials without an executed notebook: {sorted(scripts - notebooks)}; "
         "run python tutorials/build_notebooks.py")
-    assert notebooks - scripts == set(), f"notebooks without a tutorial script: {sorted(notebooks - scripts)}"
+    assert notebooks - scripts == set(), \
+        f"notebooks without a tutorial script: {sorted(notebooks - scripts)}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
 def test_notebook_matches_its_script(script):
     path = NOTEBOOKS / (script.stem + ".ipynb")
     if not path.exists():
-        pytest.fail(f"{path.name} is missing; run python tutorials/build_notebooks.py {script.stem[:2]}")
+        pytest.fail(f"{path.name} is missing; "
+                    f"run python tutorials/build_notebooks.py {script.stem[:2]}")
     expected = script_cells(script)
     found, notebook = notebook_cells(path)
     stale = f"{path.name} is out of date with {script.name}; run python tutorials/build_notebooks.py " \

@@ -88,7 +88,8 @@ fig, ax = plt.subplots()
 ax.plot(xs, f(xs), color="black", lw=2, label="$f(x) = x^3 - 2x$")
 for h, color in [(1.0, "tab:red"), (0.5, "tab:orange"), (0.1, "tab:green")]:
     slope = (f(x0 + h) - f(x0)) / h
-    ax.plot(xs, f(x0) + slope * (xs - x0), color=color, lw=1, label=f"secant, h = {h}: slope {slope:.2f}")
+    ax.plot(xs, f(x0) + slope * (xs - x0), color=color, lw=1,
+            label=f"secant, h = {h}: slope {slope:.2f}")
     ax.plot([x0 + h], [f(x0 + h)], "o", color=color, ms=4)
 ax.plot(xs, f(x0) + f_prime(x0) * (xs - x0), "--", color="tab:blue", lw=1.5,
         label=f"tangent: slope f'(1.5) = {f_prime(x0):.2f}")

@@ -3,8 +3,9 @@
 #
 # Tutorial 1 differentiated one number at a time. Neural networks work on arrays: a batch of 128 images
 # of 784 pixels is a $128 \times 784$ array, and a layer's weights are a $784 \times 256$ matrix. This
-# tutorial moves from our toy `Value` to minigen's `Tensor`, which holds a whole array and differentiates
-# it with the same reverse-mode algorithm. Along the way we meet the questions that arrays raise:
+# tutorial moves from our toy `Value` to minigen's `Tensor`, which holds a whole array and
+# differentiates it with the same reverse-mode algorithm. Along the way we meet the questions that
+# arrays raise:
 #
 # 1. what shape a gradient has (always the shape of its tensor);
 # 2. how **broadcasting**, NumPy's habit of stretching arrays to a common shape, is undone in the
@@ -82,8 +83,8 @@ residual = (y_hat - y).numpy()
 grad_w_by_hand = 2 / N * X.numpy().T @ residual
 grad_b_by_hand = 2 / N * residual.sum(axis=0)
 print("loss", loss.item())
-print("w.grad", w.grad.shape, "matches the formula:", np.allclose(w.grad.numpy(), grad_w_by_hand, atol=1e-6))
-print("b.grad", b.grad.shape, "matches the formula:", np.allclose(b.grad.numpy(), grad_b_by_hand, atol=1e-6))
+print("w.grad", w.grad.shape, "matches the formula:", np.allclose(w.grad.numpy(), grad_w_by_hand))
+print("b.grad", b.grad.shape, "matches the formula:", np.allclose(b.grad.numpy(), grad_b_by_hand))
 
 # %% [markdown]
 # Two things to notice. First, **every gradient has the shape of its tensor**: `w.grad` is $3 \times 1$
@@ -119,8 +120,9 @@ print("z.shape", z.shape, "| x.grad.shape", x.grad.shape, "| bias.grad.shape", b
 print("bias.grad =", bias.grad.numpy(), "= column sums of g:", g.numpy().sum(axis=0))
 
 fig, (ax_top, ax_bottom) = plt.subplots(2, 1, figsize=(3.6, 3.6), height_ratios=[4, 1.3])
-for ax, values, title in [(ax_top, g.numpy(), "upstream gradient dL/dz, shape (4, 3)"),
-                          (ax_bottom, bias.grad.numpy()[None, :], "bias.grad, shape (3,): column sums")]:
+panels = [(ax_top, g.numpy(), "upstream gradient dL/dz, shape (4, 3)"),
+          (ax_bottom, bias.grad.numpy()[None, :], "bias.grad, shape (3,): column sums")]
+for ax, values, title in panels:
     ax.imshow(values, cmap="Blues", vmin=0, vmax=values.max() * 1.3)
     for (i, j), value in np.ndenumerate(values):
         ax.text(j, i, f"{value:g}", ha="center", va="center")
@@ -147,7 +149,8 @@ def unbroadcast(grad, shape):
     return grad
 
 
-print(f"{'a.shape':>10} {'b.shape':>10} {'c.shape':>10} {'a.grad':>10} {'b.grad':>10}  matches unbroadcast")
+print(f"{'a.shape':>10} {'b.shape':>10} {'c.shape':>10} {'a.grad':>10} {'b.grad':>10}  "
+      "matches unbroadcast")
 for shape_a, shape_b in [((4, 3), (3,)), ((4, 3), (4, 1)), ((4, 1), (1, 3)), ((2, 4, 3), (3,)),
                          ((2, 1, 3), (4, 1)), ((), (2, 3))]:
     a = mg.randn(*shape_a, dtype="float64", requires_grad=True)
@@ -270,7 +273,8 @@ w = mg.Tensor([1.0, -2.0], requires_grad=True)
 recorded = (w * 3).sum()
 with mg.no_grad():
     not_recorded = (w * 3).sum()
-print("recorded:     requires_grad", recorded.requires_grad, "| made by", type(recorded.creator).__name__)
+print("recorded:     requires_grad", recorded.requires_grad,
+      "| made by", type(recorded.creator).__name__)
 print("not recorded: requires_grad", not_recorded.requires_grad, "| made by", not_recorded.creator)
 try:
     not_recorded.backward()
@@ -281,10 +285,10 @@ except RuntimeError as err:
 # ## Differentiating a derivative: `create_graph=True`
 #
 # Normally the backward pass itself is not recorded: gradients are plain numbers. minigen writes every
-# backward rule with its own tensor operations, so it *can* record them. `mg.grad(out, x,
-# create_graph=True)` returns $\partial\, \mathrm{out} / \partial x$ as a tensor with a history of its own,
-# which can be differentiated again. Tutorial 9 uses this for a gradient penalty; here we compute the
-# first two derivatives of $\tanh$ over a whole grid of points at once.
+# backward rule with its own tensor operations, so it *can* record them.
+# `mg.grad(out, x, create_graph=True)` returns $\partial\, \mathrm{out} / \partial x$ as a tensor with a
+# history of its own, which can be differentiated again. Tutorial 9 uses this for a gradient penalty;
+# here we compute the first two derivatives of $\tanh$ over a whole grid of points at once.
 #
 # The trick: since $y_i = \tanh(x_i)$ depends on $x_i$ alone, the gradient of the sum
 # $\sum_j y_j$ with respect to $x_i$ is just $\tanh'(x_i)$, for every $i$ in one backward pass. The
@@ -321,8 +325,8 @@ save(fig, "02_tanh_derivatives.png")
 # * Broadcasting copies a value along added or size-1 axes, so its gradient is the sum over those axes.
 #   minigen applies this rule once, for every operation, in `Function`.
 # * `.grad` accumulates (`+=`) across backward passes until you reset it (`t.grad = None`,
-#   `model.zero_grad()`, `opt.zero_grad()`). That is useful for micro-batches and harmful when you forget
-#   the reset in a training loop.
+#   `model.zero_grad()`, `opt.zero_grad()`). That is useful for micro-batches and harmful when you
+#   forget the reset in a training loop.
 # * `with mg.no_grad():` computes without recording, for evaluation and metrics.
 # * `mg.grad(..., create_graph=True)` returns gradients that can be differentiated again.
 #

@@ -67,8 +67,8 @@ mg.set_default_dtype("float64")   # numerical derivatives need double precision 
 #   \text{central: } \frac{h^2}{6}|f'''(x)| + \frac{\varepsilon |f(x)|}{h}.$$
 #
 # The first term falls with $h$ and the second rises, so the error plotted against $h$ on log-log axes
-# has a V shape. Let us measure it for $f(x) = e^{\sin x}$ at $x = 1$, whose derivatives we know exactly:
-# $f' = \cos x\, e^{\sin x}$, $f'' = (\cos^2 x - \sin x)\, e^{\sin x}$ and
+# has a V shape. Let us measure it for $f(x) = e^{\sin x}$ at $x = 1$, whose derivatives we know
+# exactly: $f' = \cos x\, e^{\sin x}$, $f'' = (\cos^2 x - \sin x)\, e^{\sin x}$ and
 # $f''' = \cos x\,(\cos^2 x - 3 \sin x - 1)\, e^{\sin x}$.
 
 # %%
@@ -122,8 +122,8 @@ save(fig, "03_error_vs_step.png")
 # * central, float64: $h \approx \varepsilon^{1/3} \approx 10^{-5}$, best error about $10^{-10}$ or
 #   better;
 # * central, float32: the same balance with a much larger $\varepsilon$ puts the bottom between about
-#   $10^{-3}$ and $10^{-2}$, where the typical error is still $10^{-5}$ to $10^{-4}$: too coarse to tell a
-#   subtly wrong gradient from a right one.
+#   $10^{-3}$ and $10^{-2}$, where the typical error is still $10^{-5}$ to $10^{-4}$: too coarse to
+#   tell a subtly wrong gradient from a right one.
 #
 # (Single points can dip below their curve: rounding errors are erratic, and now and then they happen
 # to cancel. Judge by the trend, not by the luckiest point.)
@@ -144,7 +144,8 @@ save(fig, "03_error_vs_step.png")
 # (`mg.grad(y, x, grad_outputs=u)`). For each element $x_i$ in turn it computes the central difference
 # $\bigl(L(x + \epsilon e_i) - L(x - \epsilon e_i)\bigr) / 2\epsilon$, where $e_i$ is 1 at element
 # $i$ and 0 elsewhere, and asks that the two agree: $|\text{analytic} - \text{numerical}| \le
-# \text{atol} + \text{rtol} \cdot |\text{numerical}|$ (by default atol $= 10^{-5}$ and rtol $= 10^{-3}$).
+# \text{atol} + \text{rtol} \cdot |\text{numerical}|$ (by default atol $= 10^{-5}$ and
+# rtol $= 10^{-3}$).
 # Here is that procedure written out by hand, before we let minigen do it:
 
 # %%
@@ -280,8 +281,9 @@ except mg.GradcheckError as err:
     print("mg.gradcheck on WrongReverse, with a random u:\n ", err)
 
 # %% [markdown]
-# The same blind spot hides a transposed gradient of a square matrix (a transposed all-ones matrix is
-# still all ones). A random $u$ weighs each output differently, so such mistakes cannot cancel out.
+# The same blind spot hides a forgotten transpose in the backward of an operation on square matrices
+# (an all-ones matrix is its own transpose). A random $u$ weighs each output differently, so such
+# mistakes cannot cancel out.
 #
 # ## Property tests with hypothesis
 #
@@ -325,8 +327,8 @@ except mg.GradcheckError as err:
     print("  ", err)
 
 # %% [markdown]
-# Hypothesis reports the smallest failing input it found: a single small number, which is much easier
-# to debug by hand than the first random array that happened to fail.
+# Hypothesis reports the simplest failing input it found, a single number, 1.0: much easier to debug by
+# hand than the first random array that happened to fail.
 #
 # Properties can draw *related* values, too. This one checks $a \cdot \tanh(b)$ for pairs of shapes that
 # broadcast against each other, which tests tutorial 2's rule (sum the gradient over the broadcast
@@ -346,9 +348,10 @@ broadcasting_gradients_are_right()
 print(f"a * tanh(b): the property held for {EXAMPLES} pairs of broadcastable shapes")
 
 # %% [markdown]
-# minigen's own test suite does this for every operation: `tests/test_op_gradients.py` draws shapes,
-# values and upstream gradients for each op, runs first- and second-order checks, and also checks that
-# the inputs were not modified. Run it with `python -m pytest tests/test_op_gradients.py`.
+# minigen's own test suite does this for every operation: `tests/test_op_gradients.py` draws shapes
+# (broadcasting included) and values for each op, compares the forward values with NumPy, runs the
+# first- and second-order checks, and also checks that the inputs were not modified. Run it with
+# `python -m pytest tests/test_op_gradients.py`.
 #
 # ## What you learned
 #
@@ -367,8 +370,8 @@ print(f"a * tanh(b): the property held for {EXAMPLES} pairs of broadcastable sha
 # ## Exercises
 #
 # 1. Write `Swish`, $y = x\,\sigma(x)$, as an `mg.Function` (its derivative is
-#    $\sigma(x)\,(1 + x\,(1 - \sigma(x)))$; use `mg.sigmoid` in backward) and check it at first and second
-#    order, by hand and with the hypothesis property.
+#    $\sigma(x)\,(1 + x\,(1 - \sigma(x)))$; use `mg.sigmoid` in backward) and check it at first and
+#    second order, by hand and with the hypothesis property.
 # 2. Redo the error-versus-step plot for $f(x) = x^2$ at $x = 1$. Why does the central difference have
 #    no truncation error at all, and what is left?
 # 3. Write a property test for `mg.logsumexp(x, axis=k)` where hypothesis also draws the axis

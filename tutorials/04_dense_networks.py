@@ -75,7 +75,8 @@ print("parameters:", [name for name, _ in layer.named_parameters()])
 first, second = mg.nn.Dense(2, 8), mg.nn.Dense(8, 3)
 W = first.weight @ second.weight
 b = first.bias @ second.weight + second.bias
-print("two linear layers equal one:", np.allclose(second(first(x)).numpy(), (x @ W + b).numpy(), atol=1e-6))
+print("two linear layers equal one:", np.allclose(second(first(x)).numpy(), (x @ W + b).numpy(),
+                                                 atol=1e-6))
 
 # %% [markdown]
 # ## Activation functions
@@ -239,7 +240,8 @@ print("bce_with_logits:  ", stable.numpy())
 # ## Three optimizers on the same problem
 #
 # An optimizer turns gradients into weight updates. With $g$ the gradient of the loss for the current
-# mini-batch, a learning rate $\eta$ and $t$ counting steps, minigen's optimizers follow PyTorch's rules:
+# mini-batch, a learning rate $\eta$ and $t$ counting steps, minigen's optimizers follow PyTorch's
+# rules:
 #
 # * **SGD** (stochastic gradient descent): $\theta \leftarrow \theta - \eta\, g$.
 # * **SGD with momentum** $\mu$: a velocity $v$ remembers past gradients, $v \leftarrow \mu v + g$
@@ -303,11 +305,11 @@ save(fig, "04_optimizers.png")
 
 # %% [markdown]
 # Plain SGD makes steady but slow progress: after all the epochs it is still above the loss that the
-# other two reach within about ten. Momentum lets consistent gradients add up into long steps, and Adam's
-# per-weight step sizes do about as well here. Both fast runs are also noisier from epoch to epoch:
-# larger effective steps overshoot now and then. The details depend on the learning rates (try the
-# exercises); Adam's strength is that it works well over a wide range of them with little tuning, which
-# is why the VAE and GAN tutorials use it.
+# other two reach within about ten. Momentum lets consistent gradients add up into long steps, and
+# Adam's per-weight step sizes do about as well here. Both fast runs are also noisier from epoch to
+# epoch: larger effective steps overshoot now and then. The details depend on the learning rates (try
+# the exercises); Adam's strength is that it works well over a wide range of them with little tuning,
+# which is why the VAE and GAN tutorials use it.
 #
 # ## The classifier and its decision boundary
 #
@@ -335,7 +337,8 @@ fig, ax = plt.subplots(figsize=(5, 3.2))
 filled = ax.contourf(gx, gy, probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
 ax.contour(gx, gy, probability, levels=[0.5], colors="black", linewidths=1.5)
 points, classes = x_test.numpy()[:250], labels_test.numpy()[:250]   # a sample, to keep it readable
-ax.scatter(points[:, 0], points[:, 1], c=classes, cmap="RdBu_r", edgecolors="white", linewidths=0.4, s=12)
+ax.scatter(points[:, 0], points[:, 1], c=classes, cmap="RdBu_r", edgecolors="white", linewidths=0.4,
+           s=12)
 fig.colorbar(filled, ax=ax, label="predicted probability of class 1")
 ax.set_title(f"Decision boundary (black, p = 0.5); test accuracy {accuracy:.1%}")
 save(fig, "04_decision_boundary.png")
