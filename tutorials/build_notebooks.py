@@ -58,11 +58,27 @@ def build(script):
     for number, cell in enumerate(notebook.cells):
         cell.id = f"cell-{number:03d}"
         cell.metadata = {}
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
     notebook.metadata.pop("widgets", None)
     nbformat.validate(notebook)
     target = OUT / (script.stem + ".ipynb")
     nbformat.write(notebook, target)
     return target
+
+
+def _merge_streams(outputs):
+    """Join consecutive prints to the same stream into one output: how the kernel happened to split
+    them depends on timing, and should not show up as a change in git."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.output_type == "stream" and previous is not None
+                and previous.output_type == "stream" and previous.name == output.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 def main(argv=None):
