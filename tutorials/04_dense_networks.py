@@ -120,7 +120,7 @@ ax_d.set_title("derivative $\\phi'(z)$, by autograd")
 for ax in (ax_f, ax_d):
     ax.set_xlabel("z")
     ax.axhline(0, color="gray", lw=0.5)
-ax_d.legend(fontsize=7)
+ax_f.legend(fontsize=7, loc="upper left")
 save(fig, "04_activations.png")
 
 # %% [markdown]
