@@ -18,7 +18,7 @@ from .functions import (abs, astype, broadcast_to, clip, concatenate, cos, exp, 
                         sqrt, stack, sum, sum_to, tanh, transpose, where)
 from .creation import full, ones, ones_like, rand, randn, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from . import nn, losses, distributions, optim
+from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
 
 __version__ = "0.1.0"
@@ -37,6 +37,8 @@ __all__ = [
     "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
     # gradient checking
     "GradcheckError", "gradcheck", "gradgradcheck",
+    # layers, losses, distributions, optimizers, data, metrics
+    "nn", "losses", "distributions", "optim", "reparameterize", "data", "metrics",
     # layers, losses, distributions, optimizers
     "nn", "losses", "distributions", "optim", "reparameterize",
 ]
