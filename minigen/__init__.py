@@ -39,6 +39,4 @@ __all__ = [
     "GradcheckError", "gradcheck", "gradgradcheck",
     # layers, losses, distributions, optimizers, data, metrics
     "nn", "losses", "distributions", "optim", "reparameterize", "data", "metrics",
-    # layers, losses, distributions, optimizers
-    "nn", "losses", "distributions", "optim", "reparameterize",
 ]
