@@ -20,6 +20,8 @@ from .creation import full, ones, ones_like, rand, randn, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
+from . import models
+from .models import GAN, VAE, VAEGAN
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,132 @@
+"""The generative adversarial network (Goodfellow et al., 2014), with the non-saturating generator loss.
+
+A generator G maps noise z ~ N(0, I) to data space; a discriminator D maps a point to a logit, the log-odds
+that the point is real (D's probability is sigmoid(logit)).  They play a game:
+
+* the discriminator minimises the binary cross-entropy of telling real from generated points,
+
+      L_D = bce_with_logits(D(x), 1) + bce_with_logits(D(G(z)), 0)
+          = -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))        (batch means; PyTorch's errD_real +
+                                                                   errD_fake)
+
+* the generator *maximises* log sigmoid(D(G(z))), the non-saturating form of Goodfellow et al.:
+
+      L_G = bce_with_logits(D(G(z)), 1) = -log sigmoid(D(G(z)))
+
+  The minimax form - the generator minimising log(1 - sigmoid(D(G(z)))) - has almost no gradient early
+  in training, when the discriminator easily rejects the samples; the non-saturating form has the same
+  fixed point and a strong gradient exactly then.
+
+Each player has its own optimizer and learns only from its own loss: a step updates D on real points
+and a detached batch of fakes, then G through the updated D.
+"""
+
+from .. import nn
+from ..autograd import no_grad
+from ..losses import bce_with_logits
+from ..optim import Adam
+from .vae import as_input, check_sizes, mlp, prior_noise
+
+__all__ = ["GAN", "Discriminator"]
+
+
+class Discriminator(nn.Module):
+    """x -> logit.  A hidden stack ``body`` (whose output :meth:`features` returns: the VAE-GAN measures
+    its reconstruction error there) and a linear ``head`` giving one logit per example, shape (N, 1)."""
+
+    def __init__(self, data_dim, hidden, activation="relu"):
+        super().__init__()
+        sizes = (data_dim,) + tuple(hidden)
+        self.body = nn.Sequential(*[nn.Dense(a, b, activation=activation)
+                                    for a, b in zip(sizes[:-1], sizes[1:])])
+        self.head = nn.Dense(sizes[-1], 1)
+
+    def features(self, x):
+        """The last hidden layer's activations (N, hidden[-1])."""
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class GAN(nn.Module):
+    """A GAN with Dense generator and discriminator.
+
+    ``GAN(data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None)``
+
+    * generator: latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear output);
+    * discriminator: data_dim -> disc_hidden[0] -> ... -> 1 logit; ``disc_hidden`` defaults to ``hidden``.
+    """
+
+    kind = "gan"
+
+    def __init__(self, data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None):
+        super().__init__()
+        self.data_dim, self.hidden, self.latent_dim = check_sizes("GAN", data_dim, hidden, latent_dim)
+        _, self.disc_hidden, _ = check_sizes("GAN", data_dim, hidden if disc_hidden is None
+                                             else disc_hidden, latent_dim)
+        self.activation = activation
+        self.generator = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,), activation)
+        self.discriminator = Discriminator(self.data_dim, self.disc_hidden, activation)
+
+    def config(self):
+        """The constructor's arguments as a JSON-able dict: ``build_model("gan", **m.config())``."""
+        return {"data_dim": self.data_dim, "latent_dim": self.latent_dim, "hidden": list(self.hidden),
+                "activation": self.activation, "disc_hidden": list(self.disc_hidden)}
+
+    def _like(self):
+        return self.discriminator.head.weight
+
+    def forward(self, z):
+        """G(z): the generator applied to noise z (N, latent_dim)."""
+        return self.generator(as_input(z, self._like()))
+
+    def generate(self, n):
+        """``n`` generated points G(z), z ~ N(0, I), in the graph (gradients reach the generator)."""
+        return self.generator(prior_noise(n, self.latent_dim, self._like()))
+
+    def sample(self, n):
+        """``n`` generated points as an (n, data_dim) constant (no graph)."""
+        with no_grad():
+            return self.generate(n)
+
+    # --- the two losses -------------------------------------------------------------------------------
+    def discriminator_loss(self, real, fake):
+        """L_D = bce_with_logits(D(real), 1) + bce_with_logits(D(fake), 0) (each a batch mean).
+
+        Pass ``fake.detach()`` when only the discriminator should learn from it (as ``train_step`` does).
+        """
+        real = as_input(real, self._like())
+        return (bce_with_logits(self.discriminator(real), 1.0)
+                + bce_with_logits(self.discriminator(as_input(fake, self._like())), 0.0))
+
+    def generator_loss(self, fake):
+        """The non-saturating L_G = bce_with_logits(D(fake), 1) = mean -log sigmoid(D(fake))."""
+        return bce_with_logits(self.discriminator(as_input(fake, self._like())), 1.0)
+
+    # --- training -------------------------------------------------------------------------------------
+    def make_optimizers(self, lr=2e-4, betas=(0.5, 0.999)):
+        """One Adam per player; beta1 = 0.5 (Radford et al. 2015) damps the oscillations of the game."""
+        return {"discriminator": Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+                "generator": Adam(self.generator.parameters(), lr=lr, betas=betas)}
+
+    def train_step(self, x, optimizers):
+        """Update the discriminator on ``x`` and a fresh fake batch, then the generator against the
+        updated discriminator; returns ``{"d_loss": ..., "g_loss": ...}`` as Python floats."""
+        x = as_input(x, self._like())
+        fake = self.generate(x.shape[0])
+
+        # 1. Discriminator: the fakes are detached, so no gradient reaches the generator.
+        optimizers["discriminator"].zero_grad()
+        d_loss = self.discriminator_loss(x, fake.detach())
+        d_loss.backward()
+        optimizers["discriminator"].step()
+
+        # 2. Generator: through the updated discriminator.  The backward pass also fills the
+        #    discriminator's .grad, which is not the discriminator's loss: clear it again.
+        optimizers["generator"].zero_grad()
+        g_loss = self.generator_loss(fake)
+        g_loss.backward()
+        optimizers["generator"].step()
+        self.discriminator.zero_grad()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}

@@ -1,0 +1,205 @@
+"""The VAE/GAN of Larsen et al. (2016): a VAE whose decoder is also a GAN's generator.
+
+Three networks: an encoder Enc (x -> q(z | x)), a decoder Dec (z -> x, the generator) and a discriminator
+Dis (x -> logit, with a hidden layer Dis_l(x) used as a feature map).  For a batch x:
+
+    z   = Enc(x) sampled by reparameterization,   x~  = Dec(z)       (reconstructions)
+    z_p ~ N(0, I),                                x_p = Dec(z_p)     (prior samples)
+
+and three losses (batch means, nats):
+
+    L_prior = KL(q(z | x) || N(0, I))                      summed over the latent dimensions
+    L_llike = -log p(Dis_l(x) | z) = 0.5 ||Dis_l(x) - Dis_l(x~)||^2 + const
+              a Gaussian with unit variance on the discriminator's features ("features", the paper's
+              choice), or -log p(x | z) in data space ("pixels": the VAE's reconstruction term)
+    L_GAN   = log D(x) + log(1 - D(x~)) + log(1 - D(x_p))  with D = sigmoid(Dis(.))
+
+Each network follows its own objective (Larsen et al., Algorithm 1):
+
+    encoder        minimises  beta * L_prior + L_llike
+    decoder        minimises  gamma * L_llike + L_G,   L_G = -log D(x~) - log D(x_p)   (non-saturating)
+    discriminator  minimises  L_D = -L_GAN = bce(Dis(x), 1) + bce(Dis(x~), 0) + bce(Dis(x_p), 0)
+
+So no GAN gradient reaches the encoder; L_llike, although measured through the discriminator's hidden
+layer, does not train the discriminator (it is only a feature extractor there); and gamma weighs only the
+decoder's reconstruction term against its GAN term.  ``gradients`` computes each network's gradient from
+its own objective with a separate ``mg.grad`` call, so this routing is exact.
+
+The founding document's "VAGAN" loss.  It writes one loss, L = L_G + lambda * L_D, minimised by all the
+networks together: L_G the generator's (autoencoder's) loss, L_D the adversarial term weighted by lambda.
+That cannot describe a game: whatever sign L_D carries, one player ends up working for its opponent.
+
+* If L_D is the discriminator's cross-entropy (-log D(x) - log(1 - D(G(z)))), the generator minimising
+  it makes its samples *easier* to reject - it helps the discriminator.
+* If L_D is the GAN value (log D(x) + log(1 - D(G(z)))), the discriminator minimising it calls real
+  points fake and fakes real - the discriminator helps the generator.
+
+The correct version (above) gives each network its own objective: the discriminator minimises -L_GAN,
+while the generator *maximises* log D(G(z)) - it minimises -log D(G(z)), the non-saturating form
+(Goodfellow et al. 2014), not log(1 - D(G(z))), whose gradient vanishes while the discriminator wins.
+The document's L_G is this model's encoder/decoder term L_prior + L_llike (with gamma on the decoder's
+copy) and its lambda is 1 / gamma: lambda weighs the adversarial term against the reconstruction.
+"""
+
+from .. import nn
+from ..autograd import grad, no_grad
+from ..distributions import reparameterize
+from ..functions import concatenate
+from ..losses import bce_with_logits, gaussian_kl
+from ..optim import Adam
+from .gan import Discriminator
+from .vae import (Encoder, as_input, check_likelihood, check_sizes, log_likelihood, mlp, prior_noise,
+                  to_data_space)
+
+__all__ = ["VAEGAN", "LLIKES"]
+
+LLIKES = ("features", "pixels")
+
+
+class VAEGAN(nn.Module):
+    """The VAE/GAN of Larsen et al. (2016) with Dense networks.
+
+    ``VAEGAN(data_dim, hidden=(64, 32), latent_dim=2, gamma=..., llike="features",
+    likelihood="gaussian", beta=1.0, activation="relu", disc_hidden=None)``
+
+    * encoder: data_dim -> hidden -> (mu, log_var); decoder: latent_dim -> reversed hidden -> data_dim;
+      discriminator: data_dim -> disc_hidden (default: hidden) -> 1 logit; its last hidden layer gives
+      the features of L_llike.
+    * ``gamma`` weighs the decoder's reconstruction term against its GAN term; ``beta`` the encoder's
+      prior term.
+    * ``llike``: "features" (the discriminator's last hidden layer, the paper's choice) or "pixels"
+      (the data-space likelihood).
+    * ``likelihood``: the data-space p(x | z), "gaussian" (unit variance: the 2-D sets) or "bernoulli"
+      (MNIST); the decoder's output is its mean (or logits), and it is what ``elbo`` and the
+      importance-weighted metrics measure.
+    """
+
+    kind = "vaegan"
+
+    def __init__(self, data_dim, hidden=(64, 32), latent_dim=2, gamma=1.0, llike="features",
+                 likelihood="gaussian", beta=1.0, activation="relu", disc_hidden=None):
+        super().__init__()
+        self.data_dim, self.hidden, self.latent_dim = check_sizes("VAEGAN", data_dim, hidden,
+                                                                  latent_dim)
+        _, self.disc_hidden, _ = check_sizes("VAEGAN", data_dim, hidden if disc_hidden is None
+                                             else disc_hidden, latent_dim)
+        if llike not in LLIKES:
+            raise ValueError(f"VAEGAN: llike must be one of {', '.join(LLIKES)}, not {llike!r}")
+        if not self.disc_hidden and llike == "features":
+            raise ValueError("VAEGAN: llike='features' needs a discriminator with a hidden layer")
+        self.likelihood = check_likelihood("VAEGAN", likelihood)
+        self.llike, self.gamma, self.beta = llike, float(gamma), float(beta)
+        self.activation = activation
+        self.encoder = Encoder(self.data_dim, self.hidden, self.latent_dim, activation)
+        self.decoder = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,), activation)
+        self.discriminator = Discriminator(self.data_dim, self.disc_hidden, activation)
+
+    def config(self):
+        """The constructor's arguments as a JSON-able dict: ``build_model("vaegan", **m.config())``."""
+        return {"data_dim": self.data_dim, "hidden": list(self.hidden), "latent_dim": self.latent_dim,
+                "gamma": self.gamma, "llike": self.llike, "likelihood": self.likelihood,
+                "beta": self.beta, "activation": self.activation,
+                "disc_hidden": list(self.disc_hidden)}
+
+    def _like(self):
+        return self.encoder.mu.weight
+
+    # --- the model (as a VAE) -------------------------------------------------------------------------
+    def encode(self, x):
+        """(mu, log_var) of q(z | x)."""
+        return self.encoder(as_input(x, self._like()))
+
+    def decode(self, z):
+        """The decoder's output: the mean ("gaussian") or the logits ("bernoulli") of p(x | z)."""
+        return self.decoder(as_input(z, self._like()))
+
+    def forward(self, x):
+        """The same as :meth:`reconstruct`."""
+        return self.reconstruct(x)
+
+    def reconstruct(self, x):
+        """The data-space mean of p(x | z = mu(x))."""
+        mu, _ = self.encode(x)
+        return to_data_space(self.likelihood, self.decode(mu))
+
+    def sample(self, n):
+        """``n`` prior draws decoded to data space, as an (n, data_dim) constant (no graph)."""
+        with no_grad():
+            z = prior_noise(n, self.latent_dim, self._like())
+            return to_data_space(self.likelihood, self.decode(z))
+
+    def log_px_given_z(self, x, decoded):
+        """log p(x | z) per example in data space (as ``VAE.log_px_given_z``), for the likelihood
+        metrics; training uses L_llike instead."""
+        return log_likelihood(self.likelihood, as_input(x, self._like()), decoded)
+
+    def elbo(self, x):
+        """The data-space ELBO per example (N,) in nats, one draw of z, no graph."""
+        with no_grad():
+            x = as_input(x, self._like())
+            mu, log_var = self.encode(x)
+            decoded = self.decode(reparameterize(mu, log_var))
+            kl = gaussian_kl(mu, log_var, reduction="none").sum(axis=1)
+            return self.log_px_given_z(x, decoded) - kl
+
+    # --- the three losses ---------------------------------------------------------------------------
+    def losses(self, x):
+        """Every term as a Tensor in one graph (batch means):
+
+        ``prior`` (L_prior), ``llike`` (L_llike), ``d_loss`` (the discriminator's -L_GAN), ``g_loss``
+        (the decoder's non-saturating GAN loss), and each network's objective: ``encoder_loss`` =
+        beta * prior + llike, ``decoder_loss`` = gamma * llike + g_loss (the discriminator's is d_loss).
+        The discriminator sees the real batch, the reconstructions and the prior samples in one pass.
+        """
+        x = as_input(x, self._like())
+        n = x.shape[0]
+        mu, log_var = self.encoder(x)
+        decoded = self.decoder(reparameterize(mu, log_var))
+        x_rec = to_data_space(self.likelihood, decoded)
+        x_prior = to_data_space(self.likelihood,
+                                self.decoder(prior_noise(n, self.latent_dim, self._like())))
+
+        features = self.discriminator.features(concatenate([x, x_rec, x_prior], axis=0))
+        logits = self.discriminator.head(features)
+        real, rec, fake = logits[:n], logits[n:2 * n], logits[2 * n:]
+
+        prior = gaussian_kl(mu, log_var, reduction="none").sum(axis=1).mean()
+        if self.llike == "features":
+            diff = features[n:2 * n] - features[:n]
+            llike = 0.5 * (diff * diff).sum(axis=1).mean()
+        else:
+            llike = -log_likelihood(self.likelihood, x, decoded).mean()
+        d_loss = (bce_with_logits(real, 1.0) + bce_with_logits(rec, 0.0)
+                  + bce_with_logits(fake, 0.0))
+        g_loss = bce_with_logits(rec, 1.0) + bce_with_logits(fake, 1.0)
+        return {"prior": prior, "llike": llike, "d_loss": d_loss, "g_loss": g_loss,
+                "encoder_loss": self.beta * prior + llike,
+                "decoder_loss": self.gamma * llike + g_loss}
+
+    def gradients(self, x):
+        """The losses of :meth:`losses` and each network's gradient from its own objective only:
+        ``(losses, {"encoder": [...], "decoder": [...], "discriminator": [...]})``, one gradient per
+        parameter in ``parameters()`` order.  No ``.grad`` is touched."""
+        out = self.losses(x)
+        grads = {
+            "encoder": grad(out["encoder_loss"], self.encoder.parameters(), retain_graph=True),
+            "decoder": grad(out["decoder_loss"], self.decoder.parameters(), retain_graph=True),
+            "discriminator": grad(out["d_loss"], self.discriminator.parameters()),
+        }
+        return out, grads
+
+    # --- training -------------------------------------------------------------------------------------
+    def make_optimizers(self, lr=1e-3, betas=(0.5, 0.999)):
+        """One Adam per network."""
+        return {name: Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
+                for name in ("encoder", "decoder", "discriminator")}
+
+    def train_step(self, x, optimizers):
+        """One step for all three networks, each from its own gradient; returns the losses as floats."""
+        out, grads = self.gradients(x)
+        for name, opt in optimizers.items():
+            opt.zero_grad()
+            for p, g in zip(getattr(self, name).parameters(), grads[name]):
+                p.grad = g
+            opt.step()
+        return {name: value.item() for name, value in out.items()}
