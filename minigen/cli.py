@@ -1,19 +1,27 @@
 """The command line: ``python -m minigen`` (or the ``minigen`` script).
 
-    python -m minigen demo [--steps N] [--seed S] [--backend numpy|cupy]
+    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist] [--epochs N] ...
+    python -m minigen evaluate RUN_FOLDER
+    python -m minigen sample RUN_FOLDER -n 64 --out samples.png
+    python -m minigen demo
 
-``demo`` fits a small two-layer network to a noisy sine wave with nothing but tensors and autograd,
-printing the loss as it falls: a one-screen check that an install works.
+``train`` writes a run folder (see :mod:`minigen.runs`); ``evaluate`` recomputes its metrics;
+``sample`` draws from its model.  ``demo`` fits a small network to a sine wave with nothing but
+tensors and autograd.  Bad arguments give a short message and exit code 2, never a traceback.
 """
 
 import argparse
+import json
 import math
 import sys
 
 from . import backend as B
 from .autograd import no_grad
 from .creation import rand, randn, zeros
+from .data import DataError
 from .functions import mean, sin, tanh
+from .runs import DATASETS, MODELS, RunError, evaluate_run, sample_run, train_run
+from .train import NonFiniteLoss
 
 
 def demo(steps=300, seed=0, hidden=32, lr=0.05, report_every=50, out=sys.stdout):
@@ -44,27 +52,93 @@ def demo(steps=300, seed=0, hidden=32, lr=0.05, report_every=50, out=sys.stdout)
     return losses
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minigen", description="minigen: a small deep-learning engine")
+    parser = argparse.ArgumentParser(
+        prog="minigen", description="minigen: train and inspect VAEs, GANs and VAE-GANs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="fit a small network with autograd and print its loss falling")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+
+    t = sub.add_parser("train", help="train a model and write a run folder",
+                       description="Train a VAE, GAN or VAE-GAN. Settings left out take the defaults "
+                                   "for the model and the data (see minigen/runs.py).")
+    t.add_argument("model", choices=MODELS)
+    t.add_argument("--data", default="ring", choices=DATASETS, help="default: ring")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--latent-dim", type=_positive_int)
+    t.add_argument("--hidden", type=_positive_int, nargs="+", metavar="H",
+                   help="hidden layer widths, e.g. --hidden 64 32")
+    t.add_argument("--lr", type=_positive_float, help="learning rate")
+    t.add_argument("--beta", type=_positive_float, help="VAE: weight of the KL term (default 1)")
+    t.add_argument("--gamma", type=_positive_float, help="VAE-GAN: weight of the decoder's "
+                                                         "reconstruction term")
+    t.add_argument("--binarize", action="store_true", help="MNIST: dynamic binarization of batches")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    t.add_argument("--out", help="run folder (default runs/<model>-<data>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="recompute a run's metrics")
+    e.add_argument("run", help="a run folder")
+    e.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+
+    s = sub.add_parser("sample", help="draw samples from a trained model into a PNG")
+    s.add_argument("run", help="a run folder")
+    s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", required=True, help="the PNG file to write")
+    s.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+
+    d = sub.add_parser("demo", help="fit a small network with autograd and print its loss falling")
+    d.add_argument("--steps", type=_positive_int, default=300)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     return parser
 
 
+def _run(args):
+    if args.command == "train":
+        train_run(args.model, args.data, out=args.out, resume=args.resume, quiet=args.quiet,
+                  seed=args.seed, binarize=args.binarize, epochs=args.epochs,
+                  batch_size=args.batch_size, lr=args.lr, latent_dim=args.latent_dim,
+                  hidden=args.hidden, beta=args.beta, gamma=args.gamma)
+    elif args.command == "evaluate":
+        metrics = evaluate_run(args.run)
+        print(json.dumps(metrics, indent=2))
+    elif args.command == "sample":
+        print(f"wrote {sample_run(args.run, args.n, args.out)}")
+    else:
+        losses = demo(steps=args.steps, seed=args.seed)
+        print(f"loss fell from {losses[0]:.4f} to {losses[-1]:.4f}")
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the command line; returns the exit code (0 fine, 1 training diverged, 2 bad input)."""
+    args = build_parser().parse_args(argv)
     try:
         B.set_backend(args.backend)
-        if args.command == "demo":
-            if args.steps < 1:
-                parser.error("--steps must be at least 1")
-            losses = demo(steps=args.steps, seed=args.seed)
-            print(f"loss fell from {losses[0]:.4f} to {losses[-1]:.4f}")
-    except B.BackendError as err:
+        _run(args)
+    except NonFiniteLoss as err:
+        print(f"minigen: error: {err}", file=sys.stderr)
+        return 1
+    except (B.BackendError, DataError, RunError, ValueError, FileNotFoundError) as err:
         print(f"minigen: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("minigen: interrupted; the last finished epoch's checkpoint is kept (--resume)",
+              file=sys.stderr)
+        return 130
     return 0

@@ -1,0 +1,197 @@
+"""Quality of the models with their default settings, as the README reports it.
+
+    python benchmarks/quality.py                 # everything (about 15 minutes on 2 CPU cores)
+    python benchmarks/quality.py --only ring     # one part: ring, grid, mnist, iwae
+
+1. ring: VAE, GAN and VAE-GAN with default settings over 5 seeds: modes covered (of 8), high-quality
+   fraction, reverse KL, mean +- sd, and one figure with their samples side by side.
+2. grid: the GAN on 25 modes over the same seeds.
+3. mnist: the 784-400-20 VAE (Adam 1e-3, batch 128, 10 epochs, 8,000/2,000 split of the test digits)
+   against the same model and data in PyTorch, when PyTorch is installed.
+4. iwae: the importance-weighted NLL for K = 1, 5, 50, 500 against the negative ELBO.
+
+Results go to benchmarks/results/quality.json and docs/ring_comparison.png; a Markdown table is printed.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import minigen as mg
+from minigen import plots
+from minigen.data import load_mnist, ring
+from minigen.metrics import elbo, iwae_bound
+from minigen.runs import train_run
+from minigen.train import read_json
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _mean_sd(values):
+    values = list(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), sd
+
+
+def _train(kind, data, seed, folder, **overrides):
+    began = time.perf_counter()
+    out = train_run(kind, data, out=os.path.join(folder, f"{kind}-{data}-{seed}"), quiet=True,
+                    seed=seed, log=lambda *a: None, **overrides)
+    seconds = time.perf_counter() - began
+    return out, read_json(os.path.join(out, "metrics.json")), seconds
+
+
+def modes_part(data, kinds, seeds, folder):
+    rows, panels = {}, []
+    for kind in kinds:
+        runs = []
+        for seed in seeds:
+            out, metrics, seconds = _train(kind, data, seed, folder)
+            runs.append(dict(metrics, seconds=seconds))
+            print(f"  {kind:7s} {data} seed {seed}: {metrics['modes_covered']}/{metrics['modes_total']} "
+                  f"modes, {100 * metrics['high_quality_fraction']:.1f}% high quality, "
+                  f"reverse KL {metrics['reverse_kl']:.3f}, {seconds:.1f} s", flush=True)
+            if seed == seeds[0]:
+                model = mg.models.build_model(kind, **read_json(os.path.join(out, "config.json"))["model"])
+                model.load(os.path.join(out, "model.npz"))
+                mg.manual_seed(0)
+                with mg.no_grad():
+                    panels.append((kind.upper() if kind != "vaegan" else "VAE-GAN", model.sample(2500)))
+        rows[kind] = runs
+    return rows, panels
+
+
+def _summary_row(name, runs):
+    modes = _mean_sd(r["modes_covered"] for r in runs)
+    quality = _mean_sd(100 * r["high_quality_fraction"] for r in runs)
+    kl = _mean_sd(r["reverse_kl"] for r in runs)
+    seconds = _mean_sd(r["seconds"] for r in runs)
+    return (f"| {name} | {modes[0]:.1f} ± {modes[1]:.1f} / {runs[0]['modes_total']} | "
+            f"{quality[0]:.1f} ± {quality[1]:.1f} | {kl[0]:.3f} ± {kl[1]:.3f} | {seconds[0]:.0f} |")
+
+
+def mnist_part(folder, epochs=10):
+    out, metrics, seconds = _train("vae", "mnist", 0, folder, epochs=epochs)
+    result = {"minigen": dict(metrics, seconds=seconds)}
+    print(f"  minigen VAE on MNIST: test loss {metrics['test_loss']:.2f} nats, "
+          f"IWAE NLL {metrics['test_nll_iwae']:.2f} nats, {seconds:.0f} s", flush=True)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("  PyTorch is not installed: skipping the comparison (pip install torch)")
+        return result, out
+    result["pytorch"] = _pytorch_vae(epochs)
+    print(f"  PyTorch VAE on MNIST: test loss {result['pytorch']['test_loss']:.2f} nats, "
+          f"{result['pytorch']['seconds']:.0f} s", flush=True)
+    return result, out
+
+
+def _pytorch_vae(epochs, seed=0):
+    """The same 784-400-20 VAE, data split, optimizer and loss in PyTorch (its own initialisation)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    split = load_mnist(log=lambda *a: None)
+    train_x = torch.from_numpy(split.train_images.numpy().copy())
+    test_x = torch.from_numpy(split.test_images.numpy().copy())
+
+    class VAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def loss(self, x):
+            h = F.relu(self.fc1(x))
+            mu, log_var = self.fc21(h), self.fc22(h)
+            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+            logits = self.fc4(F.relu(self.fc3(z)))
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+            kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(1)
+            return (rec + kl).mean()
+
+    model = VAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    began = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(train_x))
+        for start in range(0, len(train_x), 128):
+            loss = model.loss(train_x[order[start:start + 128]])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    seconds = time.perf_counter() - began
+    with torch.no_grad():
+        test_loss = model.loss(test_x).item()
+    return {"test_loss": test_loss, "seconds": seconds}
+
+
+def iwae_part(run_folder, ks=(1, 5, 50, 500), n=500):
+    config = read_json(os.path.join(run_folder, "config.json"))
+    model = mg.models.build_model("vae", **config["model"])
+    model.load(os.path.join(run_folder, "model.npz"))
+    x = load_mnist(log=lambda *a: None).test_images[:n]
+    mg.manual_seed(0)
+    result = {"negative_elbo": -elbo(model, x).mean().item()}
+    for k in ks:
+        result[f"K={k}"] = -iwae_bound(model, x, k=k, batch_size=50).mean().item()
+    print("  " + ", ".join(f"{name}: {value:.2f}" for name, value in result.items()), flush=True)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["ring", "grid", "mnist", "iwae"], action="append")
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args(argv)
+    parts = args.only or ["ring", "grid", "mnist", "iwae"]
+    seeds = list(range(args.seeds))
+    results_path = os.path.join(HERE, "results", "quality.json")
+    results = read_json(results_path) if os.path.exists(results_path) else {}
+    table = []
+    with tempfile.TemporaryDirectory() as folder:
+        if "ring" in parts:
+            print("ring: VAE vs GAN vs VAE-GAN", flush=True)
+            rows, panels = modes_part("ring", ["vae", "gan", "vaegan"], seeds, folder)
+            results["ring"] = rows
+            data, _ = ring(2500, seed=123)
+            figure = plots.comparison_2d(panels, data=data, limit=2.6)
+            plots.save(figure, os.path.join(ROOT, "docs", "ring_comparison.png"), dpi=90)
+        if "grid" in parts:
+            print("grid: GAN", flush=True)
+            results["grid"], _ = modes_part("grid", ["gan"], seeds, folder)
+        if "mnist" in parts or "iwae" in parts:
+            if not (os.environ.get("MINIGEN_DATA") or os.path.isdir(os.path.expanduser(
+                    "~/.cache/minigen/mnist"))):
+                print("MNIST parts need MINIGEN_DATA (see the README)", file=sys.stderr)
+            else:
+                print("mnist: VAE 784-400-20", flush=True)
+                results["mnist"], run = mnist_part(folder)
+                if "iwae" in parts:
+                    print("iwae: -L_K on 500 test digits", flush=True)
+                    results["iwae"] = iwae_part(run)
+    for name, rows in (("ring", results.get("ring")), ("grid", results.get("grid"))):
+        if rows:
+            table.append(f"\n{name} ({len(next(iter(rows.values())))} seeds):\n\n"
+                         "| model | modes covered | high quality % | reverse KL | seconds |\n"
+                         "| --- | --- | --- | --- | --- |")
+            for kind, runs in rows.items():
+                table.append(_summary_row("VAE-GAN" if kind == "vaegan" else kind.upper(), runs))
+    print("\n".join(table))
+    os.makedirs(os.path.dirname(results_path), exist_ok=True)
+    with open(results_path, "w") as f:
+        json.dump(results, f, indent=2, default=lambda v: None if isinstance(v, float) and
+                  math.isnan(v) else v)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The command line end to end, with tiny settings, in temporary folders."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minigen.cli import main
+
+
+def _run(*args):
+    return main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("model", ["vae", "gan", "vaegan"])
+def test_train_writes_a_complete_run_folder(tmp_path, model):
+    out = tmp_path / model
+    assert _run("train", model, "--epochs", 1, "--out", out, "--quiet") == 0
+    files = set(os.listdir(out))
+    expected = {"config.json", "checkpoint.npz", "model.npz", "history.json", "metrics.json",
+                "loss.png", "samples.png"}
+    if model == "vae":
+        expected |= {"reconstructions.png", "latent.png", "latent_grid.png"}
+    assert expected <= files
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["modes_total"] == 8 and 0 <= metrics["modes_covered"] <= 8
+    assert 0.0 <= metrics["high_quality_fraction"] <= 1.0
+    if model == "vae":
+        assert metrics["test_nll_iwae"] <= metrics["test_loss"] + 0.05
+    assert len(json.loads((out / "history.json").read_text())) == 1
+
+
+def test_evaluate_and_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run("train", "gan", "--data", "grid", "--epochs", 1, "--out", out, "--quiet") == 0
+    first = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert _run("evaluate", out) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == first and printed["modes_total"] == 25   # same seed: the same numbers
+    png = tmp_path / "s.png"
+    assert _run("sample", out, "-n", 100, "--out", png) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    assert _run("train", "vae", "--epochs", 2, "--out", straight, "--quiet", "--seed", 3) == 0
+    assert _run("train", "vae", "--epochs", 1, "--out", resumed, "--quiet", "--seed", 3) == 0
+    assert _run("train", "vae", "--epochs", 2, "--out", resumed, "--quiet", "--resume") == 0
+    a = np.load(straight / "model.npz")
+    b = np.load(resumed / "model.npz")
+    assert a.files == b.files
+    for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(tmp_path, capsys):
+    out = tmp_path / "nan"
+    code = _run("train", "gan", "--epochs", 3, "--lr", "1e30", "--out", out, "--quiet")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "non-finite" in err and "epoch" in err and "lower learning rate" in err
+    assert "Traceback" not in err
+    assert not (out / "model.npz").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "flow"], "invalid choice"),
+    (["train", "vae", "--data", "cifar"], "invalid choice"),
+    (["train", "vae", "--epochs", "0"], "positive integer"),
+    (["train", "vae", "--lr", "-1"], "positive number"),
+    (["sample", "nowhere", "--out", "x.png"], "not a finished run"),
+    (["evaluate", "nowhere"], "not a finished run"),
+    (["train", "vae", "--resume"], "--resume needs --out"),
+])
+def test_bad_input_gives_a_short_message_and_exit_code_2(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "minigen", *args], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_mnist_names_the_files_and_the_variable(tmp_path):
+    env = dict(os.environ, MINIGEN_DATA=str(tmp_path), HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", (
+        "import minigen.data as d, urllib.request as u\n"
+        "def offline(*a, **k): raise OSError('network unreachable')\n"
+        "u.urlopen = offline\n"
+        "from minigen.cli import main\n"
+        "raise SystemExit(main(['train', 'vae', '--data', 'mnist', '--quiet']))")],
+        capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "t10k-images-idx3-ubyte" in result.stderr and "MINIGEN_DATA" in result.stderr
+    assert "Traceback" not in result.stderr
