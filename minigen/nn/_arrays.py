@@ -1,26 +1,14 @@
 """Small array helpers shared by layers, losses, distributions and optimizers.
 
 They make new arrays *like* an existing one: the same dtype, on the same device.  Going through the
-existing array (rather than through the current backend) keeps a model that lives on the GPU on the GPU
-even while ``mg.get_backend()`` says "numpy".
-
-One subtlety: ``mg.backend.of(array)`` answers the same backend object for both array-api-strict devices
-(the test suite's stand-ins for a GPU), so an array it makes may land on the other strict device.
-:func:`_on_device_of` moves it over; on NumPy and CuPy the devices always agree and nothing happens.
+existing array's backend (``mg.backend.of(array)``, rather than the current backend) keeps a model that
+lives on the GPU on the GPU even while ``mg.get_backend()`` says "numpy".
 """
 
 from .. import backend as B
 from ..autograd import Tensor, as_tensor
 
 __all__ = ["fresh_like", "standard_normal_like", "uniform_like", "tensor_like", "host_scalar"]
-
-
-def _on_device_of(array, like):
-    """``array`` on ``like``'s device (``to_device`` is the array API standard's way to move)."""
-    device = getattr(like, "device", None)
-    if getattr(array, "device", None) != device:
-        array = array.to_device(device)
-    return array
 
 
 def fresh_like(data, like):
@@ -34,20 +22,17 @@ def fresh_like(data, like):
     source, owner = B.of(data), B.of(like)
     if source is not None and source is not owner:
         data = source.to_numpy(data)
-    array = owner.copy(owner.asarray(data, dtype=like.dtype))
-    return _on_device_of(array, like)
+    return owner.copy(owner.asarray(data, dtype=like.dtype))
 
 
 def standard_normal_like(shape, like):
     """N(0, 1) numbers of ``shape`` from the backend's seeded generator, in ``like``'s dtype and device."""
-    owner = B.of(like)
-    return _on_device_of(owner.standard_normal(tuple(shape), like.dtype), like)
+    return B.of(like).standard_normal(tuple(shape), like.dtype)
 
 
 def uniform_like(shape, like):
     """U[0, 1) numbers of ``shape`` from the backend's seeded generator, in ``like``'s dtype and device."""
-    owner = B.of(like)
-    return _on_device_of(owner.uniform(tuple(shape), like.dtype), like)
+    return B.of(like).uniform(tuple(shape), like.dtype)
 
 
 def tensor_like(value, like):
