@@ -214,15 +214,20 @@ def load_mnist(folder=None, download=True, log=print):
     """Load MNIST from IDX files as tensors on the current backend (default dtype).
 
     The folder is ``folder``, else ``$MINIGEN_DATA``, else ``~/.cache/minigen/mnist``; missing files are
-    downloaded into the cache folder when ``download`` and the network allow.  When only the test pair
+    downloaded into that cache folder (only there) when ``download`` and the network allow.  When only the test pair
     (t10k) is present - as in a checkout with just the 10,000 test digits - the first 8,000 digits are
     used for training and the last 2,000 for evaluation, and ``log`` says so (``note`` keeps it).
     """
-    folder = os.fspath(folder or os.environ.get("MINIGEN_DATA") or _default_folder())
+    chosen = folder or os.environ.get("MINIGEN_DATA")
+    folder = os.fspath(chosen or _default_folder())
     found = {name: _find(folder, name) for name in MNIST_FILES}
     test_only = found["t10k-images-idx3-ubyte"] and found["t10k-labels-idx1-ubyte"]
     missing = [name for name, path in found.items() if path is None]
     if missing and not test_only:
+        if chosen:  # a folder the user named is only read, never written to
+            raise DataError(_missing_message(folder, missing, "downloads go only to "
+                                             f"{_default_folder()}, when neither a folder nor "
+                                             "MINIGEN_DATA is given"))
         if not download:
             raise DataError(_missing_message(folder, missing, "downloading is switched off"))
         log(f"downloading MNIST into {folder} ...")

@@ -85,8 +85,9 @@ def test_bad_input_gives_a_short_message_and_exit_code_2(tmp_path, args, message
     assert "Traceback" not in result.stderr
 
 
-def test_missing_mnist_names_the_files_and_the_variable(tmp_path):
-    env = dict(os.environ, MINIGEN_DATA=str(tmp_path), HOME=str(tmp_path))
+def test_missing_mnist_offline_names_the_files_and_the_variable(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MINIGEN_DATA"}
+    env["HOME"] = str(tmp_path)                       # the download cache: ~/.cache/minigen/mnist
     result = subprocess.run([sys.executable, "-c", (
         "import minigen.data as d, urllib.request as u\n"
         "def offline(*a, **k): raise OSError('network unreachable')\n"
@@ -96,4 +97,5 @@ def test_missing_mnist_names_the_files_and_the_variable(tmp_path):
         capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "t10k-images-idx3-ubyte" in result.stderr and "MINIGEN_DATA" in result.stderr
+    assert "no network" in result.stderr
     assert "Traceback" not in result.stderr

@@ -100,13 +100,16 @@ def test_full_split_is_used_when_present(tmp_path):
     assert len(split.train_images) == 30 and len(split.test_labels) == 20
 
 
-def test_missing_files_name_the_files_and_the_variable(tmp_path):
+def test_missing_files_name_the_files_and_the_variable(tmp_path, monkeypatch):
+    named = tmp_path / "not-there"
+    monkeypatch.setenv("MINIGEN_DATA", str(named))
     with pytest.raises(data.DataError) as info:
-        data.load_mnist(tmp_path, download=False, log=lambda m: None)
+        data.load_mnist(log=lambda m: None)
     message = str(info.value)
     for name in data.MNIST_FILES:
         assert name in message
     assert "MINIGEN_DATA" in message
+    assert not named.exists()                # a folder the user named is never written to
 
 
 def test_downloads_are_checked_and_never_left_half_written(tmp_path, monkeypatch):
