@@ -515,7 +515,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     gradients (needed for outputs with more than one element).  Unlike ``backward`` this touches no
     ``.grad``.  With ``create_graph=True`` the returned gradients are part of a graph themselves, so they
     can be differentiated again (a gradient penalty is ``mg.grad(d(x), x, create_graph=True)``).  An input
-    that the outputs do not depend on gets a gradient of zeros.
+    that the outputs do not depend on gets a gradient of zeros; outputs that depend on no input at all
+    (no graph, e.g. a gradient computed without ``create_graph``) are an error.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -533,6 +534,10 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
         if out.requires_grad:
             roots.append(out)
             gs.append(_initial_grad(out, g, "grad"))
+    if not roots:
+        raise RuntimeError(
+            "grad: no output depends on a tensor that requires grad, so there is no graph to "
+            "differentiate (differentiating a gradient needs create_graph=True when it is computed)")
     if retain_graph is None:
         retain_graph = create_graph
     found = _backpropagate(roots, gs, retain_graph, create_graph, targets=inputs)

@@ -30,7 +30,7 @@ import numpy
 
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
-    "get_default_dtype", "manual_seed", "available_backends",
+    "get_default_dtype", "manual_seed", "available_backends", "synchronize",
 ]
 
 BACKENDS = ("numpy", "cupy", "strict", "strict-float32")
@@ -315,6 +315,15 @@ def using_backend(name):
         yield
     finally:
         _current = previous
+
+
+def synchronize():
+    """Wait until the current device has finished its queued work (a no-op on the CPU).
+
+    GPU calls return as soon as the work is queued; time GPU code by synchronising before reading
+    the clock on both sides."""
+    if _current.name == "cupy":
+        _current.cupy.cuda.Device().synchronize()
 
 
 def available_backends():

@@ -124,6 +124,13 @@ def test_grad_of_unused_input_is_zero_and_inputs_must_require_grad(backend):
         mg.grad((x * x).sum(), [mg.Tensor([1.0])])
 
 
+def test_grad_of_something_without_a_graph_is_an_error(backend):
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    (g,) = mg.grad((x * x).sum(), x)                    # no create_graph: g is a constant
+    with pytest.raises(RuntimeError, match="create_graph=True"):
+        mg.grad(g.sum(), x)
+
+
 def test_backward_of_non_scalar_explains_what_to_pass(backend):
     x = mg.Tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match=r"shape \(2,\).*grad=.*\.sum\(\)"):

@@ -79,7 +79,9 @@ def test_tutorials_exist():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
 def test_tutorial_runs_in_smoke_mode(script, tmp_path):
-    env = dict(os.environ, MINIGEN_TUTORIAL_SMOKE="1", MPLBACKEND="Agg")
+    # one BLAS thread: on a machine shared with other jobs, threads fighting over the cores can make
+    # small matrix products ten times slower
+    env = dict(os.environ, MINIGEN_TUTORIAL_SMOKE="1", MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=5 * SMOKE_LIMIT_S)
