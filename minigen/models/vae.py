@@ -35,10 +35,10 @@ from ..autograd import Tensor, no_grad
 from ..distributions import reparameterize
 from ..functions import sigmoid
 from ..losses import bce_with_logits, gaussian_kl
-from ..nn._arrays import standard_normal_like, tensor_like
+from ..nn._arrays import fresh_like, standard_normal_like, tensor_like
 from ..optim import Adam
 
-__all__ = ["VAE", "Encoder", "mlp", "LIKELIHOODS"]
+__all__ = ["VAE", "Encoder", "mlp", "averaged_copy", "update_average", "LIKELIHOODS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -54,6 +54,29 @@ def mlp(sizes, activation="relu"):
     layers = [nn.Dense(a, b, activation=activation if i < len(sizes) - 2 else None)
               for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
     return nn.Sequential(*layers)
+
+
+def averaged_copy(network):
+    """A copy of ``network`` whose weights are buffers (saved and moved with the model, never given to
+    an optimizer): the home of an exponential moving average of ``network``'s weights."""
+    copy = mlp([network[0].in_features] + [layer.out_features for layer in network],
+               network[0].activation_name or network[0].activation)
+    for source, layer in zip(network, copy):
+        for name, p in source._parameters.items():
+            layer.register_buffer(name, Tensor(fresh_like(p.data, p.data)))
+    return copy
+
+
+def update_average(average, network, decay):
+    """Polyak averaging:  w_avg <- decay * w_avg + (1 - decay) * w,  for every weight of ``network``.
+
+    Averaging a GAN generator's weights over the last ~1 / (1 - decay) steps cancels much of the
+    jitter of the adversarial game (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN
+    Training"; Karras et al. 2018 sample from such an average).
+    """
+    with no_grad():
+        for (_, avg), p in zip(average.named_buffers(), network.parameters()):
+            avg.data = avg.data * decay + p.data * (1.0 - decay)
 
 
 class Encoder(nn.Module):
@@ -83,6 +106,14 @@ def check_sizes(who, data_dim, hidden, latent_dim):
         raise ValueError(f"{who}: sizes must be positive, got data_dim={data_dim}, hidden={hidden}, "
                          f"latent_dim={latent_dim}")
     return int(data_dim), hidden, int(latent_dim)
+
+
+def check_decay(who, ema):
+    """A moving-average decay in [0, 1) (0: no average)."""
+    ema = float(ema or 0.0)
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"{who}: ema must be in [0, 1) (0 turns averaging off), got {ema}")
+    return ema
 
 
 def check_likelihood(who, likelihood):

@@ -25,6 +25,11 @@ layer, does not train the discriminator (it is only a feature extractor there); 
 decoder's reconstruction term against its GAN term.  ``gradients`` computes each network's gradient from
 its own objective with a separate ``mg.grad`` call, so this routing is exact.
 
+Samples come from an exponential moving average of the decoder's weights (``ema``, the decay; 0: off),
+as in the GAN (Yazici et al. 2019).  Keep its horizon short (0.99: about 100 steps): the KL term and the
+prior are unchanged by a rotation of the latent space, so encoder and decoder drift together, and an
+average over a long window would mix decoders that disagree.
+
 The founding document's "VAGAN" loss.  It writes one loss, L = L_G + lambda * L_D, minimised by all the
 networks together: L_G the generator's (autoencoder's) loss, L_D the adversarial term weighted by lambda.
 That cannot describe a game: whatever sign L_D carries, one player ends up working for its opponent.
@@ -48,8 +53,8 @@ from ..functions import concatenate
 from ..losses import bce_with_logits, gaussian_kl
 from ..optim import Adam
 from .gan import Discriminator
-from .vae import (Encoder, as_input, check_likelihood, check_sizes, log_likelihood, mlp, prior_noise,
-                  to_data_space)
+from .vae import (Encoder, as_input, averaged_copy, check_decay, check_likelihood, check_sizes,
+                  log_likelihood, mlp, prior_noise, to_data_space, update_average)
 
 __all__ = ["VAEGAN", "LLIKES"]
 
@@ -59,25 +64,40 @@ LLIKES = ("features", "pixels")
 class VAEGAN(nn.Module):
     """The VAE/GAN of Larsen et al. (2016) with Dense networks.
 
-    ``VAEGAN(data_dim, hidden=(64, 32), latent_dim=2, gamma=..., llike="features",
-    likelihood="gaussian", beta=1.0, activation="relu", disc_hidden=None)``
+    ``VAEGAN(data_dim, hidden=(64, 32), latent_dim=2, gamma=30.0, llike="pixels",
+    likelihood="gaussian", beta=0.01, activation="relu", disc_hidden=None, ema=0.99)``
 
     * encoder: data_dim -> hidden -> (mu, log_var); decoder: latent_dim -> reversed hidden -> data_dim;
       discriminator: data_dim -> disc_hidden (default: hidden) -> 1 logit; its last hidden layer gives
       the features of L_llike.
     * ``gamma`` weighs the decoder's reconstruction term against its GAN term; ``beta`` the encoder's
       prior term.
-    * ``llike``: "features" (the discriminator's last hidden layer, the paper's choice) or "pixels"
-      (the data-space likelihood).
+    * ``llike``: "pixels" (the data-space likelihood) or "features" (the discriminator's last hidden
+      layer: the paper's choice for images).
     * ``likelihood``: the data-space p(x | z), "gaussian" (unit variance: the 2-D sets) or "bernoulli"
       (MNIST); the decoder's output is its mean (or logits), and it is what ``elbo`` and the
       importance-weighted metrics measure.
+    * ``ema``: the decay of ``decoder_ema``, the moving average of the decoder's weights (buffers) that
+      ``sample`` uses; 0 turns it off.
+
+    The defaults are tuned for the 2-D sets (the ring: 8/8 modes and about 88% high-quality samples
+    after 100 epochs of 10,000 points in batches of 256, ``make_optimizers()``'s Adam at 2e-3):
+
+    * beta = 0.01: for the encoder, beta * KL + 0.5 ||x - x~||^2 is the objective of a Gaussian p(x | z)
+      with variance beta (std 0.1) instead of 1.  With unit variance the ring's 8 modes (std 0.02,
+      radius 2) are not worth the KL of telling them apart, and the posterior collapses.
+    * llike = "pixels": a discriminator only needs to tell real from fake, so on 2-D data its features
+      barely say *which* mode a point belongs to, and feature-space reconstructions land on wrong modes.
+      On images, where the discriminator's features are rich, use "features" (and ``beta=1``,
+      ``likelihood="bernoulli"`` for MNIST).
+    * gamma = 30: strong enough to keep reconstructions on their modes, weak enough to let the GAN
+      term shape the decoder between the encoder's clusters, where prior samples also fall.
     """
 
     kind = "vaegan"
 
-    def __init__(self, data_dim, hidden=(64, 32), latent_dim=2, gamma=1.0, llike="features",
-                 likelihood="gaussian", beta=1.0, activation="relu", disc_hidden=None):
+    def __init__(self, data_dim, hidden=(64, 32), latent_dim=2, gamma=30.0, llike="pixels",
+                 likelihood="gaussian", beta=0.01, activation="relu", disc_hidden=None, ema=0.99):
         super().__init__()
         self.data_dim, self.hidden, self.latent_dim = check_sizes("VAEGAN", data_dim, hidden,
                                                                   latent_dim)
@@ -93,13 +113,16 @@ class VAEGAN(nn.Module):
         self.encoder = Encoder(self.data_dim, self.hidden, self.latent_dim, activation)
         self.decoder = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,), activation)
         self.discriminator = Discriminator(self.data_dim, self.disc_hidden, activation)
+        self.ema = check_decay("VAEGAN", ema)
+        if self.ema:
+            self.decoder_ema = averaged_copy(self.decoder)
 
     def config(self):
         """The constructor's arguments as a JSON-able dict: ``build_model("vaegan", **m.config())``."""
         return {"data_dim": self.data_dim, "hidden": list(self.hidden), "latent_dim": self.latent_dim,
                 "gamma": self.gamma, "llike": self.llike, "likelihood": self.likelihood,
                 "beta": self.beta, "activation": self.activation,
-                "disc_hidden": list(self.disc_hidden)}
+                "disc_hidden": list(self.disc_hidden), "ema": self.ema}
 
     def _like(self):
         return self.encoder.mu.weight
@@ -123,10 +146,12 @@ class VAEGAN(nn.Module):
         return to_data_space(self.likelihood, self.decode(mu))
 
     def sample(self, n):
-        """``n`` prior draws decoded to data space, as an (n, data_dim) constant (no graph)."""
+        """``n`` prior draws decoded to data space, as an (n, data_dim) constant (no graph), by the
+        averaged decoder when there is one."""
         with no_grad():
             z = prior_noise(n, self.latent_dim, self._like())
-            return to_data_space(self.likelihood, self.decode(z))
+            network = self.decoder_ema if self.ema else self.decoder
+            return to_data_space(self.likelihood, network(z))
 
     def log_px_given_z(self, x, decoded):
         """log p(x | z) per example in data space (as ``VAE.log_px_given_z``), for the likelihood
@@ -189,8 +214,9 @@ class VAEGAN(nn.Module):
         return out, grads
 
     # --- training -------------------------------------------------------------------------------------
-    def make_optimizers(self, lr=1e-3, betas=(0.5, 0.999)):
-        """One Adam per network."""
+    def make_optimizers(self, lr=2e-3, betas=(0.9, 0.999)):
+        """One Adam per network.  (On the ring, beta1 = 0.9 did better here than the GAN's 0.5: the
+        reconstruction term steadies the game.)"""
         return {name: Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
                 for name in ("encoder", "decoder", "discriminator")}
 
@@ -202,4 +228,6 @@ class VAEGAN(nn.Module):
             for p, g in zip(getattr(self, name).parameters(), grads[name]):
                 p.grad = g
             opt.step()
+        if self.ema:
+            update_average(self.decoder_ema, self.decoder, self.ema)
         return {name: value.item() for name, value in out.items()}
