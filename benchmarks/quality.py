@@ -153,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--only", choices=["ring", "grid", "mnist", "iwae"], action="append")
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args(argv)
+    mg.backend.set_num_threads(1)          # as the command line does
     parts = args.only or ["ring", "grid", "mnist", "iwae"]
     seeds = list(range(args.seeds))
     results_path = os.path.join(HERE, "results", "quality.json")

@@ -66,6 +66,13 @@ def _positive_float(text):
     return value
 
 
+def _add_machine_options(parser):
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="CPU threads for matrix products (default 1: the fastest for these "
+                             "small models; see minigen.backend.set_num_threads)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="minigen", description="minigen: train and inspect VAEs, GANs and VAE-GANs.")
@@ -87,25 +94,25 @@ def build_parser():
                                                          "reconstruction term")
     t.add_argument("--binarize", action="store_true", help="MNIST: dynamic binarization of batches")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    _add_machine_options(t)
     t.add_argument("--out", help="run folder (default runs/<model>-<data>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="recompute a run's metrics")
     e.add_argument("run", help="a run folder")
-    e.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    _add_machine_options(e)
 
     s = sub.add_parser("sample", help="draw samples from a trained model into a PNG")
     s.add_argument("run", help="a run folder")
     s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("--out", required=True, help="the PNG file to write")
-    s.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    _add_machine_options(s)
 
     d = sub.add_parser("demo", help="fit a small network with autograd and print its loss falling")
     d.add_argument("--steps", type=_positive_int, default=300)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    _add_machine_options(d)
     return parser
 
 
@@ -130,6 +137,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         B.set_backend(args.backend)
+        B.set_num_threads(args.threads)
         _run(args)
     except NonFiniteLoss as err:
         print(f"minigen: error: {err}", file=sys.stderr)

@@ -22,6 +22,9 @@ settings.register_profile("dev", max_examples=30, **_common)
 settings.register_profile("thorough", max_examples=300, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# The arrays in tests are small: one BLAS thread is faster for them (see backend.set_num_threads).
+B.set_num_threads(1)
+
 
 def _gpu_available():
     try:

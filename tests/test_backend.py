@@ -114,3 +114,19 @@ def test_save_and_load_arrays_atomically_without_pickles(tmp_path):
     np.savez(bad, obj=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(ValueError, match="pickled.npz"):
         B.load_arrays(bad)
+
+
+def test_set_num_threads_limits_blas_and_can_be_lifted():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    try:
+        B.set_num_threads(1)
+        assert blas_threads() == {1}
+        with pytest.raises(ValueError, match="at least 1"):
+            B.set_num_threads(0)
+    finally:
+        B.set_num_threads(None)
+    B.set_num_threads(1)      # the test session runs single-threaded (see conftest.py)
