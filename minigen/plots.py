@@ -49,6 +49,9 @@ def loss_curves(history, title="training losses"):
     for key in keys:
         ax.plot(epochs, [h[key] for h in history], marker="o" if len(history) < 30 else None,
                 markersize=3, label=key)
+    values = [h[k] for h in history for k in keys]
+    if values and min(values) > 0 and max(values) / min(values) > 30:
+        ax.set_yscale("log")     # losses of very different sizes (a VAE-GAN's): all stay readable
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean per batch)")
     ax.set_title(title)

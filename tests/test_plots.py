@@ -53,3 +53,10 @@ def test_image_grid_places_each_image():
     figure = plots.image_grid(mg.Tensor(images), rows=2, cols=2)
     shown = [ax.get_images()[0].get_array() for ax in figure.axes]
     assert float(shown[2].mean()) == 1.0 and float(shown[0].mean()) == 0.0
+
+
+def test_loss_curves_switch_to_a_log_scale_for_losses_of_very_different_sizes():
+    far = [{"epoch": 1, "decoder": 90.0, "prior": 0.5}, {"epoch": 2, "decoder": 60.0, "prior": 0.4}]
+    near = [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0}]
+    assert plots.loss_curves(far).axes[0].get_yscale() == "log"
+    assert plots.loss_curves(near).axes[0].get_yscale() == "linear"
