@@ -99,20 +99,11 @@ class _Backend:
         raise NotImplementedError
 
 
-class _NumpyBackend(_Backend):
-    name = "numpy"
-    device = "cpu"
-    array_type = numpy.ndarray
-    xp = numpy
-
-    def asarray(self, data, dtype=None):
-        return numpy.asarray(data, dtype=dtype)
-
-    def to_numpy(self, array):
-        return array
+class _NativeGenerator:
+    """Random numbers drawn on the device by the library's own Generator (NumPy's and CuPy's have the
+    same methods, and both draw float32 directly, with no float64 intermediate)."""
 
     def standard_normal(self, shape, dtype):
-        # NumPy's Generator draws float32 directly (no float64 intermediate).
         return self.rng.standard_normal(shape, dtype=dtype)
 
     def uniform(self, shape, dtype, low=0.0, high=1.0):
@@ -124,6 +115,19 @@ class _NumpyBackend(_Backend):
 
     def permutation(self, n):
         return self.rng.permutation(n)
+
+
+class _NumpyBackend(_NativeGenerator, _Backend):
+    name = "numpy"
+    device = "cpu"
+    array_type = numpy.ndarray
+    xp = numpy
+
+    def asarray(self, data, dtype=None):
+        return numpy.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array):
+        return array
 
     def scatter_add(self, target, index, values):
         numpy.add.at(target, index, values)
@@ -148,7 +152,7 @@ class _CupyNamespace:
         return getattr(self._cupy, name)
 
 
-class _CupyBackend(_Backend):
+class _CupyBackend(_NativeGenerator, _Backend):
     name = "cupy"
     device = "gpu"
 
@@ -187,19 +191,6 @@ class _CupyBackend(_Backend):
 
     def reseed(self, seed):
         self.rng = self.cupy.random.default_rng(seed)
-
-    def standard_normal(self, shape, dtype):
-        return self.rng.standard_normal(shape, dtype=dtype)
-
-    def uniform(self, shape, dtype, low=0.0, high=1.0):
-        out = self.rng.random(shape, dtype=dtype)
-        if low != 0.0 or high != 1.0:
-            out *= high - low
-            out += low
-        return out
-
-    def permutation(self, n):
-        return self.rng.permutation(n)
 
     def scatter_add(self, target, index, values):
         # ``cupy.add.at`` (CuPy >= 12) accumulates repeated indices, like NumPy's.

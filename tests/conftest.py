@@ -6,6 +6,7 @@ Profiles (choose with HYPOTHESIS_PROFILE=...; CI uses "ci"):
   thorough  300 examples per property, for a change to the engine's core
 """
 
+import contextlib
 import os
 
 import pytest
@@ -45,17 +46,24 @@ BACKENDS = [
 ]
 
 
+@contextlib.contextmanager
+def _selected(name, dtype):
+    """``name`` as the current backend with ``dtype`` as the default dtype and a fixed seed."""
+    with mg.using_backend(name):
+        previous = mg.get_default_dtype()
+        mg.set_default_dtype(dtype)
+        mg.manual_seed(0)
+        try:
+            yield name
+        finally:
+            mg.set_default_dtype(previous)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     """The name of the backend under test, made current for the test (float64 by default)."""
-    with mg.using_backend(request.param):
-        previous = mg.get_default_dtype()
-        mg.set_default_dtype("float64")
-        mg.manual_seed(0)
-        try:
-            yield request.param
-        finally:
-            mg.set_default_dtype(previous)
+    with _selected(request.param, "float64") as name:
+        yield name
 
 
 @pytest.fixture(params=["numpy", "strict-float32",
@@ -63,11 +71,5 @@ def backend(request):
                             _NO_GPU is not None, reason=f"no GPU: {_NO_GPU}"))])
 def backend32(request):
     """A backend for float32 runs; "strict-float32" refuses any float64 array (silent promotions)."""
-    with mg.using_backend(request.param):
-        previous = mg.get_default_dtype()
-        mg.set_default_dtype("float32")
-        mg.manual_seed(0)
-        try:
-            yield request.param
-        finally:
-            mg.set_default_dtype(previous)
+    with _selected(request.param, "float32") as name:
+        yield name
