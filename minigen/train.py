@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the plain bar: tqdm.auto needs ipywidgets in notebooks
 
 from . import backend as B
 from .autograd import Tensor
