@@ -35,6 +35,8 @@ ROOT = os.path.dirname(HERE)
 
 def _mean_sd(values):
     values = list(values)
+    if not all(math.isfinite(v) for v in values):      # e.g. reverse KL with no high-quality sample
+        return math.inf, math.nan
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.fmean(values), sd
 
@@ -72,15 +74,17 @@ def _summary_row(name, runs):
     quality = _mean_sd(100 * r["high_quality_fraction"] for r in runs)
     kl = _mean_sd(r["reverse_kl"] for r in runs)
     seconds = _mean_sd(r["seconds"] for r in runs)
+    kl_text = f"{kl[0]:.3f} ± {kl[1]:.3f}" if math.isfinite(kl[0]) else "∞ (some runs: no sharp sample)"
     return (f"| {name} | {modes[0]:.1f} ± {modes[1]:.1f} / {runs[0]['modes_total']} | "
-            f"{quality[0]:.1f} ± {quality[1]:.1f} | {kl[0]:.3f} ± {kl[1]:.3f} | {seconds[0]:.0f} |")
+            f"{quality[0]:.1f} ± {quality[1]:.1f} | {kl_text} | {seconds[0]:.0f} |")
 
 
 def mnist_part(folder, epochs=10):
-    out, metrics, seconds = _train("vae", "mnist", 0, folder, epochs=epochs)
+    out, metrics, _ = _train("vae", "mnist", 0, folder, epochs=epochs)
+    seconds = sum(h["seconds"] for h in read_json(os.path.join(out, "history.json")))
     result = {"minigen": dict(metrics, seconds=seconds)}
     print(f"  minigen VAE on MNIST: test loss {metrics['test_loss']:.2f} nats, "
-          f"IWAE NLL {metrics['test_nll_iwae']:.2f} nats, {seconds:.0f} s", flush=True)
+          f"IWAE NLL {metrics['test_nll_iwae']:.2f} nats, training {seconds:.1f} s", flush=True)
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -88,7 +92,7 @@ def mnist_part(folder, epochs=10):
         return result, out
     result["pytorch"] = _pytorch_vae(epochs)
     print(f"  PyTorch VAE on MNIST: test loss {result['pytorch']['test_loss']:.2f} nats, "
-          f"{result['pytorch']['seconds']:.0f} s", flush=True)
+          f"training {result['pytorch']['seconds']:.1f} s", flush=True)
     return result, out
 
 
@@ -99,7 +103,7 @@ def _pytorch_vae(epochs, seed=0):
     from torch.nn import functional as F
 
     torch.manual_seed(seed)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(1)             # as minigen: one thread each, on the same machine
     split = load_mnist(log=lambda *a: None)
     train_x = torch.from_numpy(split.train_images.numpy().copy())
     test_x = torch.from_numpy(split.test_images.numpy().copy())
@@ -164,12 +168,14 @@ def main(argv=None):
             print("ring: VAE vs GAN vs VAE-GAN", flush=True)
             rows, panels = modes_part("ring", ["vae", "gan", "vaegan"], seeds, folder)
             results["ring"] = rows
+            _save(results, results_path)
             data, _ = ring(2500, seed=123)
             figure = plots.comparison_2d(panels, data=data, limit=2.6)
             plots.save(figure, os.path.join(ROOT, "docs", "ring_comparison.png"), dpi=90)
         if "grid" in parts:
             print("grid: GAN", flush=True)
             results["grid"], _ = modes_part("grid", ["gan"], seeds, folder)
+            _save(results, results_path)
         if "mnist" in parts or "iwae" in parts:
             if not (os.environ.get("MINIGEN_DATA") or os.path.isdir(os.path.expanduser(
                     "~/.cache/minigen/mnist"))):
@@ -177,9 +183,12 @@ def main(argv=None):
             else:
                 print("mnist: VAE 784-400-20", flush=True)
                 results["mnist"], run = mnist_part(folder)
+                _save(results, results_path)
                 if "iwae" in parts:
                     print("iwae: -L_K on 500 test digits", flush=True)
                     results["iwae"] = iwae_part(run)
+                    _save(results, results_path)
+    _save(results, results_path)
     for name, rows in (("ring", results.get("ring")), ("grid", results.get("grid"))):
         if rows:
             table.append(f"\n{name} ({len(next(iter(rows.values())))} seeds):\n\n"
@@ -188,10 +197,12 @@ def main(argv=None):
             for kind, runs in rows.items():
                 table.append(_summary_row("VAE-GAN" if kind == "vaegan" else kind.upper(), runs))
     print("\n".join(table))
-    os.makedirs(os.path.dirname(results_path), exist_ok=True)
-    with open(results_path, "w") as f:
-        json.dump(results, f, indent=2, default=lambda v: None if isinstance(v, float) and
-                  math.isnan(v) else v)
+
+
+def _save(results, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)          # inf (no high-quality sample) is written as Infinity
 
 
 if __name__ == "__main__":
