@@ -58,6 +58,7 @@ def test_resume_continues_exactly(tmp_path):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(tmp_path, capsys):
     out = tmp_path / "nan"
     code = _run("train", "gan", "--epochs", 3, "--lr", "1e30", "--out", out, "--quiet")
