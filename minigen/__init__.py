@@ -41,4 +41,6 @@ __all__ = [
     "GradcheckError", "gradcheck", "gradgradcheck",
     # layers, losses, distributions, optimizers, data, metrics
     "nn", "losses", "distributions", "optim", "reparameterize", "data", "metrics",
+    # models
+    "models", "VAE", "GAN", "VAEGAN",
 ]

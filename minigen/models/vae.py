@@ -155,7 +155,38 @@ def as_input(x, like):
 # The VAE
 # ----------------------------------------------------------------------------------------------------
 
-class VAE(nn.Module):
+class EncoderDecoder(nn.Module):
+    """What the VAE and the VAE-GAN share: an ``encoder`` to q(z | x), a ``decoder`` to p(x | z) with
+    the given ``likelihood``, and the methods built from them."""
+
+    def _like(self):
+        return self.encoder.mu.weight
+
+    def encode(self, x):
+        """(mu, log_var) of q(z | x), each (N, latent_dim)."""
+        return self.encoder(as_input(x, self._like()))
+
+    def decode(self, z):
+        """The decoder's output for z (N, latent_dim): logits ("bernoulli") or the mean ("gaussian")."""
+        return self.decoder(as_input(z, self._like()))
+
+    def forward(self, x):
+        """The same as :meth:`reconstruct`."""
+        return self.reconstruct(x)
+
+    def reconstruct(self, x):
+        """The mean of p(x | z = mu(x)) in data space: probabilities, or the Gaussian mean."""
+        mu, _ = self.encode(x)
+        return to_data_space(self.likelihood, self.decode(mu))
+
+    def log_px_given_z(self, x, decoded):
+        """log p(x | z) per example (N,), summed over the data dimensions, in nats (Bernoulli through
+        ``bce_with_logits``; Gaussian with unit variance, the constant -0.5 log(2 pi) per dimension
+        included).  ``decoded`` is :meth:`decode`'s output."""
+        return log_likelihood(self.likelihood, as_input(x, self._like()), decoded)
+
+
+class VAE(EncoderDecoder):
     """A variational autoencoder with Dense encoder and decoder.
 
     ``VAE(data_dim, hidden=(64, 32), latent_dim=2, likelihood="bernoulli", beta=1.0, activation="relu")``
@@ -185,38 +216,12 @@ class VAE(nn.Module):
         return {"data_dim": self.data_dim, "hidden": list(self.hidden), "latent_dim": self.latent_dim,
                 "likelihood": self.likelihood, "beta": self.beta, "activation": self.activation}
 
-    def _like(self):
-        return self.encoder.mu.weight
-
-    # --- the model ----------------------------------------------------------------------------------
-    def encode(self, x):
-        """(mu, log_var) of q(z | x), each (N, latent_dim)."""
-        return self.encoder(as_input(x, self._like()))
-
-    def decode(self, z):
-        """The decoder's output for z (N, latent_dim): logits ("bernoulli") or the mean ("gaussian")."""
-        return self.decoder(as_input(z, self._like()))
-
-    def forward(self, x):
-        """The same as :meth:`reconstruct`."""
-        return self.reconstruct(x)
-
-    def reconstruct(self, x):
-        """The mean of p(x | z = mu(x)) in data space: probabilities, or the Gaussian mean."""
-        mu, _ = self.encode(x)
-        return to_data_space(self.likelihood, self.decode(mu))
-
+    # --- the model: encode, decode, forward, reconstruct come from EncoderDecoder -------------------
     def sample(self, n):
         """``n`` draws z ~ N(0, I) decoded to the mean of p(x | z), as an (n, data_dim) constant."""
         with no_grad():
             z = prior_noise(n, self.latent_dim, self._like())
             return to_data_space(self.likelihood, self.decode(z))
-
-    def log_px_given_z(self, x, decoded):
-        """log p(x | z) per example (N,), summed over the data dimensions, in nats (Bernoulli through
-        ``bce_with_logits``; Gaussian with unit variance, the constant -0.5 log(2 pi) per dimension
-        included).  ``decoded`` is :meth:`decode`'s output."""
-        return log_likelihood(self.likelihood, as_input(x, self._like()), decoded)
 
     # --- the objective --------------------------------------------------------------------------------
     def losses(self, x):

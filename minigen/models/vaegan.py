@@ -46,14 +46,13 @@ The document's L_G is this model's encoder/decoder term L_prior + L_llike (with 
 copy) and its lambda is 1 / gamma: lambda weighs the adversarial term against the reconstruction.
 """
 
-from .. import nn
 from ..autograd import grad, no_grad
 from ..distributions import reparameterize
 from ..functions import concatenate
 from ..losses import bce_with_logits, gaussian_kl
 from ..optim import Adam
 from .gan import Discriminator
-from .vae import (Encoder, as_input, averaged_copy, check_decay, check_likelihood, check_sizes,
+from .vae import (Encoder, EncoderDecoder, as_input, averaged_copy, check_decay, check_likelihood, check_sizes,
                   log_likelihood, mlp, prior_noise, to_data_space, update_average)
 
 __all__ = ["VAEGAN", "LLIKES"]
@@ -61,7 +60,7 @@ __all__ = ["VAEGAN", "LLIKES"]
 LLIKES = ("features", "pixels")
 
 
-class VAEGAN(nn.Module):
+class VAEGAN(EncoderDecoder):
     """The VAE/GAN of Larsen et al. (2016) with Dense networks.
 
     ``VAEGAN(data_dim, hidden=(64, 32), latent_dim=2, gamma=30.0, llike="pixels",
@@ -124,27 +123,7 @@ class VAEGAN(nn.Module):
                 "beta": self.beta, "activation": self.activation,
                 "disc_hidden": list(self.disc_hidden), "ema": self.ema}
 
-    def _like(self):
-        return self.encoder.mu.weight
-
-    # --- the model (as a VAE) -------------------------------------------------------------------------
-    def encode(self, x):
-        """(mu, log_var) of q(z | x)."""
-        return self.encoder(as_input(x, self._like()))
-
-    def decode(self, z):
-        """The decoder's output: the mean ("gaussian") or the logits ("bernoulli") of p(x | z)."""
-        return self.decoder(as_input(z, self._like()))
-
-    def forward(self, x):
-        """The same as :meth:`reconstruct`."""
-        return self.reconstruct(x)
-
-    def reconstruct(self, x):
-        """The data-space mean of p(x | z = mu(x))."""
-        mu, _ = self.encode(x)
-        return to_data_space(self.likelihood, self.decode(mu))
-
+    # --- the model (as a VAE): encode, decode, reconstruct, log_px_given_z from EncoderDecoder ----
     def sample(self, n):
         """``n`` prior draws decoded to data space, as an (n, data_dim) constant (no graph), by the
         averaged decoder when there is one."""
@@ -152,11 +131,6 @@ class VAEGAN(nn.Module):
             z = prior_noise(n, self.latent_dim, self._like())
             network = self.decoder_ema if self.ema else self.decoder
             return to_data_space(self.likelihood, network(z))
-
-    def log_px_given_z(self, x, decoded):
-        """log p(x | z) per example in data space (as ``VAE.log_px_given_z``), for the likelihood
-        metrics; training uses L_llike instead."""
-        return log_likelihood(self.likelihood, as_input(x, self._like()), decoded)
 
     def elbo(self, x):
         """The data-space ELBO per example (N,) in nats, one draw of z, no graph."""
