@@ -188,9 +188,13 @@ class VAEGAN(EncoderDecoder):
         return out, grads
 
     # --- training -------------------------------------------------------------------------------------
-    def make_optimizers(self, lr=2e-3, betas=(0.9, 0.999)):
-        """One Adam per network.  (On the ring, beta1 = 0.9 did better here than the GAN's 0.5: the
-        reconstruction term steadies the game.)"""
+    def make_optimizers(self, lr=2e-3, betas=None):
+        """One Adam per network.  ``betas`` by default: (0.9, 0.999) for a Gaussian likelihood (on the
+        ring beta1 = 0.9 did better than the GAN's 0.5: the reconstruction term steadies the game);
+        (0.5, 0.999) for a Bernoulli one, i.e. images (on MNIST: test ELBO -170 nats against -193
+        with 0.9, measured for tutorial 8)."""
+        if betas is None:
+            betas = (0.5, 0.999) if self.likelihood == "bernoulli" else (0.9, 0.999)
         return {name: Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
                 for name in ("encoder", "decoder", "discriminator")}
 
