@@ -30,16 +30,13 @@ def _time(fn, repeat):
     return best / repeat * 1e6
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
-    parser.add_argument("--repeat", type=int, default=2000)
-    args = parser.parse_args(argv)
-    mg.set_backend(args.backend)
+def measure(backend="numpy", repeat=2000):
+    """Print the table and return its rows (dicts) plus the forward+backward comparison."""
+    mg.set_backend(backend)
     xp = B.current().xp
     mg.manual_seed(0)
-
-    print(f"backend: {args.backend}; microseconds per call (best of 5 x {args.repeat})")
+    rows = []
+    print(f"backend: {backend}; microseconds per call (best of 5 x {repeat})")
     print(f"{'op':<10} {'size':>9} {'raw':>9} {'no_grad':>9} {'recorded':>9} "
           f"{'no_grad/raw':>12} {'recorded/raw':>13}")
     for n in (16, 128, 1024):
@@ -53,12 +50,14 @@ def main(argv=None):
             ("matmul", lambda: ra @ rb, lambda: a @ b, lambda: ga @ gb),
             ("sum", lambda: xp.sum(ra, axis=0), lambda: a.sum(axis=0), lambda: ga.sum(axis=0)),
         ]
-        repeat = max(args.repeat // (n // 16) ** 2, 5)
+        n_calls = max(repeat // (n // 16) ** 2, 5)
         for name, raw, plain, recorded in cases:
-            t_raw = _time(raw, repeat)
+            t_raw = _time(raw, n_calls)
             with mg.no_grad():
-                t_plain = _time(plain, repeat)
-            t_rec = _time(recorded, repeat)
+                t_plain = _time(plain, n_calls)
+            t_rec = _time(recorded, n_calls)
+            rows.append({"op": name, "size": n, "raw_us": t_raw, "no_grad_us": t_plain,
+                         "recorded_us": t_rec})
             print(f"{name:<10} {f'{n}x{n}':>9} {t_raw:>9.2f} {t_plain:>9.2f} {t_rec:>9.2f} "
                   f"{t_plain / t_raw:>12.2f} {t_rec / t_raw:>13.2f}")
 
@@ -76,10 +75,20 @@ def main(argv=None):
         mg.tanh(x @ w).sum().backward()
         return w.grad
 
-    t_hand = _time(by_hand, args.repeat // 10)
-    t_auto = _time(with_autograd, args.repeat // 10)
+    t_hand = _time(by_hand, max(repeat // 10, 5))
+    t_auto = _time(with_autograd, max(repeat // 10, 5))
     print(f"\nsum(tanh(x @ w)) forward+backward, x 128x256, w 256x128: by hand {t_hand:.1f} us, "
           f"autograd {t_auto:.1f} us, ratio {t_auto / t_hand:.2f}")
+    return {"ops": rows, "layer": {"hand_us": t_hand, "autograd_us": t_auto}}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args(argv)
+    mg.set_num_threads(1)
+    measure(args.backend, args.repeat)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Broadcasting is undone once, here in :meth:`Function.__call__`'s partner :meth:`
 whatever shape a backward rule returns, the gradient is summed down to the input's shape.
 """
 
+import collections
 import contextlib
 import weakref
 
@@ -470,8 +471,10 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
     ``.grad`` is touched.
     """
     grads = {}
+    handed_out = collections.Counter()      # how many tensors each gradient array was given to
     for out, g in zip(outputs, grad_outputs):
         grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
+        handed_out[id(g.data)] += 2         # the caller's array: never a leaf's own
     order = _topological_order(outputs)
     wanted = None if targets is None else {id(t) for t in targets}
     found = {}
@@ -485,25 +488,31 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             f = tensor.creator
             if f is None:
                 if wanted is None:
-                    tensor.grad = _accumulate(tensor.grad, g, create_graph)
+                    private = handed_out[id(g.data)] == 1 and B.owns_memory(g.data)
+                    tensor.grad = _accumulate(tensor.grad, g, create_graph, private)
                 continue
             for x, gx in zip(f.inputs, f._input_grads(g)):
                 if gx is None or not x.requires_grad:
                     continue
                 key = id(x)
-                grads[key] = gx if key not in grads else grads[key] + gx
+                if key in grads:
+                    gx = grads[key] + gx
+                handed_out[id(gx.data)] += 1
+                grads[key] = gx
             if not retain_graph:
                 f._release()
     return found
 
 
-def _accumulate(old, g, create_graph):
+def _accumulate(old, g, create_graph, private=False):
     """The new ``.grad`` of a leaf.  A gradient may be shared with another tensor (``a + b`` hands the
-    same one to both) or be a read-only broadcast view, so a leaf gets its own copy, which the user and
-    the optimizers may then change in place.  With ``create_graph`` it stays in the graph instead."""
+    same one to both) or be a view of another array (a reshape, a read-only broadcast), so a leaf gets
+    its own copy, which the user and the optimizers may then change in place - unless the array is
+    ``private``: owning its memory and handed to this leaf alone (a matmul's fresh result, say).  With
+    ``create_graph`` it stays in the graph instead."""
     if old is not None:
         return old + g
-    if create_graph:
+    if create_graph or private:
         return g
     return Tensor._wrap(B.of(g.data).copy(g.data))
 

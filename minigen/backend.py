@@ -377,6 +377,29 @@ def manual_seed(seed):
 
 
 # ----------------------------------------------------------------------------------------------------
+# Fused GPU kernels (minigen.kernels defines them; CuPy compiles them)
+# ----------------------------------------------------------------------------------------------------
+
+class ElementwiseKernel:
+    """A CUDA elementwise kernel in CuPy's notation, compiled on its first call (so that defining one
+    needs no GPU).  ``in_params``/``out_params`` declare the arguments ("T x, T y"; T is bound by the
+    arrays' dtype, Python floats are cast to it), ``body`` is the CUDA code run per element; outputs
+    passed in are updated in place.  Call it with CuPy arrays only: the CPU has its own code path.
+    """
+
+    def __init__(self, in_params, out_params, body, name):
+        self.in_params, self.out_params, self.body, self.name = in_params, out_params, body, name
+        self._kernel = None
+
+    def __call__(self, *args):
+        if self._kernel is None:
+            import cupy
+            self._kernel = cupy.ElementwiseKernel(self.in_params, self.out_params, self.body,
+                                                  self.name)
+        return self._kernel(*args)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Helpers the rest of minigen uses (internal API).
 # ----------------------------------------------------------------------------------------------------
 
@@ -412,6 +435,12 @@ def ensure_array(obj):
     if isinstance(obj, numpy.generic):
         return numpy.asarray(obj)
     raise TypeError(f"expected an array of a backend, got {type(obj).__name__}")
+
+
+def owns_memory(array):
+    """True when ``array`` is no view of another array (so writing into it changes nothing else).
+    The strict backends answer False: their arrays hide that, and copying is always safe."""
+    return of(array).name in ("numpy", "cupy") and array.base is None
 
 
 def is_host_array(obj):

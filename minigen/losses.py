@@ -19,7 +19,8 @@ node each, and numerically stable for any input.
 import math
 
 from . import backend as B
-from .autograd import Function, Tensor
+from . import kernels
+from .autograd import Function, Tensor, is_grad_enabled
 from .functions import clip, exp, log, sigmoid
 from .nn._arrays import tensor_like
 
@@ -75,12 +76,15 @@ class BCEWithLogits(Function):
     name = "bce_with_logits"
 
     def forward(self, x, t):
-        xp = B.namespace(x)
-        return xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        loss, self.saved = kernels.bce_with_logits(x, t)
+        return loss
 
     def backward(self, gy):
         x, t = self.inputs
-        gx = (sigmoid(x) - t) * gy if x.requires_grad else None
+        if x.requires_grad and not is_grad_enabled():      # plain backward: one fused formula
+            gx = Tensor._wrap(kernels.bce_with_logits_grad(x.data, t.data, gy.data, self.saved))
+        else:                                              # create_graph: recorded ops
+            gx = (sigmoid(x) - t) * gy if x.requires_grad else None
         gt = -x * gy if t.requires_grad else None
         return gx, gt
 

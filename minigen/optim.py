@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 from . import backend as B
 from .autograd import Tensor
+from .kernels import adam_update
 from .nn._arrays import fresh_like, host_scalar
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
@@ -207,6 +208,7 @@ class Adam(Optimizer):
         _check(0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0,
                f"{name}: betas must be in [0, 1), got {betas}")
         _check(self.weight_decay >= 0.0, f"{name}: weight_decay must be >= 0, got {weight_decay}")
+        self._scratch_arrays = {}
 
     @property
     def betas(self):
@@ -223,18 +225,20 @@ class Adam(Optimizer):
             owner = B.of(p.data)
             state["exp_avg"] = owner.zeros(p.shape, like=p.data)
             state["exp_avg_sq"] = owner.zeros(p.shape, like=p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * (g * g)
-        xp = B.namespace(v)
-        denom = xp.sqrt(v)
-        denom /= math.sqrt(1.0 - self.beta2 ** t)
-        denom += self.eps
-        step = m / denom
-        step *= self.lr / (1.0 - self.beta1 ** t)
-        p.data -= step
+        # The bias corrections, folded into two scalars (the same update, one pass fewer):
+        #   (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps) = step_size * m / (sqrt(v) + eps * sqrt(c2))
+        root_c2 = math.sqrt(1.0 - self.beta2 ** t)
+        step_size = self.lr * root_c2 / (1.0 - self.beta1 ** t)
+        adam_update(p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(p, state),
+                    self.beta1, self.beta2, step_size, self.eps * root_c2)
+
+    def _scratch(self, p, state):
+        """A work array like ``p`` for the NumPy kernel; kept apart from ``state`` (never saved)."""
+        scratch = self._scratch_arrays.get(id(p))
+        if scratch is None or type(scratch) is not type(p.data) or scratch.shape != p.shape \
+                or scratch.dtype != p.data.dtype:
+            scratch = self._scratch_arrays[id(p)] = B.of(p.data).zeros(p.shape, like=p.data)
+        return scratch
 
 
 class AdamW(Adam):

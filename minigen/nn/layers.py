@@ -6,7 +6,8 @@ Shapes follow the founding document's Keras convention: a batch is (N, features)
 
 from .. import backend as B
 from .. import functions as F
-from ..autograd import Function, Tensor, no_grad
+from .. import kernels
+from ..autograd import Function, Tensor, is_grad_enabled, no_grad
 from ..creation import ones, zeros
 from . import init as _init
 from ._arrays import tensor_like, uniform_like
@@ -21,46 +22,79 @@ __all__ = ["DenseFunction", "dense", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "T
 # ----------------------------------------------------------------------------------------------------
 
 class DenseFunction(Function):
-    """y = x @ W + b as one op (one graph node, one backward instead of a matmul and an add).
+    """y = activation(x @ W + b) as one op: one graph node and one backward instead of a matmul, an add
+    and an activation, and no intermediate arrays kept.
 
-    With x: (..., in), W: (in, out), b: (out,) and the upstream gradient g = dL/dy: (..., out):
+    ``activation`` is None (linear) or one of ``kernels.FUSED_ACTIVATIONS`` ("relu", "leaky_relu" with
+    slope 0.01, "tanh", "sigmoid").  With x: (..., in), W: (in, out), b: (out,), z = x @ W + b and the
+    upstream gradient g = dL/dy: (..., out):
 
-        dL/dx = g @ W^T                      (..., in)
-        dL/dW = x^T @ g                      (in, out)   the leading axes flattened into one batch axis
-        dL/db = g summed over the batch      (out,)
+        dL/dz = g * activation'(z)           written with y alone (relu: y > 0; tanh: 1 - y^2; ...)
+        dL/dx = dL/dz @ W^T                  (..., in)
+        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one batch axis
+        dL/db = dL/dz summed over the batch  (out,)
+
+    The backward works on arrays directly; only when a second derivative is wanted (``create_graph``)
+    does it build the same formulas from recorded ops.
     """
 
     name = "dense"
+
+    def __init__(self, activation=None):
+        if activation is not None and activation not in kernels.FUSED_ACTIVATIONS:
+            raise ValueError(f"dense: cannot fuse activation {activation!r}; choose one of "
+                             f"{', '.join(kernels.FUSED_ACTIVATIONS)} or None")
+        self.activation = activation
 
     def forward(self, x, weight, bias):
         if x.ndim == 0 or x.shape[-1] != weight.shape[0]:
             raise ValueError(f"dense: expected input with last dimension {weight.shape[0]}, "
                              f"got shape {tuple(x.shape)}")
-        return B.namespace(x).matmul(x, weight) + bias
+        self.y = kernels.bias_activation(B.namespace(x).matmul(x, weight), bias, self.activation)
+        return self.y
 
     def _shape_message(self, tensors, err):
         return str(err)
 
     def backward(self, gy):
+        if is_grad_enabled():                # create_graph: the gradient must be differentiable
+            return self._backward_in_graph(gy)
+        x, weight, bias = self.inputs
+        xp = B.namespace(gy.data)
+        n_in, n_out = weight.shape
+        gz = gy.data if self.activation is None else kernels.activation_grad(gy.data, self.y,
+                                                                             self.activation)
+        g2 = xp.reshape(gz, (-1, n_out))     # every leading axis is part of the batch
+        gx = xp.matmul(gz, weight.data.T) if x.requires_grad else None
+        gw = xp.matmul(xp.reshape(x.data, (-1, n_in)).T, g2) if weight.requires_grad else None
+        gb = xp.sum(g2, axis=0) if bias.requires_grad else None
+        return tuple(None if g is None else Tensor._wrap(B.ensure_array(g)) for g in (gx, gw, gb))
+
+    def _backward_in_graph(self, gy):
         x, weight, bias = self.inputs
         n_in, n_out = weight.shape
-        g2 = F.reshape(gy, (-1, n_out))      # every leading axis is part of the batch
-        gx = F.matmul(gy, weight.T) if x.requires_grad else None
+        gz = gy if self.activation is None else gy * kernels.activation_derivative(self.output,
+                                                                                   self.activation)
+        g2 = F.reshape(gz, (-1, n_out))
+        gx = F.matmul(gz, weight.T) if x.requires_grad else None
         gw = F.matmul(F.reshape(x, (-1, n_in)).T, g2) if weight.requires_grad else None
         gb = F.sum(g2, axis=0) if bias.requires_grad else None
         return gx, gw, gb
 
 
-def dense(x, weight, bias=None):
-    """``x @ weight + bias`` (one fused op); without a bias, a plain matmul.  An ``x`` that is not a
-    Tensor (a list, a NumPy array) is converted to the weight's dtype and device first."""
+def dense(x, weight, bias=None, activation=None):
+    """``activation(x @ weight + bias)`` as one fused op (``activation``: None or a name in
+    ``kernels.FUSED_ACTIVATIONS``); without a bias, a plain matmul followed by the activation.  An
+    ``x`` that is not a Tensor (a list, a NumPy array) is converted to the weight's dtype and device
+    first."""
     x = tensor_like(x, weight)
     if bias is None:
         if x.ndim == 0 or x.shape[-1] != weight.shape[0]:
             raise ValueError(f"dense: expected input with last dimension {weight.shape[0]}, "
                              f"got shape {x.shape}")
-        return F.matmul(x, weight)
-    return DenseFunction()(x, weight, bias)
+        y = F.matmul(x, weight)
+        return y if activation is None else _activation(activation)(y)
+    return DenseFunction(activation)(x, weight, bias)
 
 
 ACTIVATIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": F.sigmoid, "tanh": F.tanh,
@@ -99,8 +133,9 @@ class Dense(Module):
         self.bias = Parameter(zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
-        y = dense(x, self.weight, self.bias)
-        return self.activation(y) if self.activation is not None else y
+        if self.activation_name in kernels.FUSED_ACTIVATIONS or self.activation is None:
+            return dense(x, self.weight, self.bias, self.activation_name)   # one fused op
+        return self.activation(dense(x, self.weight, self.bias))
 
     def extra_repr(self):
         act = self.activation_name or getattr(self.activation, "__name__", None)

@@ -1,0 +1,181 @@
+"""Fused elementwise kernels: several elementwise steps done in one pass over the data.
+
+Written as separate array operations, ``p -= lr * m / (sqrt(v) + eps)`` makes four passes over memory
+and allocates three temporaries the size of ``p``.  On a GPU each pass is a kernel launch (a few
+microseconds each, which for small arrays is all the time there is); on a CPU each large temporary is a
+fresh allocation (the operating system hands out zeroed pages, slowly).  A *fused kernel* does the whole
+formula per element in one pass.
+
+Every kernel here has up to three implementations of the same formula, chosen by the arrays' backend:
+
+* CuPy: one CUDA ``ElementwiseKernel`` (compiled on first use, cached by CuPy on disk);
+* NumPy: ufuncs writing into a preallocated ``scratch`` array (``out=``), so nothing is allocated;
+* any other array-API namespace (the strict test backends): the plain expressions - the reference the
+  other two are tested against.
+"""
+
+from . import backend as B
+from .autograd import Tensor
+
+__all__ = ["adam_update"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Adam
+# ----------------------------------------------------------------------------------------------------
+
+_ADAM_CUDA = B.ElementwiseKernel(
+    "T g, T beta1, T beta2, T step_size, T eps",
+    "T p, T m, T v",
+    """
+    m = beta1 * m + (1 - beta1) * g;
+    v = beta2 * v + (1 - beta2) * g * g;
+    p -= step_size * m / (sqrt(v) + eps);
+    """,
+    "minigen_adam")
+
+
+def adam_update(p, g, m, v, scratch, beta1, beta2, step_size, eps):
+    """One Adam step in place on the arrays ``p`` (parameter), ``m`` and ``v`` (moment estimates):
+
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2
+        p <- p - step_size * m / (sqrt(v) + eps)
+
+    ``scratch`` is an array like ``p`` whose values do not matter (NumPy uses it; others ignore it).
+    The bias corrections of Adam are folded into ``step_size`` and ``eps`` by the caller.
+    """
+    owner = B.of(p)
+    if owner.name == "cupy":
+        _ADAM_CUDA(g, beta1, beta2, step_size, eps, p, m, v)
+    elif owner.name == "numpy":
+        xp = owner.xp
+        xp.multiply(g, 1.0 - beta1, out=scratch)
+        m *= beta1
+        m += scratch
+        xp.multiply(g, g, out=scratch)
+        scratch *= 1.0 - beta2
+        v *= beta2
+        v += scratch
+        xp.sqrt(v, out=scratch)
+        scratch += eps
+        xp.divide(m, scratch, out=scratch)
+        scratch *= step_size
+        p -= scratch
+    else:
+        xp = owner.xp
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * (g * g)
+        p -= step_size * m / (xp.sqrt(v) + eps)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bias + activation (the end of a Dense layer's forward) and the activation's derivative (the start of
+# its backward).  Each activation's derivative is written in terms of its *output* y, so the backward
+# needs nothing but y:
+#
+#     relu        y = max(z, 0)             dy/dz = 1 if y > 0 else 0
+#     leaky_relu  y = max(z, 0.01 z)        dy/dz = 1 if y > 0 else 0.01
+#     tanh        y = tanh(z)               dy/dz = 1 - y^2
+#     sigmoid     y = 1 / (1 + exp(-z))     dy/dz = y (1 - y)
+# ----------------------------------------------------------------------------------------------------
+
+LEAKY_SLOPE = 0.01
+_ACTIVATION_CUDA = {  # name: (y from z, dy/dz from y)
+    "relu": ("z > 0 ? z : (T)0", "y > 0 ? (T)1 : (T)0"),
+    "leaky_relu": (f"z > 0 ? z : (T){LEAKY_SLOPE} * z", f"y > 0 ? (T)1 : (T){LEAKY_SLOPE}"),
+    "tanh": ("tanh(z)", "1 - y * y"),
+    "sigmoid": ("1 / (1 + exp(-z))", "y * (1 - y)"),
+}
+FUSED_ACTIVATIONS = tuple(_ACTIVATION_CUDA)
+
+_BIAS_ACTIVATION_CUDA = {
+    name: B.ElementwiseKernel("T b", "T y", f"T z = y + b; y = {forward};", f"minigen_bias_{name}")
+    for name, (forward, _) in _ACTIVATION_CUDA.items()}
+_ACTIVATION_GRAD_CUDA = {
+    name: B.ElementwiseKernel("T gy, T y", "T g", f"g = gy * ({derivative});", f"minigen_grad_{name}")
+    for name, (_, derivative) in _ACTIVATION_CUDA.items()}
+
+
+def bias_activation(z, bias, activation):
+    """``activation(z + bias)`` for a freshly computed ``z`` (N, out), which it may overwrite; the
+    bias (out,) broadcasts over the rows.  ``activation`` is None or a name in FUSED_ACTIVATIONS."""
+    owner = B.of(z)
+    if owner.name == "cupy" and activation is not None:
+        _BIAS_ACTIVATION_CUDA[activation](bias, z)
+        return z
+    xp = owner.xp
+    z += bias                                  # z is new: adding in place is safe and saves an array
+    if activation is None:
+        return z
+    if activation == "sigmoid":
+        from .functions import Sigmoid         # the overflow-free formula lives with the op
+        return Sigmoid().forward(z)
+    if owner.name in ("numpy", "cupy"):        # ufuncs that write in place
+        if activation == "relu":
+            return xp.maximum(z, 0, out=z)
+        if activation == "leaky_relu":
+            return xp.maximum(z, LEAKY_SLOPE * z, out=z)
+        return xp.tanh(z, out=z)
+    if activation == "relu":
+        return xp.maximum(z, 0)
+    if activation == "leaky_relu":
+        return xp.maximum(z, LEAKY_SLOPE * z)
+    return xp.tanh(z)
+
+
+def activation_derivative(y, activation):
+    """d activation / dz as a function of the output ``y``: an array when ``y`` is an array, a Tensor
+    (in the graph, for second derivatives) when ``y`` is a Tensor; the 0/1 masks are constants."""
+    if activation == "tanh":
+        return 1.0 - y * y
+    if activation == "sigmoid":
+        return y * (1.0 - y)
+    data = y.data if isinstance(y, Tensor) else y
+    xp = B.namespace(data)
+    mask = xp.astype(data > 0, data.dtype)     # 1 where y > 0 (array-API arithmetic refuses booleans)
+    if activation == "leaky_relu":
+        mask = mask * (1.0 - LEAKY_SLOPE) + LEAKY_SLOPE
+    return Tensor._wrap(mask) if isinstance(y, Tensor) else mask
+
+
+def activation_grad(gy, y, activation):
+    """``gy * d activation / dz`` from the output ``y`` (arrays; a new array)."""
+    owner = B.of(y)
+    if owner.name == "cupy":
+        return _ACTIVATION_GRAD_CUDA[activation](gy, y)
+    if owner.name == "numpy" and activation == "relu":
+        return gy * (y > 0)                    # NumPy multiplies by a boolean mask directly
+    return gy * activation_derivative(y, activation)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Binary cross-entropy with logits:  l = max(x, 0) - x t + log1p(e),  e = exp(-|x|) <= 1,
+#                                    dl/dx = sigmoid(x) - t,  sigmoid(x) = (1 if x >= 0 else e) / (1 + e)
+# ----------------------------------------------------------------------------------------------------
+
+_BCE_CUDA = B.ElementwiseKernel(
+    "T x, T t", "T l", "l = max(x, (T)0) - x * t + log1p(exp(-fabs(x)));", "minigen_bce_logits")
+_BCE_GRAD_CUDA = B.ElementwiseKernel(
+    "T x, T t, T gy", "T g",
+    "T e = exp(-fabs(x)); g = ((x >= 0 ? (T)1 : e) / (1 + e) - t) * gy;", "minigen_bce_logits_grad")
+
+
+def bce_with_logits(x, t):
+    """(the elementwise loss, what ``bce_with_logits_grad`` needs from the forward pass)."""
+    owner = B.of(x)
+    if owner.name == "cupy":
+        return _BCE_CUDA(x, t), None           # the GPU recomputes exp(-|x|): cheaper than storing it
+    xp = owner.xp
+    e = xp.exp(-xp.abs(x))
+    return xp.maximum(x, 0) - x * t + xp.log1p(e), e
+
+
+def bce_with_logits_grad(x, t, gy, saved):
+    """(sigmoid(x) - t) * gy, with ``saved`` = exp(-|x|) from :func:`bce_with_logits` (arrays)."""
+    if B.of(x).name == "cupy":
+        return _BCE_GRAD_CUDA(x, t, gy)
+    xp = B.namespace(x)
+    return B.ensure_array((xp.where(x >= 0, 1.0, saved) / (1.0 + saved) - t) * gy)
