@@ -90,28 +90,31 @@ class Autoencoder(mg.nn.Module):
 
     def train_step(self, x, optimizers):
         optimizers["adam"].zero_grad()
-        loss = mg.bce_with_logits(self.net(x), x, reduction="none").sum(axis=1).mean()
+        loss = mg.losses.bce_with_logits(self.net(x), x, reduction="none").sum(axis=1).mean()
         loss.backward()
         optimizers["adam"].step()
         return {"loss": loss.item()}
 
 
 class HandNumpyRun:
-    """The hand-written VAE of references.py, on NumPy (or CuPy: ``xp``)."""
+    """The hand-written VAE of references.py, on NumPy (or CuPy: ``xp``).  Like minigen's DataLoader, it
+    draws each epoch's order on the host and gathers the batches where the data lives."""
 
     def __init__(self, images, batch_size, xp=np, label="NumPy"):
         self.name = f"hand-written ({label})"
         self.xp, self.batch_size = xp, batch_size
         self.images = xp.asarray(images)
         self.model = NumpyVAE(xp=xp)
-        self.rng = np.random.default_rng(1) if xp is np else xp.random.default_rng(1)
+        self.order_rng = np.random.default_rng(1)
+        # NumPy's Generator and CuPy's RandomState both draw float32 normals directly
+        self.noise = np.random.default_rng(2) if xp is np else xp.random.RandomState(2)
         self.sync = (lambda: None) if xp is np else xp.cuda.Device().synchronize
 
     def epoch(self):
-        order = self.rng.permutation(len(self.images))
+        order = self.xp.asarray(self.order_rng.permutation(len(self.images)))
         for start in range(0, len(self.images), self.batch_size):
             x = self.images[order[start:start + self.batch_size]]
-            eps = self.rng.standard_normal((x.shape[0], 20), dtype=np.float32)
+            eps = self.noise.standard_normal((x.shape[0], 20), dtype=np.float32)
             float(self.model.step(x, eps))            # the loss to the host, as a training loop logs it
         self.sync()
 

@@ -31,6 +31,24 @@ def test_leaf_gradients_are_independent_arrays(backend):
     assert b.grad.numpy()[0] == 1.0
 
 
+def test_leaf_gradients_never_alias_other_arrays(backend):
+    # a fresh array handed to two leaves ((a + b) * 3: Mul makes it, Add hands it on twice), a view
+    # (reshape), the caller's own upstream gradient: every .grad must be the leaf's alone
+    a, b, c, d = (mg.Tensor([1.0, 2.0], requires_grad=True) for _ in range(4))
+    ((a + b) * 3.0).sum().backward()
+    a.grad.data[0] = 100.0
+    assert b.grad.numpy().tolist() == [3.0, 3.0]
+    c.reshape((2, 1)).sum().backward()
+    upstream = mg.Tensor([5.0, 6.0])
+    d.backward(upstream)
+    d.grad.data[0] = 100.0
+    assert upstream.numpy().tolist() == [5.0, 6.0]
+    # a weight's gradient from a matmul is fresh and handed out once: kept without a copy, and correct
+    x, w = mg.Tensor([[1.0, 2.0]]), mg.Tensor([[1.0], [1.0]], requires_grad=True)
+    (x @ w).sum().backward()
+    assert w.grad.numpy().tolist() == [[1.0], [2.0]]
+
+
 def test_a_chain_of_ten_thousand_ops_needs_no_recursion(backend):
     x = mg.Tensor(1.0, requires_grad=True)
     y = x

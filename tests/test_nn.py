@@ -41,10 +41,12 @@ NUMPY_ACTIVATIONS = {None: lambda y: y, "tanh": np.tanh, "sigmoid": scipy.specia
 def test_dense_forward_and_gradients(backend, data):
     batch = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3), label="batch")
     n_in, n_out = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 3), label="out")
-    activation = data.draw(st.sampled_from([None, "tanh", "sigmoid", "softplus"]), label="activation")
+    activation = data.draw(st.sampled_from([None, "tanh", "sigmoid", "softplus", "relu", "leaky_relu"]),
+                           label="activation")
     x = data.draw(arrays(batch + (n_in,)), label="x")
     w = data.draw(arrays((n_in, n_out)), label="w")
-    b = data.draw(arrays((n_out,)), label="b")
+    # x @ w is a multiple of 1/4096: this offset keeps x @ w + b clear of relu's kink at 0
+    b = data.draw(arrays((n_out,), offset=1 / 8192), label="b")
 
     layer = nn.Dense(n_in, n_out, activation=activation)
     layer.load_state_dict({"weight": w, "bias": b})
@@ -62,6 +64,25 @@ def test_dense_second_order(backend, data):
     x, w, b = (leaf(data.draw(arrays(s))) for s in [(batch, n_in), (n_in, n_out), (n_out,)])
     # tanh makes the second derivative with respect to every input non-zero
     assert mg.gradgradcheck(lambda x, w, b: mg.tanh(nn.dense(x, w, b)), [x, w, b])
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid"])
+@settings(max_examples=5)
+@given(data=st.data())
+def test_dense_with_a_fused_activation_has_second_derivatives(backend, activation, data):
+    # create_graph takes the in-graph backward; the plain backward (above) the array one
+    batch = data.draw(st.integers(1, 3))
+    n_in, n_out = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    x, w = (leaf(data.draw(arrays(s))) for s in [(batch, n_in), (n_in, n_out)])
+    b = leaf(data.draw(arrays((n_out,), offset=1 / 8192)))
+    y = nn.dense(x, w, b, activation=activation)
+    assert y.creator.activation == activation
+    assert mg.gradgradcheck(lambda x, w, b: nn.dense(x, w, b, activation=activation) ** 2, [x, w, b])
+
+
+def test_dense_refuses_an_activation_it_cannot_fuse():
+    with pytest.raises(ValueError, match="cannot fuse activation 'softplus'"):
+        nn.DenseFunction("softplus")
 
 
 def test_dense_is_one_fused_op(backend):

@@ -1,0 +1,91 @@
+"""minigen.kernels: each fused kernel (CUDA on CuPy, ufuncs with out= on NumPy, plain expressions on the
+strict backends) against the formula written out here in NumPy float64."""
+
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigen as mg
+from minigen import backend as B
+from minigen import kernels
+
+ACTIVATIONS = {  # forward from z, derivative from z
+    "relu": (lambda z: np.maximum(z, 0), lambda z: (z > 0).astype(float)),
+    "leaky_relu": (lambda z: np.where(z > 0, z, 0.01 * z), lambda z: np.where(z > 0, 1.0, 0.01)),
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "sigmoid": (scipy.special.expit, lambda z: scipy.special.expit(z) * scipy.special.expit(-z)),
+}
+
+
+def device(array, dtype):
+    """A copy on the current backend (the kernels write in place: the test keeps its originals)."""
+    return mg.Tensor(np.array(array, copy=True), dtype=dtype).data
+
+
+def host(array):
+    return B.of(array).to_numpy(array).astype(np.float64)
+
+
+def finite(shape, low=-4.0, high=4.0):
+    # a grid that stays clear of 0, where relu's derivative jumps
+    return hnp.arrays(np.float64, shape, elements=st.integers(int(low * 8), int(high * 8)).map(
+        lambda i: i / 8 + 1 / 32))
+
+
+def tolerance(dtype):
+    return dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@settings(max_examples=10)
+@given(data=st.data())
+def test_adam_update_matches_the_formula(backend, dtype, data):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=5), label="shape")
+    p, g, m = (data.draw(finite(shape), label=name) for name in ("p", "g", "m"))
+    v = data.draw(finite(shape, 0.0, 2.0), label="v")
+    beta1, beta2, step, eps = 0.9, 0.999, 1e-2, 1e-3
+    arrays = [device(a, dtype) for a in (p, g, m, v)]
+    scratch = device(np.zeros(shape), dtype)
+    kernels.adam_update(arrays[0], arrays[1], arrays[2], arrays[3], scratch, beta1, beta2, step, eps)
+
+    m_new = beta1 * m + (1 - beta1) * g
+    v_new = beta2 * v + (1 - beta2) * g * g
+    p_new = p - step * m_new / (np.sqrt(v_new) + eps)
+    for got, want in zip((arrays[0], arrays[2], arrays[3]), (p_new, m_new, v_new)):
+        np.testing.assert_allclose(host(got), want, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("activation", [None, *kernels.FUSED_ACTIVATIONS])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bias_activation_and_its_derivative(backend, activation, dtype):
+    rng = np.random.default_rng(3)
+    z, bias, gy = rng.normal(0, 3, (7, 5)) + 1 / 64, rng.normal(0, 1, 5), rng.normal(0, 1, (7, 5))
+    forward, derivative = ACTIVATIONS.get(activation, (lambda a: a, lambda a: np.ones_like(a)))
+    y = kernels.bias_activation(device(z, dtype), device(bias, dtype), activation)
+    np.testing.assert_allclose(host(y), forward(z + bias), **tolerance(dtype))
+    if activation is not None:
+        g = kernels.activation_grad(device(gy, dtype), y, activation)
+        np.testing.assert_allclose(host(g), gy * derivative(z + bias), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bce_with_logits_kernels(backend, dtype):
+    x = np.array([-800.0, -30.0, -2.5, -1e-3, 0.0, 1e-3, 2.5, 30.0, 800.0])
+    t = np.linspace(0.0, 1.0, x.size)
+    gy = np.linspace(-2.0, 2.0, x.size)
+    loss, saved = kernels.bce_with_logits(device(x, dtype), device(t, dtype))
+    expected = np.logaddexp(0.0, x) - x * t          # -[t log s(x) + (1 - t) log(1 - s(x))]
+    np.testing.assert_allclose(host(loss), expected, **tolerance(dtype))
+    grad = kernels.bce_with_logits_grad(device(x, dtype), device(t, dtype), device(gy, dtype), saved)
+    np.testing.assert_allclose(host(grad), (scipy.special.expit(x) - t) * gy, **tolerance(dtype))
+
+
+def test_the_adam_optimizer_keeps_no_scratch_in_its_checkpoint(backend):
+    p = mg.Tensor(np.ones(3), requires_grad=True)
+    opt = mg.optim.Adam([p], lr=0.1)
+    (p * p).sum().backward()
+    opt.step()
+    assert sorted(opt.state_dict()) == ["0.exp_avg", "0.exp_avg_sq", "0.step", "beta1", "beta2", "eps",
+                                        "lr", "weight_decay"]
