@@ -8,10 +8,10 @@
 # 2. runs every CuPy case of the test suite (each backend-dependent test has one), in parallel when
 #    pytest-xdist is installed;
 # 3. trains each model for an epoch from the command line on the GPU;
-# 4. runs the GPU benchmarks (benchmarks/run.py --backend cupy --quick): the VAE and the wide MLP against
+# 4. runs the GPU benchmarks (benchmarks/run.py --backend cupy; GPU_CHECK_QUICK=1 for --quick): the VAE and the wide MLP against
 #    NumPy on this machine's CPU and PyTorch CUDA, a batch-size/width sweep, the op overhead.
 # Everything printed is also written to RESULTS_DIR (gpu.txt, tests.log, cli.log, benchmarks.md and
-# speed-cupy.json).  It takes about five minutes; GPU_CHECK_TEST_SECONDS bounds step 2 (default 300).
+# speed-cupy.json).  It takes about four minutes on an H100; GPU_CHECK_TEST_SECONDS bounds step 2 (default 300).
 set -uo pipefail
 out="${1:-benchmarks/results/gpu}"
 mkdir -p "$out"
@@ -54,7 +54,7 @@ done
 cat "$out/cli.log"
 
 echo "== 3. benchmarks"
-python benchmarks/run.py --backend cupy --quick --threads "$(nproc)" --out "$out/speed-cupy.json" \
+python benchmarks/run.py --backend cupy ${GPU_CHECK_QUICK:+--quick} --threads "$(nproc)" --out "$out/speed-cupy.json" \
     2>&1 | tee "$out/benchmarks.md"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit $status

@@ -16,7 +16,8 @@ standard deviation.  ``Normal.from_log_var`` and ``reparameterize`` use the corr
 import math
 
 from . import backend as B
-from .autograd import Tensor, no_grad
+from . import kernels
+from .autograd import Function, Tensor, is_grad_enabled, no_grad
 from .functions import broadcast_to, exp, log, sigmoid
 from .losses import BCEWithLogits
 from .nn._arrays import standard_normal_like, tensor_like, uniform_like
@@ -132,7 +133,29 @@ def reparameterize(mu, log_var):
     mu, log_var = _tensors(mu, log_var)
     shape = _broadcast_shape(mu.shape, log_var.shape)
     eps = Tensor._wrap(standard_normal_like(shape, mu.data))
-    return mu + exp(0.5 * log_var) * eps
+    return Reparameterize()(mu, log_var, eps)
+
+
+class Reparameterize(Function):
+    """z = mu + exp(0.5 * log_var) * eps as one op, for arrays that broadcast together:
+
+        dz/dmu = 1,    dz/dlog_var = 0.5 * eps * exp(0.5 * log_var),    dz/deps = exp(0.5 * log_var)
+    """
+
+    name = "reparameterize"
+
+    def forward(self, mu, log_var, eps):
+        return kernels.reparameterize(mu, log_var, eps)
+
+    def backward(self, gy):
+        mu, log_var, eps = self.inputs
+        if not is_grad_enabled():                          # plain backward: one fused formula
+            g_lv, g_eps = (Tensor._wrap(g) for g in
+                           kernels.reparameterize_grads(gy.data, log_var.data, eps.data))
+        else:                                              # create_graph: recorded ops
+            g_eps = gy * exp(0.5 * log_var)
+            g_lv = 0.5 * eps * g_eps
+        return gy, g_lv, g_eps
 
 
 class Bernoulli:

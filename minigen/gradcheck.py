@@ -80,14 +80,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0)
                 f"but the input has shape {x.shape}")
         g_host = g.numpy()
         for index in itertools.product(*(range(d) for d in x.shape)):
-            original = x.data[index]
-            value = float(original)
+            # A Python float holds a float64 exactly, so writing it back restores the input bit for
+            # bit (x.data[index] itself would be a view on CuPy, changed by the writes below).
+            value = float(x.data[index])
             # (not under no_grad: fn may itself differentiate, as in gradgradcheck)
             x.data[index] = value + eps
             plus = _weighted_sum(fn, inputs, u)
             x.data[index] = value - eps
             minus = _weighted_sum(fn, inputs, u)
-            x.data[index] = original
+            x.data[index] = value
             numerical = (plus - minus) / (2 * eps)
             analytic_value = float(g_host[index])
             ok = abs(analytic_value - numerical) <= atol + rtol * abs(numerical)

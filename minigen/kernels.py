@@ -179,3 +179,52 @@ def bce_with_logits_grad(x, t, gy, saved):
         return _BCE_GRAD_CUDA(x, t, gy)
     xp = B.namespace(x)
     return B.ensure_array((xp.where(x >= 0, 1.0, saved) / (1.0 + saved) - t) * gy)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The VAE's two small formulas (on a GPU, launches are all their cost; one kernel each way):
+#   reparameterization  z = mu + exp(0.5 lv) eps;   dz/dmu = 1, dz/dlv = 0.5 eps exp(0.5 lv), dz/deps
+#                       = exp(0.5 lv)
+#   Gaussian KL         kl = 0.5 (mu^2 + exp(lv) - 1 - lv);   dkl/dmu = mu, dkl/dlv = 0.5 (exp(lv) - 1)
+# ----------------------------------------------------------------------------------------------------
+
+_REPARAMETERIZE_CUDA = B.ElementwiseKernel(
+    "T mu, T lv, T eps", "T z", "z = mu + exp((T)0.5 * lv) * eps;", "minigen_reparameterize")
+_REPARAMETERIZE_GRAD_CUDA = B.ElementwiseKernel(
+    "T gy, T lv, T eps", "T g_lv, T g_eps",
+    "T std = exp((T)0.5 * lv); g_eps = gy * std; g_lv = (T)0.5 * eps * g_eps;",
+    "minigen_reparameterize_grad")
+_KL_CUDA = B.ElementwiseKernel(
+    "T mu, T lv", "T kl", "kl = (T)0.5 * (mu * mu + exp(lv) - 1 - lv);", "minigen_gaussian_kl")
+_KL_GRAD_CUDA = B.ElementwiseKernel(
+    "T gy, T mu, T lv", "T g_mu, T g_lv",
+    "g_mu = mu * gy; g_lv = (T)0.5 * (exp(lv) - 1) * gy;", "minigen_gaussian_kl_grad")
+
+
+def reparameterize(mu, log_var, eps):
+    """z = mu + exp(0.5 log_var) eps (arrays that broadcast together)."""
+    if B.of(mu).name == "cupy":
+        return _REPARAMETERIZE_CUDA(mu, log_var, eps)
+    return mu + B.namespace(mu).exp(0.5 * log_var) * eps
+
+
+def reparameterize_grads(gy, log_var, eps):
+    """(dL/dlog_var, dL/deps) in the broadcast shape (dL/dmu is gy itself)."""
+    if B.of(gy).name == "cupy":
+        return _REPARAMETERIZE_GRAD_CUDA(gy, log_var, eps)
+    g_eps = gy * B.namespace(gy).exp(0.5 * log_var)
+    return B.ensure_array(0.5 * eps * g_eps), B.ensure_array(g_eps)
+
+
+def gaussian_kl(mu, log_var):
+    """0.5 (mu^2 + exp(log_var) - 1 - log_var), elementwise."""
+    if B.of(mu).name == "cupy":
+        return _KL_CUDA(mu, log_var)
+    return 0.5 * (mu * mu + B.namespace(mu).exp(log_var) - 1.0 - log_var)
+
+
+def gaussian_kl_grads(gy, mu, log_var):
+    """(dL/dmu, dL/dlog_var) = (mu gy, 0.5 (exp(log_var) - 1) gy)."""
+    if B.of(mu).name == "cupy":
+        return _KL_GRAD_CUDA(gy, mu, log_var)
+    return B.ensure_array(mu * gy), B.ensure_array(0.5 * (B.namespace(mu).exp(log_var) - 1.0) * gy)

@@ -170,14 +170,16 @@ class GaussianKL(Function):
     name = "gaussian_kl"
 
     def forward(self, mu, log_var):
-        xp = B.namespace(mu)
-        return 0.5 * (mu * mu + xp.exp(log_var) - 1.0 - log_var)
+        return kernels.gaussian_kl(mu, log_var)
 
     def backward(self, gy):
         mu, log_var = self.inputs
-        gmu = mu * gy if mu.requires_grad else None
-        glv = 0.5 * (exp(log_var) - 1.0) * gy if log_var.requires_grad else None
-        return gmu, glv
+        if not is_grad_enabled():                          # plain backward: one fused formula
+            gmu, glv = kernels.gaussian_kl_grads(gy.data, mu.data, log_var.data)
+            gmu, glv = Tensor._wrap(gmu), Tensor._wrap(glv)
+        else:                                              # create_graph: recorded ops
+            gmu, glv = mu * gy, 0.5 * (exp(log_var) - 1.0) * gy
+        return (gmu if mu.requires_grad else None), (glv if log_var.requires_grad else None)
 
 
 def gaussian_kl(mu, log_var, reduction="mean"):

@@ -182,6 +182,15 @@ def _maximum_draw(data):
     return [a, b], {}
 
 
+def _reparameterize_draw(data):
+    shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
+                                                         max_side=SIDE).map(lambda s: s.input_shapes),
+                       label="shapes")
+    ranges = [(-3, 3), (-3, 2), (-2, 2)]          # mu, log_var, eps
+    return [data.draw(hnp.arrays(np.float64, shape, elements=grid(*r)), label=name)
+            for shape, r, name in zip(shapes, ranges, ("mu", "log_var", "eps"))], {}
+
+
 def _max_draw(data):
     shape = data.draw(unary_shapes())
     size = int(np.prod(shape))
@@ -243,6 +252,8 @@ SPECS = [
            second_order=True),
     OpSpec("concatenate", lambda *xs, axis: mg.concatenate(xs, axis),
            lambda *xs, axis: np.concatenate(xs, axis), _join_draw(new_axis=False)),
+    OpSpec("reparameterize", lambda mu, lv, eps: mg.distributions.Reparameterize()(mu, lv, eps),
+           lambda mu, lv, eps: mu + np.exp(0.5 * lv) * eps, _reparameterize_draw, second_order=True),
     OpSpec("stack", lambda *xs, axis: mg.stack(xs, axis), lambda *xs, axis: np.stack(xs, axis),
            _join_draw(new_axis=True)),
 ]

@@ -99,11 +99,13 @@ def test_k1_bound_is_the_elbo_in_expectation(backend):
 def test_bound_grows_with_k_and_stays_above_the_elbo(backend):
     model = _random_vae(1)
     x = mg.Tensor(np.tile(_binary(10, seed=1).numpy(), (100, 1)), dtype=mg.get_default_dtype())
-    elbo = metrics.elbo(model, x).numpy().mean()
-    bounds = [metrics.iwae_bound(model, x, k=k).numpy().mean() for k in (1, 5, 50)]
-    # about -4.14, -3.53 and -3.43 nats, with standard errors 0.06, 0.02 and 0.008
-    assert bounds[1] - bounds[0] > 0.3 and bounds[2] - bounds[1] > 0.03
-    assert elbo < bounds[1] - 0.3
+    elbo = metrics.elbo(model, x).numpy()
+    bounds = [metrics.iwae_bound(model, x, k=k).numpy() for k in (1, 5, 50)]
+    # on NumPy about -4.14, -3.53 and -3.43 nats, with standard errors 0.06, 0.02 and 0.008 (the GPU
+    # draws other weights and noise): each step up must exceed 3 standard errors of the difference
+    for low, high in ((elbo, bounds[1]), (bounds[0], bounds[1]), (bounds[1], bounds[2])):
+        standard_error = math.sqrt(low.var() / low.size + high.var() / high.size)
+        assert high.mean() - low.mean() > 3 * standard_error
 
 
 def test_evaluate_vae_reports_nats_per_example(backend):

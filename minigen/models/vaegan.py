@@ -52,8 +52,9 @@ from ..functions import concatenate
 from ..losses import bce_with_logits, gaussian_kl
 from ..optim import Adam
 from .gan import Discriminator
-from .vae import (Encoder, EncoderDecoder, as_input, averaged_copy, check_decay, check_likelihood, check_sizes,
-                  log_likelihood, mlp, prior_noise, to_data_space, update_average)
+from .vae import (Encoder, EncoderDecoder, as_floats, as_input, averaged_copy, check_decay,
+                  check_likelihood, check_sizes, log_likelihood, mlp, prior_noise, to_data_space,
+                  update_average)
 
 __all__ = ["VAEGAN", "LLIKES"]
 
@@ -208,4 +209,4 @@ class VAEGAN(EncoderDecoder):
             opt.step()
         if self.ema:
             update_average(self.decoder_ema, self.decoder, self.ema)
-        return {name: value.item() for name, value in out.items()}
+        return as_floats(out)
