@@ -17,7 +17,6 @@ Broadcasting is undone once, here in :meth:`Function.__call__`'s partner :meth:`
 whatever shape a backward rule returns, the gradient is summed down to the input's shape.
 """
 
-import collections
 import contextlib
 import weakref
 
@@ -470,11 +469,10 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
     Otherwise the gradients of the tensors in ``targets`` are returned in a dict by id (mg.grad) and no
     ``.grad`` is touched.
     """
-    grads = {}
-    handed_out = collections.Counter()      # how many tensors each gradient array was given to
+    grads, private = {}, {}       # private[id(t)]: t's gradient array is fresh and given to t alone
     for out, g in zip(outputs, grad_outputs):
         grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
-        handed_out[id(g.data)] += 2         # the caller's array: never a leaf's own
+        private[id(out)] = False  # the caller's array: never a leaf's own
     order = _topological_order(outputs)
     wanted = None if targets is None else {id(t) for t in targets}
     found = {}
@@ -488,17 +486,20 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             f = tensor.creator
             if f is None:
                 if wanted is None:
-                    private = handed_out[id(g.data)] == 1 and B.owns_memory(g.data)
-                    tensor.grad = _accumulate(tensor.grad, g, create_graph, private)
+                    tensor.grad = _accumulate(tensor.grad, g, create_graph, private[id(tensor)])
                 continue
-            for x, gx in zip(f.inputs, f._input_grads(g)):
+            gxs = f._input_grads(g)
+            arrays = [None if gx is None else gx.data for gx in gxs]
+            for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:
                     continue
                 key = id(x)
-                if key in grads:
-                    gx = grads[key] + gx
-                handed_out[id(gx.data)] += 1
-                grads[key] = gx
+                if key in grads:                   # a second path: the sum is a fresh array
+                    grads[key], private[key] = grads[key] + gx, True
+                else:                              # not the upstream array, not given twice
+                    grads[key] = gx
+                    private[key] = (gx.data is not g.data and B.owns_memory(gx.data)
+                                    and sum(a is gx.data for a in arrays) == 1)
             if not retain_graph:
                 f._release()
     return found
