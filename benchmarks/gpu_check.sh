@@ -50,6 +50,8 @@ for model in vae gan vaegan; do
     echo "-- train $model" >>"$out/cli.log"
     python -m minigen train "$model" --backend cupy --epochs 1 --quiet --out "/tmp/gpu_check_$model" \
         >>"$out/cli.log" 2>&1 || status=1
+    python -m minigen evaluate "/tmp/gpu_check_$model" 2>&1 | tr -d '\n ' >>"$out/cli.log"
+    echo >>"$out/cli.log"
 done
 cat "$out/cli.log"
 
