@@ -499,10 +499,19 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 else:                              # not the upstream array, not given twice
                     grads[key] = gx
                     private[key] = (gx.data is not g.data and B.owns_memory(gx.data)
-                                    and sum(a is gx.data for a in arrays) == 1)
+                                    and _given_once(gx.data, arrays))
             if not retain_graph:
                 f._release()
     return found
+
+
+def _given_once(array, arrays):
+    """True when ``array`` is in ``arrays`` (one backward's results) exactly once."""
+    count = 0
+    for a in arrays:
+        if a is array:
+            count += 1
+    return count == 1
 
 
 def _accumulate(old, g, create_graph, private=False):

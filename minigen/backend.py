@@ -440,7 +440,7 @@ def ensure_array(obj):
 def owns_memory(array):
     """True when ``array`` is no view of another array (so writing into it changes nothing else).
     The strict backends answer False: their arrays hide that, and copying is always safe."""
-    return of(array).name in ("numpy", "cupy") and array.base is None
+    return getattr(array, "base", False) is None   # NumPy and CuPy arrays have .base; strict ones not
 
 
 def is_host_array(obj):
@@ -453,11 +453,18 @@ def default_dtype(array_backend=None):
     return (array_backend or _current).dtype(_default_dtype)
 
 
+_DTYPE_NAMES = {}
+
+
 def dtype_name(dtype):
-    """'float32', 'int64', 'bool'... for a dtype of any backend."""
-    name = getattr(dtype, "name", None)
-    if name is None:  # array_api_strict dtypes
-        name = str(dtype).rsplit(".", 1)[-1]
+    """'float32', 'int64', 'bool'... for a dtype of any backend (remembered: NumPy builds the name
+    anew on every ``dtype.name``, a few microseconds that add up over a training step)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = getattr(dtype, "name", None)
+        if name is None:  # array_api_strict dtypes
+            name = str(dtype).rsplit(".", 1)[-1]
+        _DTYPE_NAMES[dtype] = name
     return name
 
 
