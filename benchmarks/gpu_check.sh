@@ -4,6 +4,7 @@
 #
 #     bash benchmarks/gpu_check.sh [RESULTS_DIR]        (default: benchmarks/results/gpu)
 #
+# PYTHON names the interpreter (default: python).
 # 1. says which GPU it found, or stops (exit 3) with the reason when there is none;
 # 2. runs every CuPy case of the test suite (each backend-dependent test has one), in parallel when
 #    pytest-xdist is installed;
@@ -14,12 +15,13 @@
 # speed-cupy.json).  It takes about four minutes on an H100; GPU_CHECK_TEST_SECONDS bounds step 2 (default 300).
 set -uo pipefail
 out="${1:-benchmarks/results/gpu}"
+python="${PYTHON:-python}"      # the interpreter that has minigen's dependencies
 mkdir -p "$out"
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 export PYTHONUNBUFFERED=1
 
-python - >"$out/gpu.txt" 2>&1 <<'PY'
+"$python" - >"$out/gpu.txt" 2>&1 <<'PY'
 import sys
 import minigen as mg
 try:
@@ -39,8 +41,8 @@ status=0
 
 echo "== 1. the test suite's CuPy cases"
 parallel=""
-if python -c "import xdist" 2>/dev/null; then parallel="-n 4"; fi
-timeout "${GPU_CHECK_TEST_SECONDS:-300}" python -m pytest -q -p no:cacheprovider -k cupy $parallel \
+if "$python" -c "import xdist" 2>/dev/null; then parallel="-n 4"; fi
+timeout "${GPU_CHECK_TEST_SECONDS:-300}" "$python" -m pytest -q -p no:cacheprovider -k cupy $parallel \
     tests 2>&1 | tee "$out/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
@@ -48,15 +50,15 @@ echo "== 2. each model for one epoch from the command line, on the GPU"
 : >"$out/cli.log"
 for model in vae gan vaegan; do
     echo "-- train $model" >>"$out/cli.log"
-    python -m minigen train "$model" --backend cupy --epochs 1 --quiet --out "/tmp/gpu_check_$model" \
+    "$python" -m minigen train "$model" --backend cupy --epochs 1 --quiet --out "/tmp/gpu_check_$model" \
         >>"$out/cli.log" 2>&1 || status=1
-    python -m minigen evaluate "/tmp/gpu_check_$model" 2>&1 | tr -d '\n ' >>"$out/cli.log"
+    "$python" -m minigen evaluate "/tmp/gpu_check_$model" 2>&1 | tr -d '\n ' >>"$out/cli.log"
     echo >>"$out/cli.log"
 done
 cat "$out/cli.log"
 
 echo "== 3. benchmarks"
-python benchmarks/run.py --backend cupy ${GPU_CHECK_QUICK:+--quick} --threads "$(nproc)" --out "$out/speed-cupy.json" \
-    2>&1 | tee "$out/benchmarks.md"
+"$python" benchmarks/run.py --backend cupy ${GPU_CHECK_QUICK:+--quick} --threads "$(nproc)" \
+    --out "$out/speed-cupy.json" 2>&1 | tee "$out/benchmarks.md"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit $status

@@ -85,7 +85,8 @@ def test_the_gpu_check_stops_with_the_reason_when_there_is_no_gpu(tmp_path):
     except mg.backend.BackendError:
         pass
     result = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHON=sys.executable))
     assert result.returncode == 3
     assert "no usable GPU here" in result.stdout
     assert (tmp_path / "gpu.txt").read_text() == result.stdout
