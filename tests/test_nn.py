@@ -80,9 +80,16 @@ def test_dense_with_a_fused_activation_has_second_derivatives(backend, activatio
     assert mg.gradgradcheck(lambda x, w, b: nn.dense(x, w, b, activation=activation) ** 2, [x, w, b])
 
 
-def test_dense_refuses_an_activation_it_cannot_fuse():
+def test_dense_fuses_what_it_can_and_applies_the_rest_after():
     with pytest.raises(ValueError, match="cannot fuse activation 'softplus'"):
         nn.DenseFunction("softplus")
+    x, w, b = mg.randn(4, 3), mg.randn(3, 2, requires_grad=True), mg.zeros(2, requires_grad=True)
+    assert isinstance(nn.dense(x, w, b, activation="tanh").creator, nn.DenseFunction)
+    y = nn.dense(x, w, b, activation="softplus")
+    assert not isinstance(y.creator, nn.DenseFunction)
+    np.testing.assert_allclose(y.numpy(), np.logaddexp(0.0, x.numpy() @ w.numpy()), rtol=1e-6)
+    z = nn.dense(x, w, activation="relu")                          # no bias: matmul, then relu
+    np.testing.assert_allclose(z.numpy(), np.maximum(x.numpy() @ w.numpy(), 0), rtol=1e-6)
 
 
 def test_dense_is_one_fused_op(backend):

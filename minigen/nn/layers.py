@@ -83,18 +83,23 @@ class DenseFunction(Function):
 
 
 def dense(x, weight, bias=None, activation=None):
-    """``activation(x @ weight + bias)`` as one fused op (``activation``: None or a name in
-    ``kernels.FUSED_ACTIVATIONS``); without a bias, a plain matmul followed by the activation.  An
-    ``x`` that is not a Tensor (a list, a NumPy array) is converted to the weight's dtype and device
-    first."""
+    """``activation(x @ weight + bias)``: one fused op when ``activation`` is None or a name in
+    ``kernels.FUSED_ACTIVATIONS``; another activation (a name in ACTIVATIONS or a callable) is applied
+    after it; without a bias, a plain matmul.  An ``x`` that is not a Tensor (a list, a NumPy array) is
+    converted to the weight's dtype and device first."""
     x = tensor_like(x, weight)
+    fused = activation is None or (isinstance(activation, str)
+                                   and activation in kernels.FUSED_ACTIVATIONS)
     if bias is None:
         if x.ndim == 0 or x.shape[-1] != weight.shape[0]:
             raise ValueError(f"dense: expected input with last dimension {weight.shape[0]}, "
                              f"got shape {x.shape}")
         y = F.matmul(x, weight)
-        return y if activation is None else _activation(activation)(y)
-    return DenseFunction(activation)(x, weight, bias)
+    else:
+        y = DenseFunction(activation if fused else None)(x, weight, bias)
+    if activation is None or (fused and bias is not None):
+        return y
+    return _activation(activation)(y)
 
 
 ACTIVATIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": F.sigmoid, "tanh": F.tanh,
@@ -133,9 +138,7 @@ class Dense(Module):
         self.bias = Parameter(zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
-        if self.activation_name in kernels.FUSED_ACTIVATIONS or self.activation is None:
-            return dense(x, self.weight, self.bias, self.activation_name)   # one fused op
-        return self.activation(dense(x, self.weight, self.bias))
+        return dense(x, self.weight, self.bias, self.activation_name or self.activation)
 
     def extra_repr(self):
         act = self.activation_name or getattr(self.activation, "__name__", None)
