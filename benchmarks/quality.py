@@ -5,7 +5,8 @@
 
 1. ring: VAE, GAN and VAE-GAN with default settings over 5 seeds: modes covered (of 8), high-quality
    fraction, reverse KL, mean +- sd, and one figure with their samples side by side.
-2. grid: the GAN on 25 modes over the same seeds.
+2. grid: the GAN on 25 modes over the same seeds, with its grid defaults (runs.defaults("gan", "grid"):
+   PacGAN packing of 2 points, 128 -> 128 networks, 250 epochs).
 3. mnist: the 784-400-20 VAE (Adam 1e-3, batch 128, 10 epochs, 8,000/2,000 split of the test digits)
    against the same model and data in PyTorch, when PyTorch is installed.
 4. iwae: the importance-weighted NLL for K = 1, 5, 50, 500 against the negative ELBO.

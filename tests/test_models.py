@@ -206,13 +206,16 @@ def test_vae_loss_matches_numpy(backend, likelihood):
     np.testing.assert_allclose(model.reconstruct(mg.Tensor(x)).numpy(), expected_mean, rtol=1e-10)
 
 
-def test_gan_losses_match_formulas(backend):
-    model = GAN(2, hidden=(4, 3))
+@pytest.mark.parametrize("pack", [1, 3])
+def test_gan_losses_match_formulas(backend, pack):
+    model = GAN(2, hidden=(4, 3), pack=pack)
     rng = np.random.default_rng(2)
     real, fake = rng.standard_normal((5, 2)), rng.standard_normal((7, 2)) + 1.0
     s = model.state_dict()
 
     def logits(a):
+        n = len(a) // pack * pack           # packs of consecutive points; the rest is left out
+        a = a[:n].reshape(n // pack, pack * 2)
         h = relu(relu(a @ s["discriminator.body.0.weight"] + s["discriminator.body.0.bias"])
                  @ s["discriminator.body.1.weight"] + s["discriminator.body.1.bias"])
         return h @ s["discriminator.head.weight"] + s["discriminator.head.bias"]
@@ -224,6 +227,39 @@ def test_gan_losses_match_formulas(backend):
     g_loss = model.generator_loss(mg.Tensor(fake))
     np.testing.assert_allclose(d_loss.item(), d_expected, rtol=1e-12)
     np.testing.assert_allclose(g_loss.item(), g_expected, rtol=1e-12)
+
+
+def test_gan_packs_consecutive_points(backend):
+    """PacGAN: the discriminator sees ``pack`` points side by side, one logit per pack."""
+    mg.manual_seed(0)
+    model = GAN(3, hidden=(5, 4), pack=2)
+    assert model.discriminator.body[0].weight.shape == (6, 5)         # 2 points of 3 coordinates
+    assert [layer.out_features for layer in model.generator] == [4, 5, 3]   # the generator is as before
+    x = np.arange(21.0).reshape(7, 3)
+    packed = model.packed(mg.Tensor(x)).numpy()
+    np.testing.assert_array_equal(packed, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11],
+                                           [12, 13, 14, 15, 16, 17]])   # row 6 is left out
+    assert model.discriminator(model.packed(mg.Tensor(x))).shape == (3, 1)
+    np.testing.assert_array_equal(GAN(3, hidden=(5, 4)).packed(mg.Tensor(x)).numpy(), x)  # pack = 1
+    with pytest.raises(ValueError, match="pack of 2"):
+        model.packed(mg.randn(1, 3))
+    with pytest.raises(ValueError, match="pack must be a positive integer"):
+        GAN(3, pack=0)
+
+    config = json.loads(json.dumps(model.config()))
+    assert config["pack"] == 2
+    twin = build_model("gan", **config).load_state_dict(model.state_dict())
+    assert twin.config() == model.config()
+    mg.manual_seed(1)
+    first = twin.discriminator_loss(mg.Tensor(x), model.sample(7)).item()
+    mg.manual_seed(1)
+    assert model.discriminator_loss(mg.Tensor(x), model.sample(7)).item() == first
+    with pytest.raises(ValueError, match="mis-shaped"):               # a pack-1 discriminator differs
+        build_model("gan", **dict(config, pack=1)).load_state_dict(model.state_dict())
+
+    out = model.train_step(mg.randn(9, 3), model.make_optimizers(lr=0.01))   # 4 packs of the 9 points
+    assert set(out) == {"d_loss", "g_loss"} and all(np.isfinite(v) for v in out.values())
+    assert model.sample(5).shape == (5, 3)
 
 
 @pytest.mark.parametrize("llike", ["features", "pixels"])

@@ -23,6 +23,17 @@ and a detached batch of fakes, then G through the updated D.
 Samples come from an exponential moving average of the generator's weights (``ema``, the decay;
 0 turns it off): the game makes the generator's weights jitter from step to step, and the average is
 much sharper (Yazici et al. 2019).  It changes no gradient: it is only what ``sample`` uses.
+
+Packing (PacGAN, Lin et al. 2018, "PacGAN: The power of two samples in generative adversarial
+networks"): with ``pack = m`` the discriminator judges m points at once.  A batch of N points
+x_1 ... x_N (N a multiple of m) becomes N / m packs, each the concatenation of m consecutive points,
+
+      pack_k = [x_{(k-1)m+1}, ..., x_{km}]        (N, data_dim) -> (N / m, m * data_dim)
+
+all real or all generated, and the losses above are taken over packs instead of points.  A generator
+that drops modes makes packs whose m points are too often alike, a difference between the product
+distributions P^m and Q^m that grows with m; so the discriminator can see - and penalise - mode
+collapse that one point at a time hides.  m = 1 is the plain GAN.
 """
 
 from .. import nn
@@ -56,10 +67,12 @@ class Discriminator(nn.Module):
 class GAN(nn.Module):
     """A GAN with Dense generator and discriminator.
 
-    ``GAN(data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None, ema=0.999)``
+    ``GAN(data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None, ema=0.999,
+    pack=1)``
 
     * generator: latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear output);
-    * discriminator: data_dim -> disc_hidden[0] -> ... -> 1 logit; ``disc_hidden`` defaults to ``hidden``;
+    * discriminator: pack * data_dim -> disc_hidden[0] -> ... -> 1 logit, one logit per pack of ``pack``
+      points (see :meth:`packed`); ``disc_hidden`` defaults to ``hidden``;
     * ``generator_ema``: the moving average of the generator's weights (buffers) that ``sample`` uses,
       updated after every ``train_step`` with decay ``ema`` (0: none; ``sample`` uses the generator).
     """
@@ -67,14 +80,17 @@ class GAN(nn.Module):
     kind = "gan"
 
     def __init__(self, data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None,
-                 ema=0.999):
+                 ema=0.999, pack=1):
         super().__init__()
         self.data_dim, self.hidden, self.latent_dim = check_sizes("GAN", data_dim, hidden, latent_dim)
         _, self.disc_hidden, _ = check_sizes("GAN", data_dim, hidden if disc_hidden is None
                                              else disc_hidden, latent_dim)
         self.activation = activation
+        self.pack = int(pack)
+        if self.pack < 1:
+            raise ValueError(f"GAN: pack must be a positive integer, got {pack}")
         self.generator = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,), activation)
-        self.discriminator = Discriminator(self.data_dim, self.disc_hidden, activation)
+        self.discriminator = Discriminator(self.pack * self.data_dim, self.disc_hidden, activation)
         self.ema = check_decay("GAN", ema)
         if self.ema:
             self.generator_ema = averaged_copy(self.generator)
@@ -83,7 +99,7 @@ class GAN(nn.Module):
         """The constructor's arguments as a JSON-able dict: ``build_model("gan", **m.config())``."""
         return {"data_dim": self.data_dim, "latent_dim": self.latent_dim, "hidden": list(self.hidden),
                 "activation": self.activation, "disc_hidden": list(self.disc_hidden),
-                "ema": self.ema}
+                "ema": self.ema, "pack": self.pack}
 
     def _like(self):
         return self.discriminator.head.weight
@@ -104,18 +120,31 @@ class GAN(nn.Module):
             return network(prior_noise(n, self.latent_dim, self._like()))
 
     # --- the two losses -------------------------------------------------------------------------------
+    def packed(self, x):
+        """The discriminator's input: the points ``x`` (N, data_dim) grouped ``pack`` at a time,
+        (N // pack, pack * data_dim); row k is x[k*pack], ..., x[k*pack + pack - 1] side by side.  The
+        last N mod pack points are left out (a ValueError when N < pack)."""
+        x = as_input(x, self._like())
+        n = (x.shape[0] // self.pack) * self.pack
+        if n == 0:
+            raise ValueError(f"GAN: a batch of {x.shape[0]} points cannot fill a pack of {self.pack}")
+        if self.pack == 1:
+            return x
+        if n < x.shape[0]:
+            x = x[:n]
+        return x.reshape(n // self.pack, self.pack * self.data_dim)
+
     def discriminator_loss(self, real, fake):
-        """L_D = bce_with_logits(D(real), 1) + bce_with_logits(D(fake), 0) (each a batch mean).
+        """L_D = bce_with_logits(D(real), 1) + bce_with_logits(D(fake), 0) (each a mean over packs).
 
         Pass ``fake.detach()`` when only the discriminator should learn from it (as ``train_step`` does).
         """
-        real = as_input(real, self._like())
-        return (bce_with_logits(self.discriminator(real), 1.0)
-                + bce_with_logits(self.discriminator(as_input(fake, self._like())), 0.0))
+        return (bce_with_logits(self.discriminator(self.packed(real)), 1.0)
+                + bce_with_logits(self.discriminator(self.packed(fake)), 0.0))
 
     def generator_loss(self, fake):
         """The non-saturating L_G = bce_with_logits(D(fake), 1) = mean -log sigmoid(D(fake))."""
-        return bce_with_logits(self.discriminator(as_input(fake, self._like())), 1.0)
+        return bce_with_logits(self.discriminator(self.packed(fake)), 1.0)
 
     # --- training -------------------------------------------------------------------------------------
     def make_optimizers(self, lr=1e-3, betas=(0.5, 0.999)):
