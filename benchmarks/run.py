@@ -291,6 +291,8 @@ def main(argv=None):
     parser.add_argument("--suite", action="append", choices=["vae", "mlp", "sweep", "ops"],
                         help="run only these suites (default: all; mlp only on cupy unless named)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--repeats", type=int, help="timed epochs per implementation (default 5; "
+                                                    "3 with --quick)")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/speed-BACKEND.json)")
     args = parser.parse_args(argv)
     try:
@@ -300,7 +302,7 @@ def main(argv=None):
     mg.set_num_threads(args.threads)
     suites = args.suite or (["vae", "mlp", "sweep", "ops"] if args.backend == "cupy"
                             else ["vae", "sweep", "ops"])
-    repeats = 3 if args.quick else 5
+    repeats = args.repeats or (3 if args.quick else 5)
     images, source = training_images()
     results = {"machine": machine(), "backend": args.backend, "threads": args.threads,
                "data": source, "command": "python benchmarks/run.py " + " ".join(argv or sys.argv[1:])}

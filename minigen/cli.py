@@ -92,6 +92,8 @@ def build_parser():
     t.add_argument("--beta", type=_positive_float, help="VAE: weight of the KL term (default 1)")
     t.add_argument("--gamma", type=_positive_float, help="VAE-GAN: weight of the decoder's "
                                                          "reconstruction term")
+    t.add_argument("--pack", type=_positive_int, help="GAN: the discriminator judges this many points "
+                                                      "at a time (PacGAN; default 1, on grid 2)")
     t.add_argument("--binarize", action="store_true", help="MNIST: dynamic binarization of batches")
     t.add_argument("--seed", type=int, default=0)
     _add_machine_options(t)
@@ -121,7 +123,7 @@ def _run(args):
         train_run(args.model, args.data, out=args.out, resume=args.resume, quiet=args.quiet,
                   seed=args.seed, binarize=args.binarize, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, latent_dim=args.latent_dim,
-                  hidden=args.hidden, beta=args.beta, gamma=args.gamma)
+                  hidden=args.hidden, beta=args.beta, gamma=args.gamma, pack=args.pack)
     elif args.command == "evaluate":
         metrics = evaluate_run(args.run)
         print(json.dumps(metrics, indent=2))

@@ -267,12 +267,13 @@ class Sigmoid(Function):
 
     Computed without overflow for any x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0 and
     y = e / (1 + e) for x < 0 (the same number, written so that exp never sees a large argument).
+    Both cases are one formula, y = exp(min(x, 0)) / (1 + e), which needs no ``where`` (NumPy's
+    ``where`` is several times slower than an ``exp`` on these machines).
     """
 
     def forward(self, x):
         xp = _xp(x)
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return xp.exp(xp.minimum(x, 0)) / (1.0 + xp.exp(-xp.abs(x)))
 
     def backward(self, gy):
         # 1 - y written as sigmoid(-x): exact even where y rounds to 1 (x > 37 in float64)

@@ -122,6 +122,8 @@ def train_run(kind, data="ring", out=None, resume=False, quiet=False, seed=0, bi
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
     if data not in DATASETS:
         raise ValueError(f"unknown data {data!r}; choose one of {', '.join(DATASETS)}")
+    if overrides.get("pack") is not None and kind != "gan":
+        raise ValueError(f"--pack applies to the GAN only, not to the {kind}")
     settings = defaults(kind, data)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if out is None:

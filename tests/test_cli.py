@@ -46,6 +46,13 @@ def test_evaluate_and_sample(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_pack_reaches_the_gan(tmp_path):
+    out = tmp_path / "packed"
+    assert _run("train", "gan", "--epochs", 1, "--pack", 4, "--out", out, "--quiet") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["pack"] == 4
+
+
 def test_resume_continues_exactly(tmp_path):
     straight, resumed = tmp_path / "a", tmp_path / "b"
     assert _run("train", "vae", "--epochs", 2, "--out", straight, "--quiet", "--seed", 3) == 0
@@ -77,6 +84,7 @@ def test_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(tmp_path, c
     (["sample", "nowhere", "--out", "x.png"], "not a finished run"),
     (["evaluate", "nowhere"], "not a finished run"),
     (["train", "vae", "--resume"], "--resume needs --out"),
+    (["train", "vae", "--pack", "2"], "--pack applies to the GAN only"),
 ])
 def test_bad_input_gives_a_short_message_and_exit_code_2(tmp_path, args, message):
     result = subprocess.run([sys.executable, "-m", "minigen", *args], capture_output=True, text=True,
