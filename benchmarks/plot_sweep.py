@@ -11,6 +11,7 @@ import json
 import os
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -41,11 +42,14 @@ def draw(sweeps):
                     label=label)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        values = sorted({p["value"] for _, sweep in sweeps for p in sweep.get(key, [])})
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(titles[key])
         ax.set_ylabel("seconds per epoch (8,000 digits)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    figure.suptitle("MNIST VAE 784-H-20: time per epoch")
+    figure.suptitle("MNIST VAE 784-H-20, Adam, float32: time per epoch (lower is better)")
     return figure
 
 
