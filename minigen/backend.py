@@ -459,12 +459,13 @@ _DTYPE_NAMES = {}
 def dtype_name(dtype):
     """'float32', 'int64', 'bool'... for a dtype of any backend (remembered: NumPy builds the name
     anew on every ``dtype.name``, a few microseconds that add up over a training step)."""
-    name = _DTYPE_NAMES.get(dtype)
+    key = (type(dtype), dtype)      # the type first: NumPy's and array-api-strict's dtypes never compare
+    name = _DTYPE_NAMES.get(key)
     if name is None:
         name = getattr(dtype, "name", None)
         if name is None:  # array_api_strict dtypes
             name = str(dtype).rsplit(".", 1)[-1]
-        _DTYPE_NAMES[dtype] = name
+        _DTYPE_NAMES[key] = name
     return name
 
 
