@@ -32,6 +32,8 @@ from minigen.train import read_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from references import torch_vae  # noqa: E402  (the same PyTorch VAE that run.py times)
 
 
 def _mean_sd(values):
@@ -100,8 +102,6 @@ def mnist_part(folder, epochs=10):
 def _pytorch_vae(epochs, seed=0):
     """The same 784-400-20 VAE, data split, optimizer and loss in PyTorch (its own initialisation)."""
     import torch
-    from torch import nn
-    from torch.nn import functional as F
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)             # as minigen: one thread each, on the same machine
@@ -109,22 +109,7 @@ def _pytorch_vae(epochs, seed=0):
     train_x = torch.from_numpy(split.train_images.numpy().copy())
     test_x = torch.from_numpy(split.test_images.numpy().copy())
 
-    class VAE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
-            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
-
-        def loss(self, x):
-            h = F.relu(self.fc1(x))
-            mu, log_var = self.fc21(h), self.fc22(h)
-            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
-            logits = self.fc4(F.relu(self.fc3(z)))
-            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-            kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(1)
-            return (rec + kl).mean()
-
-    model = VAE()
+    model = torch_vae()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     began = time.perf_counter()
     for _ in range(epochs):
