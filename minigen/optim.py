@@ -229,10 +229,10 @@ class Adam(Optimizer):
         #   (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps) = step_size * m / (sqrt(v) + eps * sqrt(c2))
         root_c2 = math.sqrt(1.0 - self.beta2 ** t)
         step_size = self.lr * root_c2 / (1.0 - self.beta1 ** t)
-        adam_update(p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(p, state),
+        adam_update(p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(p),
                     self.beta1, self.beta2, step_size, self.eps * root_c2)
 
-    def _scratch(self, p, state):
+    def _scratch(self, p):
         """A work array like ``p`` for the NumPy kernel; kept apart from ``state`` (never saved)."""
         scratch = self._scratch_arrays.get(id(p))
         if scratch is None or type(scratch) is not type(p.data) or scratch.shape != p.shape \

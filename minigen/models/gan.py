@@ -40,7 +40,8 @@ from .. import nn
 from ..autograd import no_grad
 from ..losses import bce_with_logits
 from ..optim import Adam
-from .vae import as_input, averaged_copy, check_decay, check_sizes, mlp, prior_noise, update_average
+from .vae import (as_floats, as_input, averaged_copy, check_decay, check_sizes, mlp, prior_noise,
+                  update_average)
 
 __all__ = ["GAN", "Discriminator"]
 
@@ -173,4 +174,4 @@ class GAN(nn.Module):
         self.discriminator.zero_grad()
         if self.ema:
             update_average(self.generator_ema, self.generator, self.ema)
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+        return as_floats({"d_loss": d_loss, "g_loss": g_loss})
