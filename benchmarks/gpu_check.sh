@@ -12,7 +12,7 @@
 # 4. runs the GPU benchmarks (benchmarks/run.py --backend cupy; GPU_CHECK_QUICK=1 for --quick): the VAE and the wide MLP against
 #    NumPy on this machine's CPU and PyTorch CUDA, a batch-size/width sweep, the op overhead.
 # Everything printed is also written to RESULTS_DIR (gpu.txt, tests.log, cli.log, benchmarks.md and
-# speed-cupy.json).  It takes about four minutes on an H100; GPU_CHECK_TEST_SECONDS bounds step 2 (default 300).
+# speed-cupy.json).  It took about 100 s on an H100; GPU_CHECK_TEST_SECONDS bounds step 2 (default 300).
 set -uo pipefail
 out="${1:-benchmarks/results/gpu}"
 python="${PYTHON:-python}"      # the interpreter that has minigen's dependencies

@@ -1,6 +1,6 @@
 """Quality of the models with their default settings, as the README reports it.
 
-    python benchmarks/quality.py                 # everything (about 15 minutes on 2 CPU cores)
+    python benchmarks/quality.py                 # everything (about 6 minutes on 2 CPU cores)
     python benchmarks/quality.py --only ring     # one part: ring, grid, mnist, iwae
 
 1. ring: VAE, GAN and VAE-GAN with default settings over 5 seeds: modes covered (of 8), high-quality
