@@ -18,6 +18,7 @@ from .functions import (abs, astype, broadcast_to, clip, concatenate, cos, exp, 
                         sqrt, stack, sum, sum_to, tanh, transpose, where)
 from .creation import full, ones, ones_like, rand, randn, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .fusion import is_fusion_enabled, set_fusion, using_fusion
 from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
 from . import models
@@ -39,6 +40,8 @@ __all__ = [
     "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
     # gradient checking
     "GradcheckError", "gradcheck", "gradgradcheck",
+    # fused fast ops or the readable references
+    "is_fusion_enabled", "set_fusion", "using_fusion",
     # layers, losses, distributions, optimizers, data, metrics
     "nn", "losses", "distributions", "optim", "reparameterize", "data", "metrics",
     # models
