@@ -22,6 +22,8 @@ from .fusion import is_fusion_enabled, set_fusion, using_fusion
 from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
 from . import models
+from . import graph
+from .graph import draw_backward, draw_graph, to_dot
 from .models import GAN, VAE, VAEGAN
 
 __version__ = "0.1.0"
@@ -46,4 +48,6 @@ __all__ = [
     "nn", "losses", "distributions", "optim", "reparameterize", "data", "metrics",
     # models
     "models", "VAE", "GAN", "VAEGAN",
+    # seeing the graph
+    "graph", "draw_graph", "draw_backward", "to_dot",
 ]
