@@ -40,9 +40,9 @@ _FREED = ("the graph behind this tensor was freed by an earlier backward(); draw
           "backward, or call backward(retain_graph=True)")
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The graph as data
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @dataclass
 class Node:
@@ -180,9 +180,9 @@ def _tag_duplicates(nodes):
                 node.tag = f" #{k}"
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The backward sweep, one node at a time
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @dataclass
 class Frame:
@@ -273,9 +273,9 @@ def backward_frames(tensor, grad=None, names=None):
     return graph, frames
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Labels
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _host_values(t):
     return t.numpy().astype("float64").ravel().tolist()
@@ -311,7 +311,8 @@ def _grads_for(graph, tensor, show, grad):
 
 def to_dot(tensor, show="value", names=None, grad=None):
     """The graph behind ``tensor`` as Graphviz text (``dot -Tpng``): one box per tensor, labelled
-    as in :func:`draw_graph`, an arrow per use; leaves and parameters filled in colour, constants grey."""
+    as in :func:`draw_graph`, an arrow per use; leaves and parameters filled in colour, constants
+    grey."""
     graph = trace(tensor, names)
     grads = _grads_for(graph, tensor, show, grad)
     fill = {"op": "white", "leaf": "lightblue", "parameter": "palegreen", "constant": "lightgrey"}
@@ -328,9 +329,9 @@ def to_dot(tensor, show="value", names=None, grad=None):
     return "\n".join(lines) + "\n"
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Layout: layers from left to right, order within a layer by the mean position of the neighbours
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def layout(graph):
     """Where each box goes: ``(pos, waypoints)``.
@@ -388,9 +389,9 @@ def layout(graph):
     return pos, [[place(point) for point in chain] for chain in chains]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Drawing
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _FILL = {"op": "#ffffff", "leaf": "#cfe3f7", "parameter": "#d4f0d0", "constant": "#e6e6e6"}
 _BOX_W, _BOX_H = 0.78, 0.72            # in layout units (a column is 1 wide, a row 1 high)
@@ -421,8 +422,8 @@ def _grid(pos, waypoints):
 
 def _routes(graph, pos, waypoints):
     """Each edge as a list of points: out of its source's right side, through its waypoints, into
-    its consumer's left side.  Edges between the same two nodes (``a + a``) run side by side, a little
-    apart, so that both are seen."""
+    its consumer's left side.  Edges between the same two nodes (``a + a``) run side by side, a
+    little apart, so that both are seen."""
     count, seen, routes = {}, {}, []
     for src, dst, _ in graph.edges:
         count[(src, dst)] = count.get((src, dst), 0) + 1
