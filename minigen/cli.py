@@ -1,6 +1,6 @@
 """The command line: ``python -m minigen`` (or the ``minigen`` script).
 
-    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist] [--epochs N] ...
+    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist|fashion-mnist] ...
     python -m minigen evaluate RUN_FOLDER
     python -m minigen sample RUN_FOLDER -n 64 --out samples.png
     python -m minigen demo
@@ -95,6 +95,8 @@ def build_parser():
     t.add_argument("--pack", type=_positive_int, help="GAN: the discriminator judges this many points "
                                                       "at a time (PacGAN; default 1, on grid 2)")
     t.add_argument("--binarize", action="store_true", help="MNIST: dynamic binarization of batches")
+    t.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="train on the first N training rows only (quick tries)")
     t.add_argument("--seed", type=int, default=0)
     _add_machine_options(t)
     t.add_argument("--out", help="run folder (default runs/<model>-<data>-<time>)")
@@ -121,7 +123,7 @@ def build_parser():
 def _run(args):
     if args.command == "train":
         train_run(args.model, args.data, out=args.out, resume=args.resume, quiet=args.quiet,
-                  seed=args.seed, binarize=args.binarize, epochs=args.epochs,
+                  seed=args.seed, binarize=args.binarize, limit=args.limit, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, latent_dim=args.latent_dim,
                   hidden=args.hidden, beta=args.beta, gamma=args.gamma, pack=args.pack)
     elif args.command == "evaluate":

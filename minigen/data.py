@@ -1,4 +1,4 @@
-"""Data: generated 2-D sets, MNIST from its original IDX files, and a loader that batches on the device.
+"""Data: generated 2-D sets, MNIST and Fashion-MNIST from IDX files, a loader batching on the device.
 
 2-D sets (the command line's default: they need nothing and train in seconds)
 
@@ -9,9 +9,10 @@
 ``ring`` and ``grid`` are the benchmarks of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al.
 2018) for mode collapse: a generator that covers all modes with sharp samples is doing well.
 
-MNIST comes as four IDX files (``train-images-idx3-ubyte``, ... optionally gzipped) in a folder given by
-argument, else ``$MINIGEN_DATA``, else ``~/.cache/minigen/mnist`` (downloaded there when missing and the
-network is reachable; each file's SHA-256 is checked before use).
+MNIST and Fashion-MNIST come as four IDX files each (``train-images-idx3-ubyte``, ... optionally
+gzipped) in a folder given by argument, else ``$MINIGEN_DATA`` (a folder with ``mnist/`` and
+``fashion-mnist/`` subfolders, or MNIST's own folder), else ``~/.cache/minigen/<name>`` (downloaded
+there when missing and the network is reachable; each file's SHA-256 is checked before use).
 """
 
 import gzip
@@ -29,7 +30,9 @@ from .autograd import Tensor, no_grad
 from .functions import cos, sin, stack, where
 
 __all__ = ["ToySet", "TOY_SETS", "toy_modes", "make_toy", "ring", "grid", "moons", "read_idx",
-           "load_mnist", "MnistSplit", "DataLoader", "binarize", "DataError"]
+           "IdxSet", "MNIST", "FASHION_MNIST", "IMAGE_SETS", "data_folder", "load_mnist",
+           "load_fashion_mnist", "load_images", "load_idx_set", "ImageSplit", "MnistSplit",
+           "DataLoader", "binarize", "DataError"]
 
 
 class DataError(RuntimeError):
@@ -114,17 +117,61 @@ def moons(n=2000, noise=0.1, seed=0):
 
 
 # ----------------------------------------------------------------------------------------------------
-# MNIST from IDX files
+# MNIST and Fashion-MNIST from IDX files
 # ----------------------------------------------------------------------------------------------------
 
-MNIST_FILES = {
-    # name: (number of items, SHA-256 of the gzipped file as published on the mirror)
-    "train-images-idx3-ubyte": (60000, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-    "train-labels-idx1-ubyte": (60000, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-    "t10k-images-idx3-ubyte": (10000, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-    "t10k-labels-idx1-ubyte": (10000, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-}
-MNIST_MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+@dataclass(frozen=True)
+class IdxSet:
+    """How to find, fetch and check one image data set stored as four IDX files.
+
+    ``files`` maps each file's name (without ``.gz``) to (number of items, SHA-256); the digest is
+    of the gzipped file as the mirror serves it when ``checks`` is ``"gz"``, and of the decompressed
+    IDX bytes when it is ``"content"`` (which holds whatever gzip settings a mirror recompressed
+    with).
+    """
+    name: str          # the subfolder of MINIGEN_DATA and of the cache: "mnist", "fashion-mnist"
+    title: str
+    files: dict
+    mirror: str
+    checks: str
+    classes: tuple
+
+
+MNIST = IdxSet(
+    "mnist", "MNIST",
+    {
+        "train-images-idx3-ubyte":
+            (60000, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        "train-labels-idx1-ubyte":
+            (60000, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        "t10k-images-idx3-ubyte":
+            (10000, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        "t10k-labels-idx1-ubyte":
+            (10000, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    },
+    "https://storage.googleapis.com/cvdf-datasets/mnist/", "gz",
+    tuple(str(d) for d in range(10)))
+
+# Fashion-MNIST (Xiao, Rasul and Vollgraf 2017; MIT license): digests of the decompressed files.
+FASHION_MNIST = IdxSet(
+    "fashion-mnist", "Fashion-MNIST",
+    {
+        "train-images-idx3-ubyte":
+            (60000, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "train-labels-idx1-ubyte":
+            (60000, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "t10k-images-idx3-ubyte":
+            (10000, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "t10k-labels-idx1-ubyte":
+            (10000, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    },
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", "content",
+    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+     "Ankle boot"))
+
+IMAGE_SETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
+MNIST_FILES = MNIST.files          # kept for callers of the first version
+MNIST_MIRROR = MNIST.mirror
 _IDX_UBYTE = 0x08
 
 
@@ -136,12 +183,7 @@ def read_idx(path):
     a body shorter or longer than the sizes say raises :class:`DataError` naming the file.
     """
     path = os.fspath(path)
-    try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:  # gzip raises these for a damaged archive
-        raise DataError(f"{path}: cannot read ({err}); the file is damaged: delete it and fetch it again")
+    raw = _read_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     if raw[2] != _IDX_UBYTE:
@@ -158,6 +200,16 @@ def read_idx(path):
     return B.host_uint8(raw, header, shape)
 
 
+def _read_bytes(path):
+    """The bytes of ``path``, decompressed when it ends in ``.gz``."""
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as err:  # gzip raises these for a damaged archive
+        raise DataError(f"{path}: cannot read ({err}); the file is damaged: delete it and fetch it again")
+
+
 def _find(folder, name):
     for candidate in (name + ".gz", name):
         path = os.path.join(folder, candidate)
@@ -166,13 +218,14 @@ def _find(folder, name):
     return None
 
 
-def _default_folder():
-    return os.path.join(os.path.expanduser("~"), ".cache", "minigen", "mnist")
+def _default_folder(spec=MNIST):
+    return os.path.join(os.path.expanduser("~"), ".cache", "minigen", spec.name)
 
 
-def _download(folder, name, timeout=30):
-    """Fetch ``name``.gz from the mirror into ``folder``: temporary file, SHA-256 check, rename."""
-    url = MNIST_MIRROR + name + ".gz"
+def _download(folder, name, spec=MNIST, timeout=30):
+    """Fetch ``name``.gz from ``spec``'s mirror into ``folder``: a temporary file, the SHA-256 check
+    (of the download or of its decompressed bytes, as ``spec.checks`` says), then a rename."""
+    url = spec.mirror + name + ".gz"
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".download-", dir=folder)
     try:
@@ -181,7 +234,14 @@ def _download(folder, name, timeout=30):
             while chunk := response.read(1 << 16):
                 digest.update(chunk)
                 out.write(chunk)
-        expected = MNIST_FILES[name][1]
+        if spec.checks == "content":
+            try:
+                with gzip.open(tmp, "rb") as f:
+                    digest = hashlib.sha256(f.read())
+            except (OSError, EOFError) as err:
+                raise DataError(f"{url}: not a gzip file ({err}); the download was "
+                                "refused") from None
+        expected = spec.files[name][1]
         if digest.hexdigest() != expected:
             raise DataError(f"{url}: SHA-256 {digest.hexdigest()} is not the expected {expected}; "
                             "the download was refused")
@@ -193,49 +253,105 @@ def _download(folder, name, timeout=30):
             os.remove(tmp)
 
 
-def _missing_message(folder, names, reason):
-    return (f"MNIST files missing in {folder}: {', '.join(n + '[.gz]' for n in names)} ({reason}). "
-            "Put the IDX files there, or point the MINIGEN_DATA environment variable at a folder "
-            "that holds them (all four: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; the t10k pair alone also works).")
+def _missing_message(spec, folder, names, reason):
+    pair = "; the t10k pair alone also works" if spec is MNIST else ""
+    return (f"{spec.title} files missing in {folder}: {', '.join(n + '[.gz]' for n in names)} "
+            f"({reason}). Put the IDX files there, or point the MINIGEN_DATA environment variable "
+            f"at a folder that holds them or a {spec.name}/ subfolder with them (all four: "
+            f"{', '.join(spec.files)}{pair}).")
+
+
+def data_folder(spec, folder=None):
+    """The folder to read ``spec``'s files from, and whether the user chose it (then it is only
+    read, never written to).
+
+    ``folder`` (an argument) or else ``$MINIGEN_DATA`` may name either a folder with one subfolder
+    per data set (``mnist/``, ``fashion-mnist/``: the layout of ``../shared/data``) or the data set's
+    own folder.  Under ``MINIGEN_DATA`` only MNIST may sit directly in the named folder (the first
+    layout minigen had); other sets need their subfolder, so MNIST is never read as another set.
+    Neither given: ``~/.cache/minigen/<name>``.
+    """
+    if folder is not None:
+        folder = os.fspath(folder)
+        inner = os.path.join(folder, spec.name)
+        return (inner if os.path.isdir(inner) else folder), True
+    chosen = os.environ.get("MINIGEN_DATA")
+    if not chosen:
+        return _default_folder(spec), False
+    inner = os.path.join(chosen, spec.name)
+    if os.path.isdir(inner) or spec is MNIST:
+        return (inner if os.path.isdir(inner) else chosen), True
+    raise DataError(f"MINIGEN_DATA={chosen} has no {spec.name}/ subfolder. Point MINIGEN_DATA at a "
+                    f"folder that holds one subfolder per data set (mnist/, {spec.name}/), as "
+                    "../shared/data does, or unset it to download into "
+                    f"{_default_folder(spec)}.")
 
 
 @dataclass
-class MnistSplit:
-    """MNIST as tensors: images (N, 784) scaled to [0, 1] and int64 labels (N,), for training and test."""
+class ImageSplit:
+    """An image set as tensors: images (N, 784) scaled to [0, 1] and int64 labels (N,), for training
+    and test; ``name`` ("mnist", "fashion-mnist") and ``note`` (where they came from, which split)."""
     train_images: Tensor
     train_labels: Tensor
     test_images: Tensor
     test_labels: Tensor
     note: str
+    name: str = "mnist"
+
+
+MnistSplit = ImageSplit     # its first name
 
 
 def load_mnist(folder=None, download=True, log=print):
     """Load MNIST from IDX files as tensors on the current backend (default dtype).
 
-    The folder is ``folder``, else ``$MINIGEN_DATA``, else ``~/.cache/minigen/mnist``; missing files are
-    downloaded into that cache folder (only there) when ``download`` and the network allow.  When only the test pair
-    (t10k) is present - as in a checkout with just the 10,000 test digits - the first 8,000 digits are
-    used for training and the last 2,000 for evaluation, and ``log`` says so (``note`` keeps it).
+    The folder: see :func:`data_folder` (``folder``, else ``$MINIGEN_DATA`` or its ``mnist/``, else
+    ``~/.cache/minigen/mnist``); missing files are downloaded into that cache folder (only there)
+    when ``download`` and the network allow.  When only the test pair (t10k) is present - as in a
+    checkout with just the 10,000 test digits - the first 8,000 digits are used for training and the
+    last 2,000 for evaluation, and ``log`` says so (``note`` keeps it).
     """
-    chosen = folder or os.environ.get("MINIGEN_DATA")
-    folder = os.fspath(chosen or _default_folder())
-    found = {name: _find(folder, name) for name in MNIST_FILES}
-    test_only = found["t10k-images-idx3-ubyte"] and found["t10k-labels-idx1-ubyte"]
+    return load_idx_set(MNIST, folder, download, log)
+
+
+def load_fashion_mnist(folder=None, download=True, log=print):
+    """Load Fashion-MNIST (60,000 training and 10,000 test images of 10 kinds of clothing, 28 x 28)
+    as tensors on the current backend, like :func:`load_mnist`: from ``folder``, else
+    ``$MINIGEN_DATA/fashion-mnist``, else ``~/.cache/minigen/fashion-mnist`` (downloaded there, each
+    file's SHA-256 checked).  The standard protocol: all four files are needed, models train on the
+    60,000 and are evaluated on the 10,000 test images.  ``FASHION_MNIST.classes`` names the labels.
+    """
+    return load_idx_set(FASHION_MNIST, folder, download, log)
+
+
+def load_images(name, download=True, log=print):
+    """:func:`load_mnist` or :func:`load_fashion_mnist` by name ("mnist", "fashion-mnist")."""
+    if name not in IMAGE_SETS:
+        raise ValueError(f"unknown image set {name!r}; choose one of {', '.join(IMAGE_SETS)}")
+    return load_idx_set(IMAGE_SETS[name], None, download, log)
+
+
+def load_idx_set(spec, folder=None, download=True, log=print):
+    """Read (and when allowed, fetch) the four IDX files of ``spec`` into an :class:`ImageSplit`."""
+    folder, chosen = data_folder(spec, folder)
+    found = {name: _find(folder, name) for name in spec.files}
+    test_only = (spec is MNIST and found["t10k-images-idx3-ubyte"] is not None
+                 and found["t10k-labels-idx1-ubyte"] is not None)
     missing = [name for name, path in found.items() if path is None]
     if missing and not test_only:
         if chosen:  # a folder the user named is only read, never written to
-            raise DataError(_missing_message(folder, missing, "downloads go only to "
-                                             f"{_default_folder()}, when neither a folder nor "
+            raise DataError(_missing_message(spec, folder, missing, "downloads go only to "
+                                             f"{_default_folder(spec)}, when neither a folder nor "
                                              "MINIGEN_DATA is given"))
         if not download:
-            raise DataError(_missing_message(folder, missing, "downloading is switched off"))
-        log(f"downloading MNIST into {folder} ...")
+            raise DataError(_missing_message(spec, folder, missing, "downloading is switched off"))
+        log(f"downloading {spec.title} into {folder} ...")
         for name in missing:
             try:
-                found[name] = _download(folder, name)
+                found[name] = _download(folder, name, spec)
             except (urllib.error.URLError, OSError) as err:
-                raise DataError(_missing_message(folder, missing, f"no network: {err}")) from None
+                raise DataError(_missing_message(spec, folder, missing,
+                                                 f"no network: {err}")) from None
 
     def images(name):
         array = read_idx(found[name])
@@ -256,15 +372,16 @@ def load_mnist(folder=None, download=True, log=print):
         train_x, train_y = images("train-images-idx3-ubyte"), labels("train-labels-idx1-ubyte")
         if len(train_x) != len(train_y):
             raise DataError(f"{folder}: {len(train_x)} training images but {len(train_y)} labels")
-        note = f"MNIST from {folder}: {len(train_x)} training and {len(test_x)} test digits"
+        note = (f"{spec.title} from {folder}: {len(train_x)} training and {len(test_x)} test "
+                "images")
     else:
         cut = len(test_x) * 4 // 5
         train_x, train_y = test_x[:cut], test_y[:cut]
         test_x, test_y = test_x[cut:], test_y[cut:]
-        note = (f"only the MNIST test split was found in {folder}: training on its first {cut:,} digits "
-                f"and evaluating on the last {len(test_x):,}")
+        note = (f"only the MNIST test split was found in {folder}: training on its first {cut:,} "
+                f"digits and evaluating on the last {len(test_x):,}")
     log(note)
-    return MnistSplit(train_x, train_y, test_x, test_y, note)
+    return ImageSplit(train_x, train_y, test_x, test_y, note, spec.name)
 
 
 # ----------------------------------------------------------------------------------------------------

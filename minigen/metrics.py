@@ -153,3 +153,182 @@ def evaluate_vae(model, x, k=500, batch_size=100):
         test_loss = -elbo(model, x).mean().item()
         nll = -iwae_bound(model, x, k=k, batch_size=batch_size).mean().item()
     return {"test_loss": test_loss, "test_nll_iwae": nll}
+
+
+# --------------------------------------------------------------------------------------------------
+# Sample quality of images, on features: Frechet distance, precision and recall, class coverage
+# --------------------------------------------------------------------------------------------------
+
+__all__ += ["frechet_distance", "precision_recall", "class_coverage"]
+
+
+def _feature_matrix(x, what, op):
+    """``x`` (a Tensor or array-like of shape (N, D)) as a float64 backend array, ``x``'s backend.
+
+    The statistics below are sums over thousands of rows and square roots of D x D matrices whose
+    small eigenvalues matter, so they run in float64 (D is at most a few hundred: cheap)."""
+    data = x.data if isinstance(x, Tensor) else Tensor(x).data
+    if data.ndim != 2:
+        raise ValueError(f"{op}: {what} must be a matrix (N examples, D features), not shape "
+                         f"{tuple(data.shape)}")
+    owner = B.of(data)
+    return owner.asarray(data, dtype=owner.dtype("float64"))
+
+
+def _check_pair(a, b, op, names=("features_a", "features_b"), least=2):
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{op}: {names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} have "
+                         "different numbers of features; compute both with the same feature map")
+    for name, x in zip(names, (a, b)):
+        if x.shape[0] < least:
+            raise ValueError(f"{op}: {name} has {x.shape[0]} rows; at least {least} are needed")
+    if B.of(a) is not B.of(b):
+        raise ValueError(f"{op}: {names[0]} is on {B.of(a).name} and {names[1]} on "
+                         f"{B.of(b).name}; move both to one backend")
+
+
+def _mean_and_covariance(x):
+    """The mean (D,), the unbiased covariance (D, D) of the rows of ``x`` (N, D) and its trace."""
+    xp = B.namespace(x)
+    mean = xp.mean(x, axis=0)
+    centred = x - mean
+    n = x.shape[0] - 1
+    return mean, (xp.matrix_transpose(centred) @ centred) / n, xp.sum(centred * centred) / n
+
+
+def _trace_sqrt_product(a, b):
+    """tr((A B)^(1/2)) for symmetric positive semi-definite A and B, by two symmetric eigenproblems.
+
+    A^(1/2) = V diag(sqrt(w)) V^T from A = V diag(w) V^T; then A B = A^(1/2) (A^(1/2) B A^(1/2))
+    A^(-1/2) is similar to M = A^(1/2) B A^(1/2), which is symmetric positive semi-definite, so
+    tr((A B)^(1/2)) = sum_i sqrt(lambda_i(M)).  Unlike a general matrix square root of A B (which is
+    not symmetric, and whose rounding errors make complex numbers appear) every step stays real and
+    symmetric; eigenvalues a rounding error below 0 are clipped to 0.
+    """
+    xp = B.namespace(a)
+    w, v = xp.linalg.eigh(a)
+    root = (v * xp.sqrt(xp.maximum(w, 0.0))) @ xp.matrix_transpose(v)
+    m = root @ b @ root
+    m = 0.5 * (m + xp.matrix_transpose(m))
+    return xp.sum(xp.sqrt(xp.maximum(xp.linalg.eigvalsh(m), 0.0)))
+
+
+def frechet_distance(features_a, features_b):
+    """The Frechet distance between Gaussians fitted to two sets of features (N_a, D) and (N_b, D):
+
+        d^2 = ||mu_a - mu_b||^2 + tr(C_a) + tr(C_b) - 2 tr((C_a C_b)^(1/2))
+
+    with mu and C each set's mean and unbiased covariance.  This is the formula of the Frechet
+    Inception Distance (FID, Heusel et al. 2017), here on the features of minigen's own small
+    classifier (:func:`image_features`), so its values are **not comparable with Inception-based
+    FID** numbers in papers: compare runs measured with the same features and number of samples
+    (the estimate is biased upwards for small sets).  0 for identical statistics; it grows as the
+    means move apart and as the spreads differ.  Computed in float64 on the features' backend
+    (:func:`_trace_sqrt_product` says how the square root is taken); returns a Python float.
+    """
+    a = _feature_matrix(features_a, "features_a", "frechet_distance")
+    b = _feature_matrix(features_b, "features_b", "frechet_distance")
+    _check_pair(a, b, "frechet_distance")
+    xp = B.namespace(a)
+    with no_grad():
+        mu_a, cov_a, trace_a = _mean_and_covariance(a)
+        mu_b, cov_b, trace_b = _mean_and_covariance(b)
+        diff = mu_a - mu_b
+        value = xp.sum(diff * diff) + trace_a + trace_b - 2.0 * _trace_sqrt_product(cov_a, cov_b)
+    return max(float(value), 0.0)       # a rounding error below 0 for two identical sets
+
+
+def _squared_distances(a, b):
+    """||a_i - b_j||^2 for rows a (n, D) and b (m, D): (n, m), by ||a||^2 + ||b||^2 - 2 a b^T."""
+    xp = B.namespace(a)
+    d = (xp.sum(a * a, axis=1)[:, None] + xp.sum(b * b, axis=1)[None, :]
+         - 2.0 * (a @ xp.matrix_transpose(b)))
+    return xp.maximum(d, 0.0)
+
+
+def _row_blocks(n, m, budget=1 << 22):
+    """Row ranges of at most ``budget`` / m rows: distance blocks of a bounded size."""
+    step = max(1, budget // max(m, 1))
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _knn_radii(x, k):
+    """The squared distance from each row of ``x`` to its k-th nearest other row (N,)."""
+    xp = B.namespace(x)
+    radii = []
+    for start, stop in _row_blocks(x.shape[0], x.shape[0]):
+        d = xp.sort(_squared_distances(x[start:stop, :], x), axis=1)
+        radii.append(d[:, k])            # column 0 is the row itself, at distance 0
+    return xp.concat(radii)
+
+
+def _fraction_inside(points, centres, radii):
+    """The fraction of ``points`` inside at least one ball (centre_i, radius_i) (squared radii)."""
+    xp = B.namespace(points)
+    inside = 0
+    for start, stop in _row_blocks(points.shape[0], centres.shape[0]):
+        d = _squared_distances(points[start:stop, :], centres)
+        inside += int(xp.sum(xp.astype(xp.any(d <= radii[None, :], axis=1), xp.int64)))
+    return inside / points.shape[0]
+
+
+def precision_recall(real_features, fake_features, k=3):
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of generated samples, on features.
+
+    Each set stands for its distribution's *manifold*: the union of balls around its points, each
+    ball reaching the point's k-th nearest neighbour within its own set,
+
+        manifold(Phi) = union over phi in Phi of {x : ||x - phi|| <= ||phi - NN_k(phi, Phi)||}
+
+    * precision = the fraction of generated points inside manifold(real): how many samples look
+      real (quality);
+    * recall = the fraction of real points inside manifold(generated): how much of the real data
+      the samples reach (diversity).
+
+    Both lie in [0, 1].  Two samples of one distribution score high on both; noise scores a
+    precision near 0; a model that makes few good kinds of image has high precision, low recall.
+    Distances are computed in blocks of rows (memory stays bounded); the k-th neighbour is read from
+    each sorted row.  Returns ``{"precision": p, "recall": r}`` as Python floats.
+    """
+    k = int(k)
+    real = _feature_matrix(real_features, "real_features", "precision_recall")
+    fake = _feature_matrix(fake_features, "fake_features", "precision_recall")
+    if k < 1:
+        raise ValueError(f"precision_recall: k must be at least 1, not {k}")
+    _check_pair(real, fake, "precision_recall", ("real_features", "fake_features"), least=k + 1)
+    with no_grad():
+        precision = _fraction_inside(fake, real, _knn_radii(real, k))
+        recall = _fraction_inside(real, fake, _knn_radii(fake, k))
+    return {"precision": precision, "recall": recall}
+
+
+def class_coverage(labels, num_classes=10, min_share=0.1):
+    """How evenly predicted class labels (N,) spread over ``num_classes`` classes.
+
+    * ``class_coverage``: the number of classes *hit*, i.e. given to at least ``min_share`` of the
+      share a uniform spread would give (N / num_classes); with the default 0.1 and 10 classes, 1%
+      of the samples, so a few stray predictions do not make a class covered;
+    * ``class_entropy``: H = -sum_c p_c log p_c of the label frequencies p_c, in nats: log(10) =
+      2.303 for an even spread over 10 classes, 0 when every sample gets one class;
+    * ``class_fractions``: p_c for each class.
+
+    A GAN that collapses onto a few modes covers few classes with a low entropy.  The labels are a
+    few thousand integers: they are counted on the host.
+    """
+    data = labels.data if isinstance(labels, Tensor) else Tensor(labels).data
+    if data.ndim != 1 or data.shape[0] == 0:
+        raise ValueError(f"class_coverage: labels must be a non-empty vector, not shape "
+                         f"{tuple(data.shape)}")
+    values = B.of(data).to_numpy(data).tolist()
+    counts = [0] * num_classes
+    for value in values:
+        if not 0 <= value < num_classes:
+            raise ValueError(f"class_coverage: label {value} is outside 0..{num_classes - 1}")
+        counts[int(value)] += 1
+    n = len(values)
+    fractions = [c / n for c in counts]
+    return {
+        "class_coverage": sum(1 for c in counts if c >= min_share * n / num_classes),
+        "class_entropy": -sum(p * math.log(p) for p in fractions if p > 0),
+        "class_fractions": fractions,
+    }

@@ -2,6 +2,7 @@
 MNIST loading rules, and the DataLoader."""
 
 import gzip
+import hashlib
 import os
 import struct
 
@@ -171,3 +172,92 @@ def test_binarize_keeps_the_mean(backend):
     b = data.binarize(p).numpy()
     assert set(np.unique(b)) <= {0.0, 1.0}
     assert abs(b.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / b.size)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fashion-MNIST and the MINIGEN_DATA layouts
+# ----------------------------------------------------------------------------------------------------
+
+def _quiet(message):
+    pass
+
+
+def test_fashion_mnist_loads_its_full_split(tmp_path):
+    _fake_mnist(tmp_path, n_test=20, n_train=30)
+    split = data.load_fashion_mnist(tmp_path, download=False, log=_quiet)
+    assert split.name == "fashion-mnist"
+    assert split.train_images.shape == (30, 784) and split.test_images.shape == (20, 784)
+    assert len(data.FASHION_MNIST.classes) == 10 and data.FASHION_MNIST.classes[9] == "Ankle boot"
+
+
+def test_fashion_mnist_needs_all_four_files(tmp_path):
+    _fake_mnist(tmp_path, n_test=20)            # the t10k pair only: enough for MNIST, not for this
+    with pytest.raises(data.DataError) as info:
+        data.load_fashion_mnist(tmp_path, download=False, log=_quiet)
+    assert "Fashion-MNIST files missing" in str(info.value)
+    assert "train-images-idx3-ubyte[.gz]" in str(info.value)
+
+
+def test_minigen_data_may_hold_one_subfolder_per_set(tmp_path, monkeypatch):
+    (tmp_path / "mnist").mkdir()
+    _fake_mnist(tmp_path / "mnist", n_test=40)
+    (tmp_path / "fashion-mnist").mkdir()
+    _fake_mnist(tmp_path / "fashion-mnist", n_test=10, n_train=15)
+    monkeypatch.setenv("MINIGEN_DATA", str(tmp_path))
+    mnist = data.load_mnist(log=_quiet)
+    fashion = data.load_fashion_mnist(log=_quiet)
+    assert (len(mnist.train_images), len(mnist.test_images)) == (32, 8)
+    assert (len(fashion.train_images), len(fashion.test_images)) == (15, 10)
+    assert data.load_images("fashion-mnist", log=_quiet).name == "fashion-mnist"
+    with pytest.raises(ValueError, match="unknown image set 'cifar'"):
+        data.load_images("cifar")
+
+
+def test_minigen_data_naming_mnist_itself_keeps_working_and_is_not_fashion(tmp_path, monkeypatch):
+    _fake_mnist(tmp_path, n_test=50)
+    monkeypatch.setenv("MINIGEN_DATA", str(tmp_path))
+    assert len(data.load_mnist(log=_quiet).test_images) == 10
+    with pytest.raises(data.DataError) as info:        # MNIST's files are never read as Fashion-MNIST
+        data.load_fashion_mnist(log=_quiet)
+    assert "no fashion-mnist/ subfolder" in str(info.value) and "MINIGEN_DATA" in str(info.value)
+
+
+def test_fashion_downloads_are_checked_on_their_decompressed_bytes(tmp_path, monkeypatch):
+    body = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x07\x03")     # an IDX file of 2 labels
+
+    class Response:
+        def __init__(self):
+            self.chunks = [body, b""]
+
+        def read(self, n):
+            return self.chunks.pop(0)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Response())
+    with pytest.raises(data.DataError, match="SHA-256"):
+        data._download(str(tmp_path), "t10k-labels-idx1-ubyte", data.FASHION_MNIST)
+    assert list(tmp_path.iterdir()) == []
+    digest = hashlib.sha256(gzip.decompress(body)).hexdigest()
+    spec = data.IdxSet("toy", "Toy", {"t10k-labels-idx1-ubyte": (2, digest)}, "http://x/",
+                       "content", ("a", "b"))
+    path = data._download(str(tmp_path), "t10k-labels-idx1-ubyte", spec)
+    np.testing.assert_array_equal(data.read_idx(path), [7, 3])
+
+
+def _shared_fashion():
+    root = os.environ.get("MINIGEN_DATA", "")
+    return os.path.isdir(os.path.join(root, "fashion-mnist"))
+
+
+@pytest.mark.skipif(not _shared_fashion(), reason="MINIGEN_DATA has no fashion-mnist/ subfolder")
+def test_real_fashion_mnist_files():
+    split = data.load_fashion_mnist(log=_quiet)
+    assert split.train_images.shape == (60000, 784) and split.test_images.shape == (10000, 784)
+    for labels in (split.train_labels.numpy(), split.test_labels.numpy()):
+        np.testing.assert_array_equal(np.bincount(labels), [len(labels) // 10] * 10)   # balanced
+    assert 0.27 < split.test_images.numpy().mean() < 0.30        # Fashion-MNIST's mean is ~0.286

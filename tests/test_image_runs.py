@@ -1,0 +1,55 @@
+"""Image runs from the command line: --data fashion-mnist, --limit (needs MINIGEN_DATA with a
+fashion-mnist/ subfolder; the offline error needs nothing)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from minigen.cli import main
+
+
+def _fashion_available():
+    root = os.environ.get("MINIGEN_DATA", "")
+    return os.path.isdir(os.path.join(root, "fashion-mnist"))
+
+
+needs_fashion = pytest.mark.skipif(not _fashion_available(),
+                                   reason="MINIGEN_DATA has no fashion-mnist/ subfolder")
+
+
+@needs_fashion
+def test_gan_on_the_first_64_fashion_images(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "gan", "--data", "fashion-mnist", "--limit", "64", "--epochs", "1",
+                 "--batch-size", "32", "--out", str(out), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"] == "fashion-mnist" and config["train"]["limit"] == 64
+    assert config["model"]["data_dim"] == 784
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and {"d_loss", "g_loss"} <= set(history[0])
+    assert (out / "samples.png").exists()
+
+
+def test_missing_fashion_mnist_offline_says_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MINIGEN_DATA"}
+    env["HOME"] = str(tmp_path)                    # the download cache: ~/.cache/minigen/fashion-mnist
+    result = subprocess.run([sys.executable, "-c", (
+        "import urllib.request as u\n"
+        "def offline(*a, **k): raise OSError('network unreachable')\n"
+        "u.urlopen = offline\n"
+        "from minigen.cli import main\n"
+        "raise SystemExit(main(['train', 'gan', '--data', 'fashion-mnist', '--quiet']))")],
+        capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Fashion-MNIST files missing" in result.stderr and "MINIGEN_DATA" in result.stderr
+    assert "fashion-mnist/" in result.stderr and "no network" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_limit_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "vae", "--limit", "0"])
+    assert info.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
