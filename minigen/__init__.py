@@ -22,7 +22,7 @@ from .fusion import is_fusion_enabled, set_fusion, using_fusion
 from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
 from . import models
-from . import graph
+from . import graph, exercises
 from .graph import draw_backward, draw_graph, to_dot
 from .models import GAN, VAE, VAEGAN
 
@@ -50,4 +50,6 @@ __all__ = [
     "models", "VAE", "GAN", "VAEGAN",
     # seeing the graph
     "graph", "draw_graph", "draw_backward", "to_dot",
+    # build it yourself
+    "exercises",
 ]
