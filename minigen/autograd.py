@@ -291,15 +291,30 @@ def _device_backend(device):
 
 
 def as_tensor(value, like=None):
-    """``value`` as a Tensor; Python numbers become constants with ``like``'s dtype and device."""
+    """``value`` as a Tensor to be used with the Tensor ``like``: the one rule for turning values
+    into tensors like another tensor.
+
+    * a Tensor is returned as it is;
+    * a Python number becomes a 0-d constant of ``like``'s dtype on ``like``'s device (a float with
+      an integer ``like`` gets the default floating dtype);
+    * anything else (a list, a NumPy array, another backend's array) is copied into ``like``'s dtype
+      on ``like``'s device, so float64 NumPy data never silently turns a float32 model into float64,
+      and the result never shares memory with ``value``;
+    * without ``like``: ``Tensor(value)``.
+    """
     if isinstance(value, Tensor):
         return value
-    if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        owner = B.of(like.data)
+    if like is None:
+        return Tensor(value)
+    owner = B.of(like.data)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and not B.is_floating(like.data.dtype):
             return Tensor._wrap(owner.asarray(value, dtype=B.default_dtype(owner)))
         return Tensor._wrap(owner.constant(value, like.data))
-    return Tensor(value)
+    source = B.of(value)
+    if source is not None and source is not owner:
+        value = source.to_numpy(value)
+    return Tensor._wrap(owner.copy(owner.asarray(value, dtype=like.data.dtype)))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -316,11 +331,16 @@ class Function:
       input as a Tensor (a tuple when there are several inputs; None for an input with no gradient).
       Write it with tensor operations: then ``create_graph=True`` can differentiate it again.
       ``self.inputs`` holds the input tensors and ``self.output`` the output tensor.
+    * optionally ``backward_arrays(self, gy)``: the same derivative on backend arrays (``gy`` an array;
+      one array or None per input).  The graph walk calls it instead of ``backward`` when no graph is
+      being built for the gradient (``create_graph=False``): it may save passes and allocations
+      that recorded ops cannot.  Neither method reads the grad mode; the graph walk chooses.
 
     A gradient may have a broadcast shape; it is summed back to its input's shape for you.
     """
 
     inputs = None
+    backward_arrays = None        # a subclass may define backward_arrays(self, gy) on arrays
     _output_ref = None
     _released = False
 
@@ -379,6 +399,26 @@ class Function:
             result.append(gx)
         return result
 
+    def _input_grads_arrays(self, gy):
+        """Call ``backward_arrays`` on ``gy``'s array and return Tensors summed to the inputs' shapes."""
+        gxs = self.backward_arrays(gy.data)
+        if not isinstance(gxs, (tuple, list)):
+            gxs = (gxs,)
+        if len(gxs) != len(self.inputs):
+            raise RuntimeError(
+                f"{type(self).__name__}.backward_arrays returned {len(gxs)} gradients for "
+                f"{len(self.inputs)} inputs")
+        result = []
+        for x, gx in zip(self.inputs, gxs):
+            if gx is not None:
+                if type(gx) is not type(x.data):
+                    gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
+                if gx.shape != x.data.shape:
+                    gx = _F.SumTo(x.shape).forward(gx)
+                gx = Tensor._wrap(gx)
+            result.append(gx)
+        return result
+
     def _release(self):
         """Drop what the graph held (inputs, saved arrays) once its gradient has been used."""
         self.__dict__.clear()
@@ -405,8 +445,10 @@ def _as_input_tensors(inputs):
     for x in inputs:
         if isinstance(x, Tensor):
             tensors.append(x)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            tensors.append(as_tensor(x, like))     # a number takes its partner's dtype and device
         else:
-            tensors.append(as_tensor(x, like))
+            tensors.append(Tensor(x))              # other data: an ordinary new tensor
     return tensors
 
 
@@ -488,7 +530,10 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 if wanted is None:
                     tensor.grad = _accumulate(tensor.grad, g, create_graph, private[id(tensor)])
                 continue
-            gxs = f._input_grads(g)
+            if create_graph or f.backward_arrays is None:
+                gxs = f._input_grads(g)                # Tensor ops: recorded when create_graph
+            else:
+                gxs = f._input_grads_arrays(g)         # arrays: no graph is being built
             arrays = [None if gx is None else gx.data for gx in gxs]
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:

@@ -16,13 +16,12 @@ standard deviation.  ``Normal.from_log_var`` and ``reparameterize`` use the corr
 import math
 
 from . import backend as B
-from . import kernels
-from .autograd import Function, Tensor, is_grad_enabled, no_grad
+from .autograd import Tensor, as_tensor, no_grad
+from .creation import rand, randn
 from .functions import broadcast_to, exp, log, sigmoid
-from .losses import BCEWithLogits
-from .nn._arrays import standard_normal_like, tensor_like, uniform_like
+from .fused import Reparameterize, bce_with_logits_terms, reparameterize_with
 
-__all__ = ["Normal", "Bernoulli", "kl_divergence", "reparameterize"]
+__all__ = ["Normal", "Bernoulli", "kl_divergence", "reparameterize", "Reparameterize"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -44,8 +43,8 @@ def _tensors(a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = Tensor(a)
     if isinstance(a, Tensor):
-        return a, tensor_like(b, a)
-    return tensor_like(a, b), b
+        return a, as_tensor(b, a)
+    return as_tensor(a, b), b
 
 
 class Normal:
@@ -87,8 +86,8 @@ class Normal:
 
     def rsample(self, sample_shape=()):
         """A differentiable draw loc + scale * eps, eps ~ N(0, 1), of shape sample_shape + batch_shape."""
-        eps = standard_normal_like(tuple(sample_shape) + self.batch_shape, self.loc.data)
-        return self.loc + self.scale * Tensor._wrap(eps)
+        eps = randn(tuple(sample_shape) + self.batch_shape, like=self.loc)
+        return self.loc + self.scale * eps
 
     def sample(self, sample_shape=()):
         """A draw that records no graph (a constant tensor)."""
@@ -97,7 +96,7 @@ class Normal:
 
     def log_prob(self, x):
         """log N(x; loc, scale^2) = -(x - loc)^2 / (2 scale^2) - log(scale) - 0.5 log(2 pi)."""
-        x = tensor_like(x, self.loc)
+        x = as_tensor(x, self.loc)
         z = (x - self.loc) / self.scale
         return -0.5 * (z * z) - log(self.scale) - _HALF_LOG_2PI
 
@@ -129,33 +128,11 @@ def kl_divergence(p, q):
 def reparameterize(mu, log_var):
     """z = mu + exp(0.5 * log_var) * eps with eps ~ N(0, I): a draw from N(mu, exp(log_var)) through
     which gradients flow to ``mu`` (dz/dmu = 1) and ``log_var`` (dz/dlog_var = 0.5 * eps * exp(0.5 *
-    log_var)).  The standard deviation is exp(0.5 * log_var), not exp(log_var)."""
+    log_var)).  The standard deviation is exp(0.5 * log_var), not exp(log_var).  One fused op
+    (``minigen.fused.Reparameterize``), or its reference with fusion off."""
     mu, log_var = _tensors(mu, log_var)
     shape = _broadcast_shape(mu.shape, log_var.shape)
-    eps = Tensor._wrap(standard_normal_like(shape, mu.data))
-    return Reparameterize()(mu, log_var, eps)
-
-
-class Reparameterize(Function):
-    """z = mu + exp(0.5 * log_var) * eps as one op, for arrays that broadcast together:
-
-        dz/dmu = 1,    dz/dlog_var = 0.5 * eps * exp(0.5 * log_var),    dz/deps = exp(0.5 * log_var)
-    """
-
-    name = "reparameterize"
-
-    def forward(self, mu, log_var, eps):
-        return kernels.reparameterize(mu, log_var, eps)
-
-    def backward(self, gy):
-        mu, log_var, eps = self.inputs
-        if not is_grad_enabled():                          # plain backward: one fused formula
-            g_lv, g_eps = (Tensor._wrap(g) for g in
-                           kernels.reparameterize_grads(gy.data, log_var.data, eps.data))
-        else:                                              # create_graph: recorded ops
-            g_eps = gy * exp(0.5 * log_var)
-            g_lv = 0.5 * eps * g_eps
-        return gy, g_lv, g_eps
+    return reparameterize_with(mu, log_var, randn(shape, like=mu))
 
 
 class Bernoulli:
@@ -189,12 +166,12 @@ class Bernoulli:
 
     def log_prob(self, x):
         """log P(x) = x log p + (1 - x) log(1 - p) = -bce_with_logits(logits, x), computed stably."""
-        x = tensor_like(x, self.logits)
-        return -BCEWithLogits()(self.logits, x)
+        x = as_tensor(x, self.logits)
+        return -bce_with_logits_terms(self.logits, x)
 
     def entropy(self):
         """H = -[p log p + (1 - p) log(1 - p)] = bce_with_logits(logits, p)."""
-        return BCEWithLogits()(self.logits, self.probs)
+        return bce_with_logits_terms(self.logits, self.probs)
 
     def sample(self, sample_shape=()):
         """0.0/1.0 draws (in the logits' dtype) of shape sample_shape + logits.shape; no graph."""
@@ -202,7 +179,7 @@ class Bernoulli:
         xp = B.namespace(data)
         with no_grad():
             p = sigmoid(self.logits.detach()).data
-        u = uniform_like(tuple(sample_shape) + self.logits.shape, data)
+        u = rand(tuple(sample_shape) + self.logits.shape, like=self.logits).data
         return Tensor._wrap(xp.astype(u < p, data.dtype))
 
     def __repr__(self):

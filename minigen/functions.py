@@ -386,7 +386,7 @@ def clip(x, low=None, high=None):
 
 def where(cond, a, b):
     """a where cond is true, else b (all three broadcast together)."""
-    cond = as_tensor(cond, a if isinstance(a, Tensor) else b)
+    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
     if B.dtype_name(cond.dtype) != "bool":
         raise TypeError(f"where: cond must be a boolean tensor, not {B.dtype_name(cond.dtype)}")
     return Where()(cond, a, b)

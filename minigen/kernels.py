@@ -14,18 +14,17 @@ Every kernel here has up to three implementations of the same formula, chosen by
 * any other array-API namespace (the strict test backends): the plain expressions - the reference the
   other two are tested against (tests/test_kernels.py, on every backend).
 
-Forward-and-backward pairs (``bce_with_logits`` / ``bce_with_logits_grad``...) are what the ops in
-``losses``, ``distributions`` and ``nn.layers`` call; their backward passes use them when no second
-derivative is wanted, and recorded ops otherwise.
+This module works on arrays only: every function takes backend arrays and returns backend arrays.
+The differentiable ops that call these kernels - each beside the composition of primitive ops it
+replaces - are in ``minigen/fused.py``: their ``forward`` and ``backward_arrays`` call the pairs here
+(``bce_with_logits`` / ``bce_with_logits_grad``...), their ``backward`` is written in Tensor ops.
 """
 
 from . import backend as B
-from .autograd import Tensor
-from .functions import Sigmoid
 
 __all__ = ["adam_update", "bias_activation", "activation_derivative", "activation_grad",
-           "FUSED_ACTIVATIONS", "bce_with_logits", "bce_with_logits_grad", "reparameterize",
-           "reparameterize_grads", "gaussian_kl", "gaussian_kl_grads"]
+           "FUSED_ACTIVATIONS", "LEAKY_SLOPE", "bce_with_logits", "bce_with_logits_grad",
+           "reparameterize", "reparameterize_grads", "gaussian_kl", "gaussian_kl_grads"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -118,8 +117,12 @@ def bias_activation(z, bias, activation):
     z += bias                                  # z is new: adding in place is safe and saves an array
     if activation is None:
         return z
-    if activation == "sigmoid":
-        return Sigmoid().forward(z)            # the overflow-free formula lives with the op
+    if activation == "sigmoid":                # functions.Sigmoid's overflow-free formula:
+        e = xp.exp(-xp.abs(z))                 # exp(min(z, 0)) / (1 + exp(-|z|))
+        e += 1.0
+        z = xp.exp(xp.minimum(z, 0))
+        z /= e
+        return z
     if owner.name in ("numpy", "cupy"):        # ufuncs that write in place
         if activation == "relu":
             return xp.maximum(z, 0, out=z)
@@ -134,18 +137,17 @@ def bias_activation(z, bias, activation):
 
 
 def activation_derivative(y, activation):
-    """d activation / dz as a function of the output ``y``: an array when ``y`` is an array, a Tensor
-    (in the graph, for second derivatives) when ``y`` is a Tensor; the 0/1 masks are constants."""
+    """d activation / dz as an array, from the output array ``y`` (relu and leaky_relu: the 1 /
+    slope mask, which is also what the in-graph backward multiplies by, as a constant)."""
     if activation == "tanh":
         return 1.0 - y * y
     if activation == "sigmoid":
         return y * (1.0 - y)
-    data = y.data if isinstance(y, Tensor) else y
-    xp = B.namespace(data)
-    mask = xp.astype(data > 0, data.dtype)     # 1 where y > 0 (array-API arithmetic refuses booleans)
+    xp = B.namespace(y)
+    mask = xp.astype(y > 0, y.dtype)           # 1 where y > 0 (array-API arithmetic refuses booleans)
     if activation == "leaky_relu":
         mask = mask * (1.0 - LEAKY_SLOPE) + LEAKY_SLOPE
-    return Tensor._wrap(mask) if isinstance(y, Tensor) else mask
+    return mask
 
 
 def activation_grad(gy, y, activation):
@@ -184,9 +186,17 @@ def bce_with_logits_grad(x, t, gy, saved):
     """(sigmoid(x) - t) * gy, with ``saved`` = exp(-|x|) from :func:`bce_with_logits` (arrays)."""
     if B.of(x).name == "cupy":
         return _BCE_GRAD_CUDA(x, t, gy)
-    xp = B.namespace(x)
+    owner = B.of(x)
+    xp = owner.xp
     # sigmoid(x) = exp(min(x, 0)) / (1 + e): both cases of the formula above, without a slow where
-    return B.ensure_array((xp.exp(xp.minimum(x, 0)) / (1.0 + saved) - t) * gy)
+    if owner.name != "numpy" or x.ndim == 0 or not x.shape == t.shape == gy.shape:
+        return B.ensure_array((xp.exp(xp.minimum(x, 0)) / (1.0 + saved) - t) * gy)
+    g = xp.minimum(x, 0.0)                     # NumPy: two new arrays instead of six
+    xp.exp(g, out=g)
+    g /= saved + 1.0
+    g -= t
+    g *= gy
+    return g
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -12,17 +12,16 @@ Every loss computes one term per element and reduces them as PyTorch does:
 The prediction and the target must have the same shape (a ValueError names the loss and both shapes);
 a Python number as target stands for a constant of that value everywhere (``bce_with_logits(d, 1.0)``).
 
-``bce_with_logits`` and ``gaussian_kl`` are single fused ops with their closed-form derivatives: one graph
-node each, and numerically stable for any input.
+``bce_with_logits`` and ``gaussian_kl`` are fused ops with their closed-form derivatives (one graph node
+each, numerically stable for any input), written beside their references in ``minigen/fused.py``.
 """
 
 import math
 
 from . import backend as B
-from . import kernels
-from .autograd import Function, Tensor, is_grad_enabled
-from .functions import clip, exp, log, sigmoid
-from .nn._arrays import tensor_like
+from .autograd import Tensor, as_tensor
+from .functions import clip, exp, log
+from .fused import BCEWithLogits, GaussianKL, bce_with_logits_terms, gaussian_kl_terms
 
 __all__ = ["bce", "bce_with_logits", "mse", "gaussian_nll", "gaussian_kl", "BCEWithLogits",
            "GaussianKL", "REDUCTIONS"]
@@ -48,7 +47,7 @@ def _pair(pred, target, who, names=("prediction", "target")):
     if not isinstance(pred, Tensor):
         pred = Tensor(pred)
     scalar = isinstance(target, (int, float)) and not isinstance(target, bool)
-    target = tensor_like(target, pred)
+    target = as_tensor(target, pred)
     if not scalar and target.shape != pred.shape:
         raise ValueError(f"{who}: {names[0]} has shape {pred.shape} but {names[1]} has shape "
                          f"{target.shape}; they must be equal")
@@ -62,38 +61,17 @@ def _pair(pred, target, who, names=("prediction", "target")):
 # Binary cross-entropy
 # ----------------------------------------------------------------------------------------------------
 
-class BCEWithLogits(Function):
-    """Binary cross-entropy of the logit x (probability sigmoid(x)) against the target t in [0, 1]:
-
-        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]
-                = max(x, 0) - x t + log1p(exp(-|x|))        (exp only sees -|x| <= 0: no overflow)
-
-        dl/dx = sigmoid(x) - t,      dl/dt = -x
-
-    The derivative is exact and bounded, so logits of +-1e3 give finite values and gradients.
-    """
-
-    name = "bce_with_logits"
-
-    def forward(self, x, t):
-        loss, self.saved = kernels.bce_with_logits(x, t)
-        return loss
-
-    def backward(self, gy):
-        x, t = self.inputs
-        if x.requires_grad and not is_grad_enabled():      # plain backward: one fused formula
-            gx = Tensor._wrap(kernels.bce_with_logits_grad(x.data, t.data, gy.data, self.saved))
-        else:                                              # create_graph: recorded ops
-            gx = (sigmoid(x) - t) * gy if x.requires_grad else None
-        gt = -x * gy if t.requires_grad else None
-        return gx, gt
-
-
 def bce_with_logits(logits, target, reduction="mean"):
-    """Binary cross-entropy from logits (the stable way: prefer it to ``bce(sigmoid(x), t)``)."""
+    """Binary cross-entropy from logits (the stable way: prefer it to ``bce(sigmoid(x), t)``):
+
+        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] = max(x, 0) - x t + log1p(exp(-|x|))
+
+    with dl/dx = sigmoid(x) - t, exact and bounded, so logits of +-1e3 give finite values and
+    gradients.  One fused op (``minigen.fused.BCEWithLogits``), or its reference with fusion off.
+    """
     _check_reduction(reduction, "bce_with_logits")
     logits, target = _pair(logits, target, "bce_with_logits", ("logits", "target"))
-    return _reduce(BCEWithLogits()(logits, target), reduction)
+    return _reduce(bce_with_logits_terms(logits, target), reduction)
 
 
 def bce(probs, target, reduction="mean", eps=1e-7):
@@ -158,35 +136,14 @@ def _broadcasts_to(shape, target):
 # KL divergence of a diagonal Gaussian from the standard normal
 # ----------------------------------------------------------------------------------------------------
 
-class GaussianKL(Function):
-    """KL(N(mu, sigma^2) || N(0, 1)) per element, with sigma^2 = exp(log_var) (Kingma & Welling, 2013):
+def gaussian_kl(mu, log_var, reduction="mean"):
+    """KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser, Kingma & Welling 2013):
 
         kl = 0.5 * (mu^2 + exp(log_var) - 1 - log_var)
 
-        d kl / d mu      = mu
-        d kl / d log_var = 0.5 * (exp(log_var) - 1)
-    """
-
-    name = "gaussian_kl"
-
-    def forward(self, mu, log_var):
-        return kernels.gaussian_kl(mu, log_var)
-
-    def backward(self, gy):
-        mu, log_var = self.inputs
-        if not is_grad_enabled():                          # plain backward: one fused formula
-            gmu, glv = kernels.gaussian_kl_grads(gy.data, mu.data, log_var.data)
-            gmu, glv = Tensor._wrap(gmu), Tensor._wrap(glv)
-        else:                                              # create_graph: recorded ops
-            gmu, glv = mu * gy, 0.5 * (exp(log_var) - 1.0) * gy
-        return (gmu if mu.requires_grad else None), (glv if log_var.requires_grad else None)
-
-
-def gaussian_kl(mu, log_var, reduction="mean"):
-    """KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser), as one fused op.
-
-    Note the variance is exp(log_var), so the standard deviation is exp(0.5 * log_var).
+    One fused op (``minigen.fused.GaussianKL``), or its reference with fusion off.  Note the variance
+    is exp(log_var), so the standard deviation is exp(0.5 * log_var).
     """
     _check_reduction(reduction, "gaussian_kl")
     mu, log_var = _pair(mu, log_var, "gaussian_kl", ("mu", "log_var"))
-    return _reduce(GaussianKL()(mu, log_var), reduction)
+    return _reduce(gaussian_kl_terms(mu, log_var), reduction)

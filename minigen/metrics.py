@@ -26,9 +26,9 @@ import math
 
 from . import backend as B
 from .autograd import Tensor, no_grad
+from .creation import randn
 from .data import toy_modes
 from .functions import broadcast_to, concatenate, exp, logsumexp
-from .nn._arrays import standard_normal_like
 
 __all__ = ["mode_metrics", "nearest_modes"]
 
@@ -108,7 +108,7 @@ def _log_weights(model, x, k):
     n = x.shape[0]
     mu, log_var = model.encode(x)                                        # (N, L)
     latent = mu.shape[1]
-    eps = Tensor(standard_normal_like((k, n, latent), mu.data))          # (k, N, L)
+    eps = randn(k, n, latent, like=mu)                                   # (k, N, L)
     z = mu.reshape(1, n, latent) + exp(0.5 * log_var).reshape(1, n, latent) * eps
     log_prior_ratio = (0.5 * (eps * eps - z * z + log_var.reshape(1, n, latent))).sum(axis=2)
     decoded = model.decode(z.reshape(k * n, latent))                     # (k N, D)

@@ -21,9 +21,8 @@ import math
 from collections import OrderedDict
 
 from . import backend as B
-from .autograd import Tensor
-from .kernels import adam_update
-from .nn._arrays import fresh_like, host_scalar
+from .autograd import Tensor, as_tensor
+from .fused import adam_step
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
 
@@ -79,7 +78,7 @@ class Optimizer:
         for name, value in state.items():
             if name != "step" and (type(value) is not type(p.data)
                                    or getattr(value, "device", None) != device):
-                state[name] = fresh_like(value, p.data)
+                state[name] = as_tensor(value, p).data
 
     # --- checkpoints --------------------------------------------------------------------------------
     def state_dict(self):
@@ -121,9 +120,15 @@ class Optimizer:
             kind = type(getattr(self, name))
             setattr(self, name, kind(_number(state[name])))
         for i, (p, saved) in enumerate(zip(self.params, per_param)):
-            self.state[i] = {name: int(_number(value)) if name == "step" else fresh_like(value, p.data)
+            self.state[i] = {name: int(_number(value)) if name == "step" else as_tensor(value, p).data
                              for name, value in saved.items()}
         return self
+
+
+def host_scalar(value, dtype):
+    """A 0-d NumPy array holding the Python number ``value`` (checkpoints hold plain arrays)."""
+    with B.using_backend("numpy"):
+        return Tensor(value, dtype=dtype).numpy()
 
 
 def _number(value):
@@ -229,7 +234,7 @@ class Adam(Optimizer):
         #   (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps) = step_size * m / (sqrt(v) + eps * sqrt(c2))
         root_c2 = math.sqrt(1.0 - self.beta2 ** t)
         step_size = self.lr * root_c2 / (1.0 - self.beta1 ** t)
-        adam_update(p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(p),
+        adam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(p),
                     self.beta1, self.beta2, step_size, self.eps * root_c2)
 
     def _scratch(self, p):

@@ -15,8 +15,9 @@ Every model has ``kind``, ``config()``, ``sample(n)``, ``make_optimizers(lr=...)
 and ``train_step(x, optimizers)`` (a dict of Python floats), so one training loop serves all three.
 """
 
-from .gan import GAN, Discriminator
-from .vae import VAE, Encoder, mlp
+from .blocks import Discriminator, Encoder, mlp
+from .gan import GAN
+from .vae import VAE
 from .vaegan import VAEGAN
 
 __all__ = ["VAE", "GAN", "VAEGAN", "MODELS", "build_model", "Encoder", "Discriminator", "mlp"]

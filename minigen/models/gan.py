@@ -37,32 +37,13 @@ collapse that one point at a time hides.  m = 1 is the plain GAN.
 """
 
 from .. import nn
-from ..autograd import no_grad
+from ..autograd import as_tensor, no_grad
 from ..losses import bce_with_logits
 from ..optim import Adam
-from .vae import (as_floats, as_input, averaged_copy, check_decay, check_sizes, mlp, prior_noise,
-                  update_average)
+from .blocks import (Discriminator, as_floats, averaged_copy, check_decay, check_sizes, mlp,
+                     prior_noise, update_average)
 
-__all__ = ["GAN", "Discriminator"]
-
-
-class Discriminator(nn.Module):
-    """x -> logit.  A hidden stack ``body`` (whose output :meth:`features` returns: the VAE-GAN measures
-    its reconstruction error there) and a linear ``head`` giving one logit per example, shape (N, 1)."""
-
-    def __init__(self, data_dim, hidden, activation="relu"):
-        super().__init__()
-        sizes = (data_dim,) + tuple(hidden)
-        self.body = nn.Sequential(*[nn.Dense(a, b, activation=activation)
-                                    for a, b in zip(sizes[:-1], sizes[1:])])
-        self.head = nn.Dense(sizes[-1], 1)
-
-    def features(self, x):
-        """The last hidden layer's activations (N, hidden[-1])."""
-        return self.body(x)
-
-    def forward(self, x):
-        return self.head(self.body(x))
+__all__ = ["GAN"]
 
 
 class GAN(nn.Module):
@@ -107,7 +88,7 @@ class GAN(nn.Module):
 
     def forward(self, z):
         """G(z): the generator applied to noise z (N, latent_dim)."""
-        return self.generator(as_input(z, self._like()))
+        return self.generator(as_tensor(z, self._like()))
 
     def generate(self, n):
         """``n`` generated points G(z), z ~ N(0, I), in the graph (gradients reach the generator)."""
@@ -125,7 +106,7 @@ class GAN(nn.Module):
         """The discriminator's input: the points ``x`` (N, data_dim) grouped ``pack`` at a time,
         (N // pack, pack * data_dim); row k is x[k*pack], ..., x[k*pack + pack - 1] side by side.  The
         last N mod pack points are left out (a ValueError when N < pack)."""
-        x = as_input(x, self._like())
+        x = as_tensor(x, self._like())
         n = (x.shape[0] // self.pack) * self.pack
         if n == 0:
             raise ValueError(f"GAN: a batch of {x.shape[0]} points cannot fill a pack of {self.pack}")
@@ -156,7 +137,7 @@ class GAN(nn.Module):
     def train_step(self, x, optimizers):
         """Update the discriminator on ``x`` and a fresh fake batch, then the generator against the
         updated discriminator; returns ``{"d_loss": ..., "g_loss": ...}`` as Python floats."""
-        x = as_input(x, self._like())
+        x = as_tensor(x, self._like())
         fake = self.generate(x.shape[0])
 
         # 1. Discriminator: the fakes are detached, so no gradient reaches the generator.

@@ -46,15 +46,14 @@ The document's L_G is this model's encoder/decoder term L_prior + L_llike (with 
 copy) and its lambda is 1 / gamma: lambda weighs the adversarial term against the reconstruction.
 """
 
-from ..autograd import grad, no_grad
+from ..autograd import as_tensor, grad, no_grad
 from ..distributions import reparameterize
 from ..functions import concatenate
 from ..losses import bce_with_logits, gaussian_kl
 from ..optim import Adam
-from .gan import Discriminator
-from .vae import (Encoder, EncoderDecoder, as_floats, as_input, averaged_copy, check_decay,
-                  check_likelihood, check_sizes, log_likelihood, mlp, prior_noise, to_data_space,
-                  update_average)
+from .blocks import (Discriminator, Encoder, EncoderDecoder, as_floats, averaged_copy, check_decay,
+                     check_likelihood, check_sizes, log_likelihood, mlp, prior_noise,
+                     to_data_space, update_average)
 
 __all__ = ["VAEGAN", "LLIKES"]
 
@@ -136,7 +135,7 @@ class VAEGAN(EncoderDecoder):
     def elbo(self, x):
         """The data-space ELBO per example (N,) in nats, one draw of z, no graph."""
         with no_grad():
-            x = as_input(x, self._like())
+            x = as_tensor(x, self._like())
             mu, log_var = self.encode(x)
             decoded = self.decode(reparameterize(mu, log_var))
             kl = gaussian_kl(mu, log_var, reduction="none").sum(axis=1)
@@ -151,7 +150,7 @@ class VAEGAN(EncoderDecoder):
         beta * prior + llike, ``decoder_loss`` = gamma * llike + g_loss (the discriminator's is d_loss).
         The discriminator sees the real batch, the reconstructions and the prior samples in one pass.
         """
-        x = as_input(x, self._like())
+        x = as_tensor(x, self._like())
         n = x.shape[0]
         mu, log_var = self.encoder(x)
         decoded = self.decoder(reparameterize(mu, log_var))

@@ -6,104 +6,15 @@ Shapes follow the founding document's Keras convention: a batch is (N, features)
 
 from .. import backend as B
 from .. import functions as F
-from .. import kernels
-from ..autograd import Function, Tensor, is_grad_enabled, no_grad
-from ..creation import ones, zeros
+from ..autograd import Tensor, no_grad
+from ..creation import ones, rand, zeros
+from ..fused import ACTIVATIONS, DenseFunction, dense
+from ..fusion import is_fusion_enabled
 from . import init as _init
-from ._arrays import tensor_like, uniform_like
 from .module import Module, Parameter
 
 __all__ = ["DenseFunction", "dense", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softplus",
            "Sequential", "Dropout", "BatchNorm1d", "ACTIVATIONS"]
-
-
-# ----------------------------------------------------------------------------------------------------
-# Dense: y = activation(x @ W + b)
-# ----------------------------------------------------------------------------------------------------
-
-class DenseFunction(Function):
-    """y = activation(x @ W + b) as one op: one graph node and one backward instead of a matmul, an add
-    and an activation, and no intermediate arrays kept.
-
-    ``activation`` is None (linear) or one of ``kernels.FUSED_ACTIVATIONS`` ("relu", "leaky_relu" with
-    slope 0.01, "tanh", "sigmoid").  With x: (..., in), W: (in, out), b: (out,), z = x @ W + b and the
-    upstream gradient g = dL/dy: (..., out):
-
-        dL/dz = g * activation'(z)           written with y alone (relu: y > 0; tanh: 1 - y^2; ...)
-        dL/dx = dL/dz @ W^T                  (..., in)
-        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one batch axis
-        dL/db = dL/dz summed over the batch  (out,)
-
-    The backward works on arrays directly; only when a second derivative is wanted (``create_graph``)
-    does it build the same formulas from recorded ops.
-    """
-
-    name = "dense"
-
-    def __init__(self, activation=None):
-        if activation is not None and activation not in kernels.FUSED_ACTIVATIONS:
-            raise ValueError(f"dense: cannot fuse activation {activation!r}; choose one of "
-                             f"{', '.join(kernels.FUSED_ACTIVATIONS)} or None")
-        self.activation = activation
-
-    def forward(self, x, weight, bias):
-        if x.ndim == 0 or x.shape[-1] != weight.shape[0]:
-            raise ValueError(f"dense: expected input with last dimension {weight.shape[0]}, "
-                             f"got shape {tuple(x.shape)}")
-        self.y = kernels.bias_activation(B.namespace(x).matmul(x, weight), bias, self.activation)
-        return self.y
-
-    def _shape_message(self, tensors, err):
-        return str(err)
-
-    def backward(self, gy):
-        if is_grad_enabled():                # create_graph: the gradient must be differentiable
-            return self._backward_in_graph(gy)
-        x, weight, bias = self.inputs
-        xp = B.namespace(gy.data)
-        n_in, n_out = weight.shape
-        gz = gy.data if self.activation is None else kernels.activation_grad(gy.data, self.y,
-                                                                             self.activation)
-        g2 = xp.reshape(gz, (-1, n_out))     # every leading axis is part of the batch
-        gx = xp.matmul(gz, weight.data.T) if x.requires_grad else None
-        gw = xp.matmul(xp.reshape(x.data, (-1, n_in)).T, g2) if weight.requires_grad else None
-        gb = xp.sum(g2, axis=0) if bias.requires_grad else None
-        return tuple(None if g is None else Tensor._wrap(B.ensure_array(g)) for g in (gx, gw, gb))
-
-    def _backward_in_graph(self, gy):
-        x, weight, bias = self.inputs
-        n_in, n_out = weight.shape
-        gz = gy if self.activation is None else gy * kernels.activation_derivative(self.output,
-                                                                                   self.activation)
-        g2 = F.reshape(gz, (-1, n_out))
-        gx = F.matmul(gz, weight.T) if x.requires_grad else None
-        gw = F.matmul(F.reshape(x, (-1, n_in)).T, g2) if weight.requires_grad else None
-        gb = F.sum(g2, axis=0) if bias.requires_grad else None
-        return gx, gw, gb
-
-
-def dense(x, weight, bias=None, activation=None):
-    """``activation(x @ weight + bias)``: one fused op when ``activation`` is None or a name in
-    ``kernels.FUSED_ACTIVATIONS``; another activation (a name in ACTIVATIONS or a callable) is applied
-    after it; without a bias, a plain matmul.  An ``x`` that is not a Tensor (a list, a NumPy array) is
-    converted to the weight's dtype and device first."""
-    x = tensor_like(x, weight)
-    fused = activation is None or (isinstance(activation, str)
-                                   and activation in kernels.FUSED_ACTIVATIONS)
-    if bias is None:
-        if x.ndim == 0 or x.shape[-1] != weight.shape[0]:
-            raise ValueError(f"dense: expected input with last dimension {weight.shape[0]}, "
-                             f"got shape {x.shape}")
-        y = F.matmul(x, weight)
-    else:
-        y = DenseFunction(activation if fused else None)(x, weight, bias)
-    if activation is None or (fused and bias is not None):
-        return y
-    return _activation(activation)(y)
-
-
-ACTIVATIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": F.sigmoid, "tanh": F.tanh,
-               "softplus": F.softplus}
 
 
 def _activation(activation):
@@ -115,6 +26,10 @@ def _activation(activation):
                          f"{', '.join(sorted(ACTIVATIONS))}, None, or pass a callable")
     return ACTIVATIONS[activation]
 
+
+# ----------------------------------------------------------------------------------------------------
+# Dense: y = activation(x @ W + b)  (the op itself, fused or not, is minigen.fused.dense)
+# ----------------------------------------------------------------------------------------------------
 
 class Dense(Module):
     """A fully connected layer: ``y = activation(x @ weight + bias)``.
@@ -132,13 +47,22 @@ class Dense(Module):
         if init not in _init.INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(_init.INITIALIZERS)}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.activation_name = activation if isinstance(activation, str) else None
+        # a name, or the name of the fused op an activation module computes (ReLU() -> "relu")
+        self.activation_name = activation if isinstance(activation, str) else _fused_name(activation)
         self.activation = _activation(activation)
         self.weight = Parameter(_init.INITIALIZERS[init](self.in_features, self.out_features, dtype))
         self.bias = Parameter(zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
         return dense(x, self.weight, self.bias, self.activation_name or self.activation)
+
+    def fused_with(self, activation):
+        """This layer followed by the activation module ``activation``, as one fused op: what
+        Sequential does with ``Dense(a, b), ReLU()``.  None when that cannot be fused."""
+        name = _fused_name(activation)
+        if name is None or self.bias is None or self.activation is not None:
+            return None
+        return lambda x: dense(x, self.weight, self.bias, name)
 
     def extra_repr(self):
         act = self.activation_name or getattr(self.activation, "__name__", None)
@@ -148,6 +72,14 @@ class Dense(Module):
 # ----------------------------------------------------------------------------------------------------
 # Activations as modules (the functions themselves, with their derivatives, are in minigen.functions)
 # ----------------------------------------------------------------------------------------------------
+
+def _fused_name(module):
+    """The name of the fused activation that the activation module ``module`` computes, or None."""
+    kind = type(module)
+    if kind is LeakyReLU:
+        return "leaky_relu" if module.slope == 0.01 else None
+    return {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}.get(kind)
+
 
 class ReLU(Module):
     """y = max(x, 0)."""
@@ -219,8 +151,20 @@ class Sequential(Module):
         return list(self._modules.values())[i]
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        layers = list(self._modules.values())
+        fuse = is_fusion_enabled()
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            # a Dense followed by its activation module: one fused op (its output goes nowhere else)
+            fused = layer.fused_with(layers[i + 1]) if fuse and isinstance(layer, Dense) \
+                and i + 1 < len(layers) else None
+            if fused is not None:
+                x = fused(x)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
         return x
 
 
@@ -247,7 +191,7 @@ class Dropout(Module):
         if self.p == 1.0:
             return x * 0.0
         xp = B.namespace(x.data)
-        keep = uniform_like(x.shape, x.data) >= self.p
+        keep = rand(x.shape, like=x).data >= self.p
         mask = xp.astype(keep, x.dtype) * (1.0 / (1.0 - self.p))
         return x * Tensor._wrap(mask)
 

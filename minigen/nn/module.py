@@ -24,8 +24,7 @@ never depends on where it was made.
 from collections import OrderedDict
 
 from .. import backend as B
-from ..autograd import Tensor, no_grad
-from ._arrays import fresh_like
+from ..autograd import Tensor, as_tensor, no_grad
 
 __all__ = ["Parameter", "Module"]
 
@@ -197,7 +196,8 @@ class Module:
                              "model (" + " | ".join(problems) + ")")
         for name, t in own.items():
             if name in state:
-                t.data = fresh_like(state[name], t.data)
+                value = state[name]
+                t.data = as_tensor(value.data if isinstance(value, Tensor) else value, t).data
         return self
 
     def save(self, path):

@@ -1,0 +1,291 @@
+"""Fused ops, each one beside the composition of primitive ops it replaces.
+
+A fused op computes exactly what a few lines of primitive ops compute (``functions.py``), in fewer
+passes over memory and with one graph node instead of several.  Each section below starts with that
+composition - the *reference*, what a learner would write - and then the fused :class:`Function`:
+
+* ``forward`` on arrays, through the array kernels of ``minigen/kernels.py``;
+* ``backward`` in Tensor ops: the readable derivative, differentiable again (``create_graph``);
+* ``backward_arrays`` on arrays: the same derivative in fewer passes, which the graph walk uses when no
+  graph is being built for the gradient.
+
+The public function of each section (``dense``, ``bce_with_logits_terms``, ``gaussian_kl_terms``,
+``reparameterize_with``) runs the fused op, or the reference when fusion is off
+(``mg.set_fusion(False)``, ``with mg.using_fusion(False): ...``): then a model trains on MatMul, ReLU,
+Exp, Log... and a learner can step through ``MatMul.backward`` in a real training step.  The two paths
+give the same values and gradients up to float rounding (``tests/test_fused.py``, on every backend).
+
+Adam's update is here too (``adam_step``): it records no graph, so its reference is array code.
+"""
+
+from . import backend as B
+from . import functions as F
+from . import kernels
+from .autograd import Function, Tensor, as_tensor
+from .fusion import is_fusion_enabled
+
+__all__ = ["FUSED_ACTIVATIONS", "dense_reference", "DenseFunction", "dense",
+           "bce_with_logits_reference", "BCEWithLogits", "bce_with_logits_terms",
+           "gaussian_kl_reference", "GaussianKL", "gaussian_kl_terms",
+           "reparameterize_reference", "Reparameterize", "reparameterize_with",
+           "adam_reference", "adam_step"]
+
+FUSED_ACTIVATIONS = kernels.FUSED_ACTIVATIONS     # relu, leaky_relu (slope 0.01), tanh, sigmoid
+
+
+def _constant(array):
+    return Tensor._wrap(B.ensure_array(array))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dense with its activation:  y = activation(x @ W + b)
+# ----------------------------------------------------------------------------------------------------
+
+def dense_reference(x, weight, bias=None, activation=None):
+    """``activation(x @ weight + bias)`` in primitive ops: MatMul, Add, then the activation."""
+    y = F.matmul(x, weight) if bias is None else F.matmul(x, weight) + bias
+    return y if activation is None else activation(y)
+
+
+class DenseFunction(Function):
+    """y = activation(x @ W + b) as one op: one graph node and one backward instead of a matmul, an add
+    and an activation, and no intermediate array kept.
+
+    ``activation`` is None (linear) or one of ``FUSED_ACTIVATIONS``.  With x: (..., in), W: (in, out),
+    b: (out,), z = x @ W + b and the upstream gradient g = dL/dy: (..., out):
+
+        dL/dz = g * activation'(z)           written with y alone (relu: y > 0; tanh: 1 - y^2; ...)
+        dL/dx = dL/dz @ W^T                  (..., in)
+        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one batch axis
+        dL/db = dL/dz summed over the batch  (out,)
+    """
+
+    name = "dense"
+
+    def __init__(self, activation=None):
+        if activation is not None and activation not in FUSED_ACTIVATIONS:
+            raise ValueError(f"dense: cannot fuse activation {activation!r}; choose one of "
+                             f"{', '.join(FUSED_ACTIVATIONS)} or None")
+        self.activation = activation
+
+    def forward(self, x, weight, bias):
+        _check_features(x.shape, weight.shape)
+        self.y = kernels.bias_activation(B.namespace(x).matmul(x, weight), bias, self.activation)
+        return self.y
+
+    def _shape_message(self, tensors, err):
+        return str(err)
+
+    def backward(self, gy):
+        x, weight, bias = self.inputs
+        n_in, n_out = weight.shape
+        gz = gy if self.activation is None else gy * self._derivative()
+        g2 = F.reshape(gz, (-1, n_out))      # every leading axis is part of the batch
+        gx = F.matmul(gz, weight.T) if x.requires_grad else None
+        gw = F.matmul(F.reshape(x, (-1, n_in)).T, g2) if weight.requires_grad else None
+        gb = F.sum(g2, axis=0) if bias.requires_grad else None
+        return gx, gw, gb
+
+    def _derivative(self):
+        """activation'(z) as a Tensor from the output y (in the graph for tanh and sigmoid, so that
+        the second derivative sees it; relu's 0/1 mask is a constant)."""
+        y = self.output
+        if self.activation == "tanh":
+            return 1.0 - y * y
+        if self.activation == "sigmoid":
+            return y * (1.0 - y)
+        return _constant(kernels.activation_derivative(y.data, self.activation))
+
+    def backward_arrays(self, gy):
+        x, weight, bias = self.inputs
+        xp = B.namespace(gy)
+        n_in, n_out = weight.shape
+        gz = gy if self.activation is None else kernels.activation_grad(gy, self.y, self.activation)
+        g2 = xp.reshape(gz, (-1, n_out))
+        gx = xp.matmul(gz, weight.data.T) if x.requires_grad else None
+        gw = xp.matmul(xp.reshape(x.data, (-1, n_in)).T, g2) if weight.requires_grad else None
+        gb = xp.sum(g2, axis=0) if bias.requires_grad else None
+        return gx, gw, gb
+
+
+ACTIVATIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": F.sigmoid, "tanh": F.tanh,
+               "softplus": F.softplus}
+# what may be fused: the names, and the functions themselves (mg.relu passed as a callable)
+_FUSABLE = {**{name: name for name in FUSED_ACTIVATIONS},
+            **{ACTIVATIONS[name]: name for name in FUSED_ACTIVATIONS}}
+
+
+def _check_features(x_shape, w_shape):
+    if len(x_shape) == 0 or x_shape[-1] != w_shape[0]:
+        raise ValueError(f"dense: expected input with last dimension {w_shape[0]}, "
+                         f"got shape {tuple(x_shape)}")
+
+
+def dense(x, weight, bias=None, activation=None):
+    """``activation(x @ weight + bias)``.
+
+    ``activation`` is None, a name in ``ACTIVATIONS`` ("relu", "leaky_relu", "sigmoid", "tanh",
+    "softplus") or a callable.  With fusion on, a bias and an activation in ``FUSED_ACTIVATIONS``
+    (or none) make one :class:`DenseFunction`; any other activation is applied after it.  With fusion
+    off, :func:`dense_reference`.  An ``x`` that is not a Tensor (a list, a NumPy array) is converted
+    to the weight's dtype and device first.
+    """
+    x = as_tensor(x, weight)
+    _check_features(x.shape, weight.shape)
+    fn = ACTIVATIONS.get(activation, activation) if isinstance(activation, str) else activation
+    if isinstance(activation, str) and fn is activation:
+        raise ValueError(f"unknown activation {activation!r}; choose one of "
+                         f"{', '.join(sorted(ACTIVATIONS))}, None, or pass a callable")
+    if bias is None or not is_fusion_enabled():
+        return dense_reference(x, weight, bias, fn)
+    name = _FUSABLE.get(activation if isinstance(activation, str) else fn)
+    if activation is not None and name is None:
+        return fn(DenseFunction(None)(x, weight, bias))
+    return DenseFunction(name)(x, weight, bias)
+
+
+
+# ----------------------------------------------------------------------------------------------------
+# Binary cross-entropy with logits:  l(x, t) = log(1 + exp(x)) - x t = softplus(x) - x t
+# ----------------------------------------------------------------------------------------------------
+
+def bce_with_logits_reference(x, t):
+    """The elementwise BCE of logits in primitive ops: Softplus (stable for any x, and with the exact
+    derivative sigmoid(x) everywhere - a logit of exactly 0, common behind a dead ReLU layer,
+    included), Mul and Sub."""
+    return F.softplus(x) - x * t
+
+
+class BCEWithLogits(Function):
+    """Binary cross-entropy of the logit x (probability sigmoid(x)) against the target t in [0, 1]:
+
+        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]
+                = max(x, 0) - x t + log1p(exp(-|x|))        (exp only sees -|x| <= 0: no overflow)
+
+        dl/dx = sigmoid(x) - t,      dl/dt = -x
+
+    The derivative is exact and bounded, so logits of +-1e3 give finite values and gradients.
+    """
+
+    name = "bce_with_logits"
+
+    def forward(self, x, t):
+        loss, self.saved = kernels.bce_with_logits(x, t)
+        return loss
+
+    def backward(self, gy):
+        x, t = self.inputs
+        gx = (F.sigmoid(x) - t) * gy if x.requires_grad else None
+        gt = -x * gy if t.requires_grad else None
+        return gx, gt
+
+    def backward_arrays(self, gy):
+        x, t = self.inputs
+        gx = kernels.bce_with_logits_grad(x.data, t.data, gy, self.saved) if x.requires_grad \
+            else None
+        gt = -x.data * gy if t.requires_grad else None
+        return gx, gt
+
+
+def bce_with_logits_terms(x, t):
+    """The elementwise BCE of the logits ``x`` against ``t`` (Tensors): fused, or the reference."""
+    return BCEWithLogits()(x, t) if is_fusion_enabled() else bce_with_logits_reference(x, t)
+
+
+# ----------------------------------------------------------------------------------------------------
+# KL divergence of a diagonal Gaussian from the standard normal, per element
+# ----------------------------------------------------------------------------------------------------
+
+def gaussian_kl_reference(mu, log_var):
+    """KL(N(mu, exp(log_var)) || N(0, 1)) per element in primitive ops (Mul, Exp, Sub)."""
+    return 0.5 * (mu * mu + F.exp(log_var) - 1.0 - log_var)
+
+
+class GaussianKL(Function):
+    """KL(N(mu, sigma^2) || N(0, 1)) per element, with sigma^2 = exp(log_var) (Kingma & Welling, 2013):
+
+        kl = 0.5 * (mu^2 + exp(log_var) - 1 - log_var)
+
+        d kl / d mu      = mu
+        d kl / d log_var = 0.5 * (exp(log_var) - 1)
+    """
+
+    name = "gaussian_kl"
+
+    def forward(self, mu, log_var):
+        return kernels.gaussian_kl(mu, log_var)
+
+    def backward(self, gy):
+        mu, log_var = self.inputs
+        gmu = mu * gy if mu.requires_grad else None
+        glv = 0.5 * (F.exp(log_var) - 1.0) * gy if log_var.requires_grad else None
+        return gmu, glv
+
+    def backward_arrays(self, gy):
+        mu, log_var = self.inputs
+        gmu, glv = kernels.gaussian_kl_grads(gy, mu.data, log_var.data)
+        return (gmu if mu.requires_grad else None), (glv if log_var.requires_grad else None)
+
+
+def gaussian_kl_terms(mu, log_var):
+    """The elementwise Gaussian KL of ``mu`` and ``log_var`` (Tensors): fused, or the reference."""
+    return GaussianKL()(mu, log_var) if is_fusion_enabled() else gaussian_kl_reference(mu, log_var)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The reparameterization:  z = mu + exp(0.5 log_var) eps
+# ----------------------------------------------------------------------------------------------------
+
+def reparameterize_reference(mu, log_var, eps):
+    """A draw from N(mu, exp(log_var)) given the noise ``eps`` ~ N(0, 1), in primitive ops."""
+    return mu + F.exp(0.5 * log_var) * eps
+
+
+class Reparameterize(Function):
+    """z = mu + exp(0.5 * log_var) * eps as one op, for arrays that broadcast together:
+
+        dz/dmu = 1,    dz/dlog_var = 0.5 * eps * exp(0.5 * log_var),    dz/deps = exp(0.5 * log_var)
+    """
+
+    name = "reparameterize"
+
+    def forward(self, mu, log_var, eps):
+        return kernels.reparameterize(mu, log_var, eps)
+
+    def backward(self, gy):
+        _, log_var, eps = self.inputs
+        g_eps = gy * F.exp(0.5 * log_var)
+        return gy, 0.5 * eps * g_eps, g_eps
+
+    def backward_arrays(self, gy):
+        mu, log_var, eps = self.inputs
+        g_lv, g_eps = kernels.reparameterize_grads(gy, log_var.data, eps.data)
+        return (gy if mu.requires_grad else None), (g_lv if log_var.requires_grad else None), \
+            (g_eps if eps.requires_grad else None)
+
+
+def reparameterize_with(mu, log_var, eps):
+    """``mu + exp(0.5 log_var) * eps`` for Tensors that broadcast together: fused, or the reference."""
+    if is_fusion_enabled():
+        return Reparameterize()(mu, log_var, eps)
+    return reparameterize_reference(mu, log_var, eps)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Adam's update, in place on the arrays p (parameter), m and v (the moment estimates)
+# ----------------------------------------------------------------------------------------------------
+
+def adam_reference(p, g, m, v, beta1, beta2, step_size, eps):
+    """Adam's step as plain array expressions (the bias corrections folded into step_size and eps)."""
+    m[...] = beta1 * m + (1.0 - beta1) * g
+    v[...] = beta2 * v + (1.0 - beta2) * (g * g)
+    p -= step_size * m / (B.namespace(p).sqrt(v) + eps)
+
+
+def adam_step(p, g, m, v, scratch, beta1, beta2, step_size, eps):
+    """Adam's step: ``kernels.adam_update`` (one pass on a GPU; in place through ``scratch`` on
+    NumPy), or :func:`adam_reference` when fusion is off."""
+    if is_fusion_enabled():
+        kernels.adam_update(p, g, m, v, scratch, beta1, beta2, step_size, eps)
+    else:
+        adam_reference(p, g, m, v, beta1, beta2, step_size, eps)
