@@ -46,10 +46,13 @@ def _mean_sd(values):
 
 def _train(kind, data, seed, folder, **overrides):
     began = time.perf_counter()
-    out = train_run(kind, data, out=os.path.join(folder, f"{kind}-{data}-{seed}"), quiet=True,
-                    seed=seed, log=lambda *a: None, **overrides)
+    out = train_run(kind, data, out=os.path.join(folder, f"{kind}-{data}-{seed}"), overwrite=True,
+                    quiet=True, seed=seed, log=lambda *a: None, **overrides)
     seconds = time.perf_counter() - began
-    return out, read_json(os.path.join(out, "metrics.json")), seconds
+    metrics = read_json(os.path.join(out, "metrics.json"))
+    if metrics.get("reverse_kl", 0.0) is None:   # null in metrics.json: no high-quality sample
+        metrics["reverse_kl"] = math.inf
+    return out, metrics, seconds
 
 
 def modes_part(data, kinds, seeds, folder):

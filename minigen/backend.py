@@ -24,9 +24,12 @@ backward of indexing, moving data between host and device) are provided here, pe
 
 import contextlib
 import os
-import tempfile
+import zipfile
+import zlib
 
 import numpy
+
+from .io import BadFileError, atomic_write
 
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
@@ -519,7 +522,29 @@ def to_backend(array, name):
     return target.asarray(source.to_numpy(array) if source is not None else array)
 
 
-set_backend(os.environ.get("MINIGEN_BACKEND", "numpy") or "numpy")
+def _backend_from_environment():
+    """Start on the backend that ``MINIGEN_BACKEND`` names (NumPy when it is unset or empty).
+
+    A name that cannot be used here must not make ``import minigen`` fail with a traceback: NumPy is
+    used instead, with a warning, and the reason is kept in :data:`ENVIRONMENT_ERROR` (the command
+    line reports it as an error unless ``--backend`` chooses a backend itself)."""
+    global ENVIRONMENT_ERROR
+    name = os.environ.get("MINIGEN_BACKEND", "") or "numpy"
+    try:
+        set_backend(name)
+    except (BackendError, ValueError) as err:
+        ENVIRONMENT_ERROR = f"MINIGEN_BACKEND={name!r} cannot be used: {err}"
+        set_backend("numpy")
+        # ``python -m minigen`` (sys.argv[0] is "-m" while Python looks for the module) and the
+        # ``minigen`` script report it as their error; anyone else gets a warning now
+        import sys
+        if sys.argv[:1] != ["-m"] and os.path.basename(sys.argv[0] if sys.argv else "") != "minigen":
+            import warnings
+            warnings.warn(ENVIRONMENT_ERROR + "; using numpy", RuntimeWarning, stacklevel=3)
+
+
+ENVIRONMENT_ERROR = None   # why MINIGEN_BACKEND could not be used, or None
+_backend_from_environment()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -527,33 +552,41 @@ set_backend(os.environ.get("MINIGEN_BACKEND", "numpy") or "numpy")
 # ----------------------------------------------------------------------------------------------------
 
 def save_arrays(path, arrays):
-    """Write ``{name: array}`` to ``path`` as .npz, atomically: a temporary file in the same folder,
-    then a rename, so a crash mid-write never leaves a half-written file where a good one was."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    """Write ``{name: array}`` to ``path`` as .npz, atomically (:func:`minigen.io.atomic_write`): a
+    crash mid-write never leaves a half-written file where a good one was."""
     host = {}
     for name, array in arrays.items():
         owner = of(array)
         host[name] = owner.to_numpy(array) if owner is not None else numpy.asarray(array)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            numpy.savez(f, **host)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        numpy.savez(f, **host)
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # a zip archive's first bytes (an empty one: the second)
 
 
 def load_arrays(path):
     """Read a .npz written by :func:`save_arrays` into ``{name: NumPy array}``.
 
     Pickled objects are refused (``allow_pickle=False``): loading a file from a stranger cannot run code.
+    A file that is not an .npz of plain arrays (truncated, random bytes, a pickle, object arrays) raises
+    :class:`minigen.io.BadFileError` naming the file; a missing or unreadable one the ``OSError``.
     """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in _ZIP_MAGIC:
+        raise BadFileError(f"{path} is not a minigen checkpoint: not an .npz archive of arrays")
     try:
-        with numpy.load(os.fspath(path), allow_pickle=False) as archive:
+        with numpy.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except ValueError as err:
-        raise ValueError(f"{path}: not a minigen checkpoint of plain arrays ({err})") from None
+        if "pickle" in str(err):        # object arrays: refused, and no advice to load them anyway
+            raise BadFileError(f"{path} is not a minigen checkpoint: it holds Python objects, not "
+                               "plain arrays (refused: loading them could run code)") from None
+        raise BadFileError(f"{path} is not a minigen checkpoint of plain arrays ({err})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, KeyError, OSError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
+        raise BadFileError(f"{path} is damaged (truncated or not a complete .npz archive: "
+                           f"{err})") from None

@@ -1,26 +1,35 @@
 """The command line: ``python -m minigen`` (or the ``minigen`` script).
 
-    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist|fashion-mnist] ...
+    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist] [--epochs N] ...
     python -m minigen evaluate RUN_FOLDER
     python -m minigen sample RUN_FOLDER -n 64 --out samples.png
     python -m minigen demo
 
 ``train`` writes a run folder (see :mod:`minigen.runs`); ``evaluate`` recomputes its metrics;
 ``sample`` draws from its model.  ``demo`` fits a small network to a sine wave with nothing but
-tensors and autograd.  Bad arguments give a short message and exit code 2, never a traceback.
+tensors and autograd.
+
+No traceback reaches the user: bad input (arguments, a damaged or missing file, a folder that holds
+another run) gives one line naming the file and what is wrong, and exit code 2; a fault during the
+work (a full disk, a lost permission) or a diverging loss exit code 1, saying what was kept; Ctrl-C
+exit code 130, saying whether a checkpoint exists to resume from.
 """
 
 import argparse
 import json
 import math
+import os
 import sys
+import warnings
 
 from . import backend as B
 from .autograd import no_grad
 from .creation import rand, randn, zeros
 from .data import DataError
 from .functions import mean, sin, tanh
-from .runs import DATASETS, MODELS, RunError, evaluate_run, sample_run, train_run
+from .io import BadFileError, strict_json
+from .runs import (DATASETS, MODELS, SETTINGS, RunError, RunFault, RunInterrupted, describe_default,
+                   evaluate_run, positive_float, positive_int, sample_run, train_run)
 from .train import NonFiniteLoss
 
 
@@ -52,25 +61,36 @@ def demo(steps=300, seed=0, hidden=32, lr=0.05, report_every=50, out=sys.stdout)
     return losses
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
+def _argument_type(parse):
+    """argparse shows the message of an ArgumentTypeError (a ValueError's it replaces with its own)."""
+    def checked(text):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    checked.__name__ = parse.__name__
+    return checked
 
 
 def _add_machine_options(parser):
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--backend", choices=["numpy", "cupy"],
+                        help="where the arrays live (default: $MINIGEN_BACKEND, else numpy; this "
+                             "flag overrides the variable)")
+    parser.add_argument("--threads", type=_argument_type(positive_int), default=1,
                         help="CPU threads for matrix products (default 1: the fastest for these "
-                             "small models; see minigen.backend.set_num_threads)")
+                             "small models; more than the CPUs available are cut to their number)")
+
+
+def _add_setting(parser, setting):
+    """One flag of :data:`minigen.runs.SETTINGS`, its help ending with the defaults it takes."""
+    models = "" if len(setting.models) == len(MODELS) else \
+        "/".join(m.upper() if m != "vaegan" else "VAE-GAN" for m in setting.models) + ": "
+    text = f"{models}{setting.help} (default: {describe_default(setting.name)})"
+    if setting.parse is None:
+        parser.add_argument(setting.flag, action="store_true", default=None, help=text)
+    else:
+        parser.add_argument(setting.flag, type=_argument_type(setting.parse), nargs=setting.nargs,
+                            metavar=setting.metavar, help=text)
 
 
 def build_parser():
@@ -78,79 +98,127 @@ def build_parser():
         prog="minigen", description="minigen: train and inspect VAEs, GANs and VAE-GANs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and write a run folder",
-                       description="Train a VAE, GAN or VAE-GAN. Settings left out take the defaults "
-                                   "for the model and the data (see minigen/runs.py).")
-    t.add_argument("model", choices=MODELS)
-    t.add_argument("--data", default="ring", choices=DATASETS, help="default: ring")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--latent-dim", type=_positive_int)
-    t.add_argument("--hidden", type=_positive_int, nargs="+", metavar="H",
-                   help="hidden layer widths, e.g. --hidden 64 32")
-    t.add_argument("--lr", type=_positive_float, help="learning rate")
-    t.add_argument("--beta", type=_positive_float, help="VAE: weight of the KL term (default 1)")
-    t.add_argument("--gamma", type=_positive_float, help="VAE-GAN: weight of the decoder's "
-                                                         "reconstruction term")
-    t.add_argument("--pack", type=_positive_int, help="GAN: the discriminator judges this many points "
-                                                      "at a time (PacGAN; default 1, on grid 2)")
-    t.add_argument("--binarize", action="store_true", help="MNIST: dynamic binarization of batches")
-    t.add_argument("--limit", type=_positive_int, metavar="N",
-                   help="train on the first N training rows only (quick tries)")
-    t.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser(
+        "train", help="train a model and write a run folder",
+        description="Train a VAE, GAN or VAE-GAN into a run folder. Settings left out take the "
+                    "defaults for the model and the data, shown with each flag.")
+    t.add_argument("model", choices=MODELS, help="the model to train")
+    t.add_argument("--data", choices=DATASETS,
+                   help=f"the data set (default: {DATASETS[0]}; with --resume, the run's)")
+    for setting in SETTINGS:
+        _add_setting(t, setting)
     _add_machine_options(t)
-    t.add_argument("--out", help="run folder (default runs/<model>-<data>-<time>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--out", help="the run folder (default: runs/<model>-<data>-<time>)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint; --epochs, --batch-size "
+                        "and --lr may take new values")
+    t.add_argument("--overwrite", action="store_true",
+                   help="train into an --out that holds a run, removing that run's files first")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress bar or per-epoch lines (the run folder, the figures and the "
+                        "final metrics are still printed)")
 
-    e = sub.add_parser("evaluate", help="recompute a run's metrics")
+    e = sub.add_parser("evaluate", help="recompute a run's metrics",
+                       description="Recompute a finished run's metrics and print them as JSON; "
+                                   "metrics.json is rewritten when they differ and the folder is "
+                                   "writable.")
     e.add_argument("run", help="a run folder")
     _add_machine_options(e)
 
-    s = sub.add_parser("sample", help="draw samples from a trained model into a PNG")
+    s = sub.add_parser("sample", help="draw samples from a trained model into an image",
+                       description="Draw samples from a finished run's model into an image file.")
     s.add_argument("run", help="a run folder")
-    s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", required=True, help="the PNG file to write")
+    s.add_argument("-n", type=_argument_type(positive_int), default=64,
+                   help="number of samples (default: 64)")
+    s.add_argument("--out", required=True, help="the image file to write (PNG, or any format "
+                                                "matplotlib knows by its suffix)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the samples: the same seed draws the same figure (default: 0)")
     _add_machine_options(s)
 
     d = sub.add_parser("demo", help="fit a small network with autograd and print its loss falling")
-    d.add_argument("--steps", type=_positive_int, default=300)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--steps", type=_argument_type(positive_int), default=300,
+                   help="gradient-descent steps (default: 300)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     _add_machine_options(d)
     return parser
 
 
+def _say(message):
+    print(message, file=sys.stderr)
+
+
 def _run(args):
     if args.command == "train":
-        train_run(args.model, args.data, out=args.out, resume=args.resume, quiet=args.quiet,
-                  seed=args.seed, binarize=args.binarize, limit=args.limit, epochs=args.epochs,
-                  batch_size=args.batch_size, lr=args.lr, latent_dim=args.latent_dim,
-                  hidden=args.hidden, beta=args.beta, gamma=args.gamma, pack=args.pack)
+        settings = {s.name: getattr(args, s.name) for s in SETTINGS}
+        train_run(args.model, args.data, out=args.out, resume=args.resume,
+                  overwrite=args.overwrite, quiet=args.quiet, **settings)
     elif args.command == "evaluate":
-        metrics = evaluate_run(args.run)
-        print(json.dumps(metrics, indent=2))
+        metrics = evaluate_run(args.run, log=_say, warn=lambda m: _say(f"minigen: warning: {m}"))
+        print(json.dumps(strict_json(metrics), indent=2))
     elif args.command == "sample":
-        print(f"wrote {sample_run(args.run, args.n, args.out)}")
+        print(f"wrote {sample_run(args.run, args.n, args.out, seed=args.seed)}")
     else:
         losses = demo(steps=args.steps, seed=args.seed)
         print(f"loss fell from {losses[0]:.4f} to {losses[-1]:.4f}")
 
 
+def _available_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _machine(args):
+    """Choose the backend (--backend over $MINIGEN_BACKEND) and the number of BLAS threads."""
+    if args.backend is not None:
+        B.set_backend(args.backend)
+    elif B.ENVIRONMENT_ERROR:
+        raise B.BackendError(f"{B.ENVIRONMENT_ERROR}. Set MINIGEN_BACKEND to numpy or cupy, or "
+                             "choose with --backend")
+    threads, cpus = args.threads, _available_cpus()
+    if threads > cpus:
+        _say(f"minigen: note: --threads {threads} is more than the {cpus} CPUs available; "
+             f"using {cpus}")
+        threads = cpus
+    B.set_num_threads(threads)
+
+
+def _describe_os_error(err):
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
+
 def main(argv=None):
-    """Run the command line; returns the exit code (0 fine, 1 training diverged, 2 bad input)."""
+    """Run the command line; returns the exit code (0 fine, 1 a fault during the work or a diverging
+    loss, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
-        B.set_backend(args.backend)
-        B.set_num_threads(args.threads)
-        _run(args)
-    except NonFiniteLoss as err:
-        print(f"minigen: error: {err}", file=sys.stderr)
+        with warnings.catch_warnings():
+            # a diverging run overflows before the NaN guard stops it with a message of its own
+            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
+            _machine(args)
+            _run(args)
+    except BrokenPipeError:           # `minigen evaluate RUN | head`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit either
         return 1
-    except (B.BackendError, DataError, RunError, ValueError, FileNotFoundError) as err:
-        print(f"minigen: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("minigen: interrupted; the last finished epoch's checkpoint is kept (--resume)",
-              file=sys.stderr)
+    except (NonFiniteLoss, RunFault) as err:
+        _say(f"minigen: error: {err}")
+        return 1
+    except RunInterrupted as err:
+        _say(f"minigen: {err}")
         return 130
+    except KeyboardInterrupt:
+        _say("minigen: interrupted")
+        return 130
+    except (B.BackendError, DataError, RunError, BadFileError, ValueError) as err:
+        _say(f"minigen: error: {err}")
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as err:
+        _say(f"minigen: error: {_describe_os_error(err)}")
+        return 2
+    except OSError as err:
+        _say(f"minigen: error: {_describe_os_error(err)}")
+        return 1
     return 0

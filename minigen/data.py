@@ -20,7 +20,6 @@ import hashlib
 import math
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from . import backend as B
 from .autograd import Tensor, no_grad
 from .functions import cos, sin, stack, where
+from .io import atomic_write
 
 __all__ = ["ToySet", "TOY_SETS", "toy_modes", "make_toy", "ring", "grid", "moons", "read_idx",
            "IdxSet", "MNIST", "FASHION_MNIST", "IMAGE_SETS", "data_folder", "load_mnist",
@@ -223,34 +223,26 @@ def _default_folder(spec=MNIST):
 
 
 def _download(folder, name, spec=MNIST, timeout=30):
-    """Fetch ``name``.gz from ``spec``'s mirror into ``folder``: a temporary file, the SHA-256 check
-    (of the download or of its decompressed bytes, as ``spec.checks`` says), then a rename."""
+    """Fetch ``name``.gz from ``spec``'s mirror into ``folder``: the SHA-256 check (of the download
+    or of its decompressed bytes, as ``spec.checks`` says) in memory (the largest file is 26 MB),
+    then one atomic write (:func:`minigen.io.atomic_write`)."""
     url = spec.mirror + name + ".gz"
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download-", dir=folder)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 16):
-                digest.update(chunk)
-                out.write(chunk)
-        if spec.checks == "content":
-            try:
-                with gzip.open(tmp, "rb") as f:
-                    digest = hashlib.sha256(f.read())
-            except (OSError, EOFError) as err:
-                raise DataError(f"{url}: not a gzip file ({err}); the download was "
-                                "refused") from None
-        expected = spec.files[name][1]
-        if digest.hexdigest() != expected:
-            raise DataError(f"{url}: SHA-256 {digest.hexdigest()} is not the expected {expected}; "
-                            "the download was refused")
-        final = os.path.join(folder, name + ".gz")
-        os.replace(tmp, final)
-        return final
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body = response.read()
+    checked = body
+    if spec.checks == "content":
+        try:
+            checked = gzip.decompress(body)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{url}: not a gzip file ({err}); the download was refused") from None
+    digest, expected = hashlib.sha256(checked).hexdigest(), spec.files[name][1]
+    if digest != expected:
+        raise DataError(f"{url}: SHA-256 {digest} is not the expected {expected}; "
+                        "the download was refused")
+    final = os.path.join(folder, name + ".gz")
+    with atomic_write(final) as out:
+        out.write(body)
+    return final
 
 
 def _missing_message(spec, folder, names, reason):

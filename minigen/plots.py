@@ -6,11 +6,11 @@ a notebook by leaving it as a cell's value.  Tensors are brought to the host wit
 """
 
 import os
-import tempfile
 
 from matplotlib.figure import Figure
 
 from .autograd import Tensor
+from .io import atomic_write
 
 __all__ = ["loss_curves", "samples_2d", "comparison_2d", "image_grid", "reconstructions",
            "reconstructions_2d", "latent_space", "decoded_latent_grid", "save"]
@@ -24,27 +24,23 @@ def _host(x):
 
 
 def save(figure, path, dpi=100):
-    """Write ``figure`` to ``path`` (format from the suffix) through a temporary file and a rename."""
+    """Write ``figure`` to ``path`` (format from the suffix, default PNG), atomically
+    (:func:`minigen.io.atomic_write`); returns ``path``."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    with atomic_write(path) as f:
+        figure.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
     return path
+
+
+_NOT_LOSSES = ("epoch", "seconds", "lr")     # what a history record holds besides the losses
 
 
 def loss_curves(history, title="training losses"):
     """One line per loss in ``history`` (a list of per-epoch dicts of numbers), against the epoch."""
     figure = Figure(figsize=(5, 3.2))
     ax = figure.subplots()
-    keys = [k for k in history[0] if k not in ("epoch", "seconds")] if history else []
+    keys = [k for k in history[0] if k not in _NOT_LOSSES] if history else []
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     for key in keys:
         ax.plot(epochs, [h[key] for h in history], marker="o" if len(history) < 30 else None,

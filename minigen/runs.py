@@ -3,13 +3,29 @@
 A run folder holds
 
 ==================  ============================================================================
-``config.json``     the model's architecture, the data set and the training settings
+``config.json``     the model's architecture, the data set, the training settings, and each resume
 ``checkpoint.npz``  model and optimizer state after the last finished epoch (for ``--resume``)
 ``model.npz``       the trained parameters (``Module.load``)
-``history.json``    the mean of each loss per epoch
+``history.json``    per epoch: the mean of each loss, the seconds it took, the learning rate
 ``metrics.json``    2-D data: modes covered, high-quality fraction, reverse KL; VAEs: test losses
 ``*.png``           loss curves, samples, and for VAEs reconstructions and the latent space
 ==================  ============================================================================
+
+What a run folder guarantees:
+
+* every file is written atomically (:mod:`minigen.io`): a crash or a full disk leaves the previous
+  version of each file, never half of one; temporary files a killed process left are removed when
+  training starts on the folder again; files are created with the umask's permissions;
+* a folder that holds a run is never trained into again without ``overwrite=True``
+  (``--overwrite``), which first removes that run's files, and a run that fails before its first
+  checkpoint leaves the folder as it found it (only ``config.json`` is written before, once the
+  data are loaded and the model is built);
+* ``resume=True`` continues from the checkpoint, with exactly the parameters of an uninterrupted
+  run when nothing is changed, or with a new number of epochs, batch size or learning rate (applied
+  to the restored optimizer state), which ``config.json`` (``"resumed"``) and each epoch's record in
+  ``history.json`` keep; the model, the data and the seed cannot change (an error names them);
+* a damaged or foreign file (truncated, random bytes, pickled objects, wrong shapes, bad JSON) is
+  reported as :class:`minigen.io.BadFileError` naming it, and nothing in the folder is changed.
 """
 
 import datetime
@@ -22,46 +38,171 @@ from . import plots
 from .autograd import Tensor, no_grad
 from .data import IMAGE_SETS, load_images, make_toy, moons
 from .functions import sigmoid
+from .io import (BadFileError, atomic_write, read_json, remove_stale_temporaries, strict_json,
+                 write_json)
 from .metrics import evaluate_vae, mode_metrics
 from .models import build_model
-from .train import HISTORY, fit, read_json, write_json
+from .train import CHECKPOINT, HISTORY, fit, load_checkpoint, read_history
 
-__all__ = ["MODELS", "DATASETS", "defaults", "Dataset", "load_dataset", "train_run", "evaluate_run",
-           "sample_run", "RunError"]
+__all__ = ["MODELS", "DATASETS", "SETTINGS", "Setting", "defaults", "Dataset", "load_dataset",
+           "train_run", "evaluate_run", "sample_run", "read_run_config", "RunError", "RunFault",
+           "RunInterrupted", "RUN_FILES"]
 
 MODELS = ("vae", "gan", "vaegan")
 DATASETS = ("ring", "grid", "moons", "mnist", "fashion-mnist")
+IMAGE_DATASETS = tuple(IMAGE_SETS)
 N_TRAIN_2D, N_TEST_2D = 10_000, 2_000
 N_METRIC_SAMPLES = 2_500     # the VEEGAN / PacGAN protocol
 N_IWAE_IMAGES = 2_000        # test rows for the IWAE bound: all of MNIST's 2,000, 1/5 of Fashion's
 
+CONFIG, MODEL, METRICS = "config.json", "model.npz", "metrics.json"
+FIGURES = ("loss.png", "samples.png", "reconstructions.png", "latent.png", "latent_grid.png")
+RUN_FILES = (CONFIG, CHECKPOINT, MODEL, HISTORY, METRICS) + FIGURES   # what a run writes
+
 
 class RunError(RuntimeError):
-    """A run folder is missing or does not hold what the command needs."""
+    """Bad input: a run folder that is missing, holds another run, or does not hold what the command
+    needs, or settings that do not fit it (the command line's exit code 2)."""
 
+
+class RunFault(RuntimeError):
+    """A fault during the work (a full disk, a permission lost): the message says what is kept
+    (the command line's exit code 1)."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C during training; the message says whether a checkpoint exists to resume from."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Settings: one table that the command line, the defaults and resuming read.
+# ----------------------------------------------------------------------------------------------------
+
+def positive_int(text):
+    """A whole number >= 1 from a command-line word (ValueError saying so otherwise)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be a positive integer, not {text}")
+    return value
+
+
+def positive_float(text):
+    """A finite number > 0 from a command-line word (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a positive number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a positive number (finite), not {text}")
+    return value
+
+
+def integer(text):
+    """A whole number from a command-line word."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a whole number, not {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a training run; its flag is ``--`` + ``name`` with ``-`` for ``_``.
+
+    ``parse`` reads one command-line word (None: an on/off flag); ``section`` is where config.json
+    keeps it ("model": the architecture, "train": the training); ``models`` those it applies to
+    (others refuse it); ``resumable``: ``--resume`` may give it a new value."""
+    name: str
+    help: str
+    parse: object = positive_int
+    metavar: str = None
+    nargs: str = None
+    section: str = "train"
+    models: tuple = MODELS
+    resumable: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS = (
+    Setting("epochs", "epochs in all; with --resume a new total, at least the epochs done",
+            metavar="N", resumable=True),
+    Setting("batch_size", "examples per step", metavar="B", resumable=True),
+    Setting("lr", "learning rate of every optimizer; with --resume it replaces the checkpoint's "
+                  "(the optimizer state is kept)", positive_float, metavar="LR", resumable=True),
+    Setting("hidden", "hidden layer widths, e.g. --hidden 64 32", metavar="H", nargs="+",
+            section="model"),
+    Setting("latent_dim", "size of the latent code z", metavar="D", section="model"),
+    Setting("beta", "weight of the KL term", positive_float, section="model",
+            models=("vae", "vaegan")),
+    Setting("gamma", "weight of the reconstruction term against the GAN's", positive_float,
+            section="model", models=("vaegan",)),
+    Setting("pack", "the discriminator judges this many points at a time (PacGAN)", metavar="M",
+            section="model", models=("gan",)),
+    Setting("seed", "seed of every random number of the run", integer, metavar="S"),
+    Setting("binarize", "a fresh binarization of each batch (images)", None),
+    Setting("limit", "train on the first N training rows only (quick tries)", metavar="N"),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
 
 # Defaults per model and kind of data.  2-D: the founding document's Dense 64 -> 32 with ReLU and a 2-D
 # latent, with the epochs, batch sizes and learning rates that meet the quality targets on the ring
 # (benchmarks/quality.py); MNIST: the PyTorch example's 784-400-20 VAE, Adam 1e-3, batch 128.
 # An entry for one data set, like ("gan", "grid"), takes precedence: on the 25 modes of the grid the
 # 64 -> 32 GAN covers about 13; packing 2 points (PacGAN) with 128 -> 128 networks about 21.
+# beta, gamma: the VAE's ELBO (beta 1); the VAE-GAN's 2-D weights, and Larsen et al.'s on images.
+_COMMON = dict(seed=0, binarize=False, limit=None)
 _DEFAULTS = {
-    ("vae", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=50, batch_size=256, lr=1e-3),
-    ("gan", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=150, batch_size=128, lr=1e-3),
+    ("vae", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=50, batch_size=256, lr=1e-3, beta=1.0),
+    ("gan", "2d"): dict(hidden=[64, 32], latent_dim=2, pack=1, epochs=150, batch_size=128, lr=1e-3),
     ("gan", "grid"): dict(hidden=[128, 128], latent_dim=2, pack=2, epochs=250, batch_size=128, lr=1e-3),
-    ("vaegan", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=100, batch_size=256, lr=2e-3),
-    ("vae", "mnist"): dict(hidden=[400], latent_dim=20, epochs=10, batch_size=128, lr=1e-3),
-    ("gan", "mnist"): dict(hidden=[400], latent_dim=20, epochs=20, batch_size=128, lr=2e-4),
-    ("vaegan", "mnist"): dict(hidden=[400], latent_dim=20, epochs=20, batch_size=128, lr=2e-4),
+    ("vaegan", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=100, batch_size=256, lr=2e-3,
+                           beta=0.01, gamma=30.0),
+    ("vae", "mnist"): dict(hidden=[400], latent_dim=20, epochs=10, batch_size=128, lr=1e-3, beta=1.0),
+    ("gan", "mnist"): dict(hidden=[400], latent_dim=20, pack=1, epochs=20, batch_size=128, lr=2e-4),
+    ("vaegan", "mnist"): dict(hidden=[400], latent_dim=20, epochs=20, batch_size=128, lr=2e-4,
+                              beta=1.0, gamma=30.0),
 }
 
 
 def defaults(kind, data):
-    """The default settings (hidden, latent_dim, epochs, batch_size, lr; for some GANs pack) for
-    ``kind`` on ``data``: the entry for ``data`` itself when there is one, else its kind of data's."""
+    """The default settings for ``kind`` on ``data`` (hidden, latent_dim, epochs, batch_size, lr,
+    seed, binarize, and those of the model: beta, gamma, pack): the entry for ``data`` itself when
+    there is one, else its kind of data's."""
     if (kind, data) in _DEFAULTS:
-        return dict(_DEFAULTS[(kind, data)])
-    return dict(_DEFAULTS[(kind, "mnist" if data in IMAGE_SETS else "2d")])
+        return dict(_COMMON, **_DEFAULTS[(kind, data)])
+    return dict(_COMMON, **_DEFAULTS[(kind, "mnist" if data in IMAGE_DATASETS else "2d")])
+
+
+def _show(value):
+    if value is None:
+        return "all"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_default(name):
+    """``name``'s defaults in words, per model and data where they differ, e.g.
+    "vae 50 (mnist 10), gan 150 (grid 250, mnist 20), vaegan 100 (mnist 20)"."""
+    parts = []
+    for kind in _BY_NAME[name].models:
+        base = defaults(kind, DATASETS[0])[name]
+        other = [f"{data} {_show(defaults(kind, data)[name])}" for data in DATASETS[1:]
+                 if defaults(kind, data)[name] != base]
+        parts.append((kind, _show(base) + (f" ({', '.join(other)})" if other else "")))
+    if len({text for _, text in parts}) == 1:
+        return parts[0][1]
+    return ", ".join(f"{kind} {text}" for kind, text in parts)
+
+
 
 
 @dataclass
@@ -74,7 +215,7 @@ class Dataset:
 
     @property
     def is_image(self):
-        return self.name in IMAGE_SETS
+        return self.name in IMAGE_DATASETS
 
     @property
     def data_dim(self):
@@ -109,99 +250,422 @@ def _model_config(kind, dataset, settings):
                   latent_dim=settings["latent_dim"])
     if kind == "vae":
         config["likelihood"] = "bernoulli" if dataset.is_image else "gaussian"
-        config["beta"] = settings.get("beta", 1.0)
-    if kind == "gan" and settings.get("pack", 1) != 1:
+        config["beta"] = settings["beta"]
+    if kind == "gan":
         config["pack"] = settings["pack"]
     if kind == "vaegan":
         if dataset.is_image:  # Larsen et al.'s setting for images (the 2-D defaults are the model's)
-            config.update(likelihood="bernoulli", llike="features", beta=1.0)
-        if settings.get("gamma") is not None:
-            config["gamma"] = settings["gamma"]
-        if settings.get("beta") is not None:
-            config["beta"] = settings["beta"]
+            config.update(likelihood="bernoulli", llike="features")
+        config.update(beta=settings["beta"], gamma=settings["gamma"])
     return config
 
 
-def train_run(kind, data="ring", out=None, resume=False, quiet=False, seed=0, binarize=False,
-              log=print, limit=None, **overrides):
-    """Train ``kind`` ("vae", "gan", "vaegan") on ``data``, writing everything into the run folder
-    ``out`` (default ``runs/<kind>-<data>-<time>``).  ``limit``: train on the first ``limit``
-    training rows only.  ``overrides``: epochs, batch_size, lr, latent_dim, hidden, beta, gamma,
-    pack (GAN) (None means the default).  Returns the folder."""
-    if kind not in MODELS:
-        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
-    if data not in DATASETS:
-        raise ValueError(f"unknown data {data!r}; choose one of {', '.join(DATASETS)}")
-    if overrides.get("pack") is not None and kind != "gan":
-        raise ValueError(f"--pack applies to the GAN only, not to the {kind}")
-    settings = defaults(kind, data)
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    if out is None:
-        if resume:
-            raise RunError("--resume needs --out: the folder of the run to continue")
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = os.path.join("runs", f"{kind}-{data}-{stamp}")
-    config_path = os.path.join(out, "config.json")
-    if resume:
-        if not os.path.exists(config_path):
-            raise RunError(f"cannot resume: {config_path} does not exist")
-        saved = read_json(config_path)
-        if saved["kind"] != kind or saved["data"] != data:
-            raise RunError(f"cannot resume: {out} holds a {saved['kind']} run on {saved['data']}, "
-                           f"not {kind} on {data}")
-        model_config = saved["model"]
-        # the run continues with its own settings, except a larger --epochs to train longer
-        epochs = overrides.get("epochs") or saved["train"]["epochs"]
-        settings.update(saved["train"], epochs=epochs)
-        seed, binarize = saved["train"]["seed"], saved["train"]["binarize"]
-        limit = saved["train"].get("limit")
-    dataset = load_dataset(data, seed=seed, log=log, limit=limit)
-    if not resume:
-        model_config = _model_config(kind, dataset, settings)
-    B.manual_seed(seed)
-    model = build_model(kind, **model_config)
-    train_settings = dict(epochs=settings["epochs"], batch_size=settings["batch_size"],
-                          lr=settings["lr"], seed=seed, binarize=binarize, limit=limit)
-    write_json(config_path, {"kind": kind, "data": data, "backend": B.get_backend(),
-                             "model": model_config, "train": train_settings})
-    if not quiet:
-        log(f"training {kind} on {data} for {settings['epochs']} epochs -> {out}")
-    fit(model, dataset.train, epochs=settings["epochs"], batch_size=settings["batch_size"], seed=seed,
-        lr=settings["lr"], out_dir=out, resume=resume, quiet=quiet, binarize=binarize)
-    model.save(os.path.join(out, "model.npz"))
-    metrics = _metrics(model, dataset, seed)
-    write_json(os.path.join(out, "metrics.json"), metrics)
-    _figures(model, dataset, out)
-    if not quiet:
-        log(_format_metrics(metrics))
+# config.json, checked before anything is built from it: "hidden": "64" must not become sizes 6, 4
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+_CHECKS = {
+    "a positive whole number": lambda v: _is_int(v) and v >= 1,
+    "a list of positive whole numbers": lambda v: isinstance(v, list) and all(
+        _is_int(h) and h >= 1 for h in v),
+    "a finite number": _is_number,
+    "a positive finite number": lambda v: _is_number(v) and v > 0,
+    "a whole number": _is_int,
+    "true or false": lambda v: isinstance(v, bool),
+    "a positive whole number or null": lambda v: v is None or (_is_int(v) and v >= 1),
+    "a string": lambda v: isinstance(v, str),
+}
+_MODEL_FIELDS = {"data_dim": "a positive whole number", "latent_dim": "a positive whole number",
+                 "pack": "a positive whole number", "hidden": "a list of positive whole numbers",
+                 "disc_hidden": "a list of positive whole numbers", "beta": "a finite number",
+                 "gamma": "a finite number", "ema": "a finite number", "likelihood": "a string",
+                 "llike": "a string", "activation": "a string"}
+_TRAIN_FIELDS = {"epochs": "a positive whole number", "batch_size": "a positive whole number",
+                 "lr": "a positive finite number", "seed": "a whole number",
+                 "binarize": "true or false", "limit": "a positive whole number or null"}
+_OPTIONAL = ("limit",)      # absent from the config.json of runs made before it existed
+
+
+def read_run_config(path):
+    """A run's ``config.json``, checked: :class:`minigen.io.BadFileError` naming the file and every
+    problem when it is not a run's configuration (not JSON, ``{}``, wrong types...)."""
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise BadFileError(f"{path} is not a run configuration: expected a JSON object")
+    problems = []
+    if config.get("kind") not in MODELS:
+        problems.append(f"kind is {config.get('kind')!r}, not one of {', '.join(MODELS)}")
+    if config.get("data") not in DATASETS:
+        problems.append(f"data is {config.get('data')!r}, not one of {', '.join(DATASETS)}")
+    for section, fields, required in (("model", _MODEL_FIELDS, ("data_dim", "hidden", "latent_dim")),
+                                      ("train", _TRAIN_FIELDS,
+                                       tuple(f for f in _TRAIN_FIELDS if f not in _OPTIONAL))):
+        part = config.get(section)
+        if not isinstance(part, dict):
+            problems.append(f"{section!r} is missing or not an object")
+            continue
+        problems += [f"{section}.{name} is missing" for name in required if name not in part]
+        problems += [f"{section}.{name} is {value!r}, not {fields[name]}"
+                     for name, value in part.items()
+                     if name in fields and not _CHECKS[fields[name]](value)]
+    if problems:
+        raise BadFileError(f"{path} is not a valid run configuration: {'; '.join(problems)}")
+    return config
+
+
+def _build(config, path):
+    try:
+        return build_model(config["kind"], **config["model"])
+    except (TypeError, ValueError) as err:
+        raise BadFileError(f"{path}: its model settings do not make a {config['kind']} ({err})") from None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training a run
+# ----------------------------------------------------------------------------------------------------
+
+_NAMES = {"vae": "VAE", "gan": "GAN", "vaegan": "VAE-GAN"}
+
+
+def _check_given(kind, given):
+    """The settings given (None: not given), checked as the command line checks them."""
+    unknown = sorted(set(given) - set(_BY_NAME))
+    if unknown:
+        raise TypeError(f"train_run: unknown settings {', '.join(unknown)}; the settings are "
+                        f"{', '.join(_BY_NAME)}")
+    checked = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        setting = _BY_NAME[name]
+        if kind not in setting.models:
+            raise ValueError(f"{setting.flag} applies to the "
+                             f"{' and '.join(_NAMES[m] for m in setting.models)} only, "
+                             f"not to the {kind}")
+        try:
+            if setting.parse is None:
+                value = bool(value)
+            elif setting.nargs:
+                value = [setting.parse(v) for v in value]
+            else:
+                value = setting.parse(value)
+        except ValueError as err:
+            raise ValueError(f"{setting.flag} {err}") from None
+        checked[name] = value
+    return checked
+
+
+def _check_out(out, what="--out"):
+    """``out`` as a folder a run can be written to, or :class:`RunError` saying why not."""
+    if out is None or not os.fspath(out).strip():
+        raise RunError(f"{what} is empty: name a folder (an empty path would put the run's files "
+                       "into the current folder)")
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunError(f"{what} {out} is a file, not a folder: choose another {what}")
+    ancestor = os.path.abspath(out)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise RunError(f"{what} {out}: {ancestor} is a file, so no folder can be made in it")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunError(f"{what} {out}: no permission to write in {ancestor}")
     return out
 
 
-def _load_run(folder, log=print):
-    config_path = os.path.join(folder, "config.json")
-    model_path = os.path.join(folder, "model.npz")
+def _make_folder(out):
+    """Create ``out`` and its missing parents; returns those created, deepest first."""
+    created, path = [], os.path.abspath(out)
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
+    os.makedirs(out, exist_ok=True)
+    return created
+
+
+def _remove(folder, names):
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) or os.path.islink(path):
+            os.remove(path)
+
+
+def _continue_hint(kind, out):
+    return f"python -m minigen train {kind} --out {out} --resume"
+
+
+class _Progress:
+    """The epoch of the last checkpoint written (fit's ``on_epoch`` moves it on)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __call__(self, record):
+        self.epoch = record["epoch"]
+
+
+def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=False, log=print,
+              **settings):
+    """Train ``kind`` ("vae", "gan", "vaegan") on ``data`` (default "ring"), writing everything into
+    the run folder ``out`` (default ``runs/<kind>-<data>-<time>``); returns the folder.
+
+    ``settings``: any of :data:`SETTINGS` (epochs, batch_size, lr, hidden, latent_dim, beta, gamma,
+    pack, seed, binarize); None or left out means the default for the model and the data.  A folder
+    that holds a run is refused unless ``overwrite=True`` (which removes that run's files once the
+    new run is ready to start).  ``resume=True`` continues the run in ``out`` from its checkpoint,
+    with any new ``epochs``, ``batch_size`` or ``lr`` given (recorded in config.json and
+    history.json); other settings given must equal the run's.  ``quiet=True`` hides the progress bar
+    and the per-epoch lines.  Raises :class:`RunError` for bad input (nothing is written),
+    :class:`RunFault` for a file error during the work, :class:`RunInterrupted` on Ctrl-C and
+    :class:`minigen.train.NonFiniteLoss` when training diverges.
+    """
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    if data is not None and data not in DATASETS:
+        raise ValueError(f"unknown data {data!r}; choose one of {', '.join(DATASETS)}")
+    given = _check_given(kind, settings)
+    if resume:
+        if overwrite:
+            raise RunError("--resume continues a run and --overwrite replaces it: give one of them")
+        return _resume(kind, data, out, given, quiet, log)
+
+    data = data or DATASETS[0]
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = os.path.join("runs", f"{kind}-{data}-{stamp}")
+    out = _check_out(out)
+    old = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    if old and not overwrite:
+        what = ("a run" if CHECKPOINT in old else
+                "the start of a run that never finished an epoch (no checkpoint)")
+        raise RunError(f"{out} already holds {what} ({', '.join(old)}). Continue it with --resume, "
+                       "train into a new --out, or replace it with --overwrite")
+    run = dict(defaults(kind, data), **given)
+    dataset = load_dataset(data, seed=run["seed"], log=log, limit=run["limit"])
+    model_config = _model_config(kind, dataset, run)
+    B.manual_seed(run["seed"])
+    model = build_model(kind, **model_config)
+    train = {name: run[name] for name in _TRAIN_FIELDS}
+    config = {"kind": kind, "data": data, "backend": B.get_backend(), "model": model_config,
+              "train": train}
+
+    # The run is known to start: from here on the folder is written, and undone on a failure that
+    # comes before the first checkpoint.
+    created = _make_folder(out)
+    _remove(out, old)
+    remove_stale_temporaries(out)
+    progress = _Progress(0)
+    try:
+        write_json(os.path.join(out, CONFIG), config)
+        log(f"training {kind} on {data} for {train['epochs']} epochs -> {out}")
+        return _fit_and_finish(model, dataset, config, out, False, progress, quiet, log)
+    except BaseException as err:
+        if progress.epoch == 0:      # nothing worth keeping: leave the folder as it was found
+            _remove(out, (CONFIG, HISTORY, CHECKPOINT))
+            remove_stale_temporaries(out)
+            for folder in created:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break
+        raise _explain(err, kind, out, progress.epoch, undone=True) from None
+
+
+def _resume(kind, data, out, given, quiet, log):
+    if out is None or not os.fspath(out).strip():
+        raise RunError("--resume needs --out: the folder of the run to continue")
+    out = os.fspath(out)
+    config_path, checkpoint = os.path.join(out, CONFIG), os.path.join(out, CHECKPOINT)
+    for path in (config_path, checkpoint):
+        if not os.path.isfile(path):
+            raise RunError(f"cannot resume: {path} does not exist (train without --resume to "
+                           "start a run)")
+    with open(config_path, "rb") as f:
+        original = f.read()
+    config = read_run_config(config_path)
+    data = data or config["data"]
+    fixed = []
+    if config["kind"] != kind:
+        fixed.append(f"the model ({config['kind']}, given {kind})")
+    if config["data"] != data:
+        fixed.append(f"--data ({config['data']}, given {data})")
+    train, changed = dict(config["train"]), {}
+    for name, value in given.items():
+        setting = _BY_NAME[name]
+        saved = config[setting.section].get(name, defaults(kind, config["data"])[name])
+        if value == saved:
+            continue
+        if setting.resumable:
+            changed[name] = [saved, value]
+            train[name] = value
+        else:
+            fixed.append(f"{setting.flag} ({_show(saved)}, given {_show(value)})")
+    if fixed:
+        raise RunError(f"cannot resume {out} with other settings for {'; '.join(fixed)} (the run's "
+                       "value first): they are fixed for a run. Leave them out to continue it, "
+                       "or train a new run with a new --out")
+    if config.get("backend") != B.get_backend():
+        changed["backend"] = [config.get("backend"), B.get_backend()]
+
+    dataset = load_dataset(config["data"], seed=train["seed"], log=log, limit=train.get("limit"))
+    B.manual_seed(train["seed"])
+    model = _build(config, config_path)
+    start = load_checkpoint(checkpoint, model, model.make_optimizers(train["lr"]))   # checked
+    if train["epochs"] < start:
+        raise RunError(f"cannot resume: {checkpoint} holds {start} finished epochs and --epochs "
+                       f"{train['epochs']} is fewer; give --epochs {start} or more")
+    if os.path.exists(os.path.join(out, HISTORY)):
+        read_history(os.path.join(out, HISTORY))                                       # checked
+
+    remove_stale_temporaries(out)
+    config = dict(config, train=train, backend=B.get_backend())
+    if changed:
+        config["resumed"] = config.get("resumed", []) + [{"after_epoch": start, "changed": changed}]
+    what = ", ".join(f"{name} {_show(a)} -> {_show(b)}" for name, (a, b) in changed.items())
+    progress = _Progress(start)
+    try:
+        write_json(config_path, config)
+        log(f"resuming {out} after epoch {start} of {train['epochs']} "
+            f"({'changed: ' + what if what else 'with its own settings'})")
+        return _fit_and_finish(model, dataset, config, out, True, progress, quiet, log)
+    except BaseException as err:
+        if progress.epoch == start and changed:   # no epoch with the new settings: as it was
+            try:
+                _write_bytes(config_path, original)
+            except OSError:
+                pass
+        raise _explain(err, kind, out, progress.epoch, undone=False) from None
+
+
+def _write_bytes(path, data):
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def _explain(err, kind, out, epoch, undone):
+    """The exception to raise for ``err`` during a run's work, saying what is kept."""
+    if epoch:
+        kept = (f"the checkpoint after epoch {epoch} is kept in {out}; continue with: "
+                f"{_continue_hint(kind, out)}")
+    else:
+        kept = (f"no checkpoint exists yet (the first epoch had not finished), so there is nothing "
+                f"to resume{'; ' + out + ' is left as it was found' if undone else ''}")
+    if isinstance(err, KeyboardInterrupt):
+        return RunInterrupted(f"interrupted; {kept}")
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+        where = f"{err.filename}: " if err.filename else ""
+        return RunFault(f"{where}{err.strerror or err}. Training stopped; {kept}")
+    return err
+
+
+def _fit_and_finish(model, dataset, config, out, resume, progress, quiet, log):
+    train = config["train"]
+    fit(model, dataset.train, epochs=train["epochs"], batch_size=train["batch_size"],
+        seed=train["seed"], lr=train["lr"], out_dir=out, resume=resume, quiet=quiet,
+        binarize=train["binarize"], on_epoch=progress)
+    model.save(os.path.join(out, MODEL))
+    metrics = _metrics(model, dataset, train["seed"])
+    write_json(os.path.join(out, METRICS), metrics)
+    figures = _figures(model, dataset, out)
+    log(_format_metrics(metrics))
+    log(f"run folder: {out}")
+    log(f"figures: {', '.join(os.path.join(out, name) for name in figures)}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Using a finished run
+# ----------------------------------------------------------------------------------------------------
+
+def _load_run(folder):
+    if folder is None or not os.fspath(folder).strip():
+        raise RunError("the run folder is empty: name a folder that holds a finished run")
+    folder = os.fspath(folder)
+    config_path, model_path = os.path.join(folder, CONFIG), os.path.join(folder, MODEL)
     for path in (config_path, model_path):
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             raise RunError(f"{folder} is not a finished run: {os.path.basename(path)} is missing")
-    config = read_json(config_path)
-    model = build_model(config["kind"], **config["model"])
-    model.load(model_path)
+    config = read_run_config(config_path)
+    model = _build(config, config_path)
+    try:
+        model.load(model_path)
+    except BadFileError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise BadFileError(f"{model_path} does not fit the model of {config_path}: {err}") from None
     model.eval()
     return config, model
 
 
-def evaluate_run(folder, log=print):
-    """Recompute a finished run's metrics (written to metrics.json) and return them."""
+def _non_finite_parameters(model):
+    """Names of the parameters holding a NaN or an infinity."""
+    bad = []
+    for name, p in model.named_parameters():
+        xp = B.namespace(p.data)
+        if not bool(xp.all(xp.isfinite(p.data))):
+            bad.append(name)
+    return bad
+
+
+def evaluate_run(folder, log=print, warn=None):
+    """Recompute a finished run's metrics and return them.  ``metrics.json`` is rewritten only when
+    the metrics differ from it and the folder can be written (read-only: ``log`` says so, and
+    nothing is written).  Non-finite weights are reported through ``warn`` (default
+    ``warnings.warn``): the metrics of such a model mean nothing."""
     config, model = _load_run(folder)
-    dataset = load_dataset(config["data"], seed=config["train"]["seed"], log=log)
+    bad = _non_finite_parameters(model)
+    if bad:
+        message = (f"{os.path.join(folder, MODEL)} holds non-finite weights (NaN or infinity) in "
+                   f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}: the metrics are "
+                   "meaningless (null in JSON); retrain, or resume from a good checkpoint")
+        if warn is None:
+            import warnings
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        else:
+            warn(message)
+    dataset = load_dataset(config["data"], seed=config["train"]["seed"], log=log,
+                           limit=config["train"].get("limit"))
     metrics = _metrics(model, dataset, config["train"]["seed"])
-    write_json(os.path.join(folder, "metrics.json"), metrics)
+    path = os.path.join(folder, METRICS)
+    try:
+        same = os.path.exists(path) and read_json(path) == strict_json(metrics)
+    except (BadFileError, OSError):
+        same = False
+    if not same:
+        try:
+            write_json(path, metrics)
+            log(f"wrote {path}")
+        except OSError as err:
+            log(f"{path} not written ({err.strerror or err}); the metrics are only printed")
     return metrics
 
 
-def sample_run(folder, n, out):
-    """Draw ``n`` samples from a finished run's model and save their figure to ``out``."""
+def _check_image_path(out):
+    if out is None or not os.fspath(out).strip():
+        raise RunError("--out is empty: name the image file to write, e.g. samples.png")
+    out = os.fspath(out)
+    if os.path.isdir(out):
+        raise RunError(f"--out {out} is a folder: name the image file to write, e.g. "
+                       f"{os.path.join(out, 'samples.png')}")
+    ancestor = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise RunError(f"--out {out}: {ancestor} is a file, so no file can be made in it")
+    return out
+
+
+def sample_run(folder, n, out, seed=0):
+    """Draw ``n`` samples from a finished run's model (seeded with ``seed``: the same figure each
+    time) and save their figure to ``out``; returns ``out``."""
+    out = _check_image_path(out)
     config, model = _load_run(folder)
+    B.manual_seed(seed)
     with no_grad():
         samples = model.sample(n)
     if config["model"]["data_dim"] == 2:
@@ -229,49 +693,63 @@ def _metrics(model, dataset, seed):
     return metrics
 
 
+def _finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _nats(value):
+    return f"{value:.2f} nats" if _finite(value) else "not a number"
+
+
 def _format_metrics(metrics):
     parts = []
     if "modes_covered" in metrics:
+        kl = metrics["reverse_kl"]
         parts.append(f"modes covered {metrics['modes_covered']}/{metrics['modes_total']}, "
                      f"high-quality samples {100 * metrics['high_quality_fraction']:.1f}%, "
-                     f"reverse KL {metrics['reverse_kl']:.3f}")
+                     + (f"reverse KL {kl:.3f}" if _finite(kl) else
+                        "reverse KL undefined (no high-quality sample)"))
     if "test_loss" in metrics:
-        parts.append(f"test loss (negative ELBO) {metrics['test_loss']:.2f} nats, "
-                     f"IWAE NLL (K={metrics['iwae_k']}) {metrics['test_nll_iwae']:.2f} nats")
+        parts.append(f"test loss (negative ELBO) {_nats(metrics['test_loss'])}, "
+                     f"IWAE NLL (K={metrics['iwae_k']}) {_nats(metrics['test_nll_iwae'])}")
     return "; ".join(parts) or "no metrics for this data set"
 
 
 def _figures(model, dataset, out):
+    """Write the run's figures into ``out``; returns their file names."""
+    written = []
+
+    def save(figure, name):
+        plots.save(figure, os.path.join(out, name))
+        written.append(name)
+
     history = read_json(os.path.join(out, HISTORY))
-    plots.save(plots.loss_curves(history, title=f"{model.kind} on {dataset.name}"),
-               os.path.join(out, "loss.png"))
+    save(plots.loss_curves(history, title=f"{model.kind} on {dataset.name}"), "loss.png")
     with no_grad():
         if dataset.is_image:
-            plots.save(plots.image_grid(model.sample(64), title="samples"),
-                       os.path.join(out, "samples.png"))
+            save(plots.image_grid(model.sample(64), title="samples"), "samples.png")
         else:
-            plots.save(plots.samples_2d(model.sample(N_METRIC_SAMPLES), dataset.test,
-                                        title=f"{model.kind} samples on {dataset.name}"),
-                       os.path.join(out, "samples.png"))
+            save(plots.samples_2d(model.sample(N_METRIC_SAMPLES), dataset.test,
+                                  title=f"{model.kind} samples on {dataset.name}"), "samples.png")
         if not hasattr(model, "encode") or not hasattr(model, "reconstruct"):
-            return
+            return written
         x = dataset.test
         recon = model.reconstruct(x[:300])
         if dataset.is_image:
             figure = plots.reconstructions(x[:10], recon[:10])
         else:
             figure = plots.reconstructions_2d(x[:300], recon)
-        plots.save(figure, os.path.join(out, "reconstructions.png"))
+        save(figure, "reconstructions.png")
         if model.kind == "vae":
             mu, _ = model.encode(x)
-            plots.save(plots.latent_space(mu, dataset.test_labels), os.path.join(out, "latent.png"))
+            save(plots.latent_space(mu, dataset.test_labels), "latent.png")
             if mu.shape[1] == 2:
                 steps = 15 if dataset.is_image else 25
                 line = [-3.0 + 6.0 * i / (steps - 1) for i in range(steps)]
                 z = Tensor([[a, b] for b in reversed(line) for a in line], dtype=B.dtype_name(mu.dtype))
                 decoded = _decode_mean(model, z.to(mu.device))
-                plots.save(plots.decoded_latent_grid(decoded, steps),
-                           os.path.join(out, "latent_grid.png"))
+                save(plots.decoded_latent_grid(decoded, steps), "latent_grid.png")
+    return written
 
 
 def _decode_mean(model, z):

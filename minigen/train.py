@@ -10,10 +10,8 @@ derived from (s, e) and shuffles with the permutation of (s, e).  So a run stopp
 resumed from its checkpoint computes exactly what the uninterrupted run would have.
 """
 
-import json
 import math
 import os
-import tempfile
 import time
 
 from tqdm import tqdm  # the plain bar: tqdm.auto needs ipywidgets in notebooks
@@ -21,9 +19,10 @@ from tqdm import tqdm  # the plain bar: tqdm.auto needs ipywidgets in notebooks
 from . import backend as B
 from .autograd import Tensor
 from .data import DataLoader, binarize as binarize_batch
+from .io import BadFileError, read_json, write_json
 
-__all__ = ["NonFiniteLoss", "fit", "save_checkpoint", "load_checkpoint", "write_json", "read_json",
-           "epoch_seed"]
+__all__ = ["NonFiniteLoss", "fit", "save_checkpoint", "load_checkpoint", "read_history",
+           "write_json", "read_json", "epoch_seed", "set_learning_rate"]
 
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
@@ -38,29 +37,9 @@ def epoch_seed(seed, epoch):
     return (seed * 1_000_003 + epoch) % 2 ** 32
 
 
-def write_json(path, obj):
-    """Write ``obj`` as indented JSON through a temporary file and a rename (never half a file)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def save_checkpoint(path, model, optimizers, epoch):
-    """Model parameters, every optimizer's state and the number of finished epochs, in one .npz."""
+    """Model parameters, every optimizer's state and the number of finished epochs, in one .npz
+    (written atomically: a crash leaves the previous checkpoint as it was)."""
     arrays = {"epoch": Tensor(epoch, dtype="int64").data}
     arrays.update({f"model.{k}": v for k, v in model.state_dict().items()})
     for name, optimizer in optimizers.items():
@@ -69,38 +48,84 @@ def save_checkpoint(path, model, optimizers, epoch):
 
 
 def load_checkpoint(path, model, optimizers):
-    """Restore what :func:`save_checkpoint` wrote; returns the number of finished epochs."""
+    """Restore what :func:`save_checkpoint` wrote; returns the number of finished epochs.
+
+    A file that is damaged, lacks the epoch count, or holds other arrays than this model and these
+    optimizers have raises :class:`minigen.io.BadFileError` naming the file and what is wrong."""
     arrays = B.load_arrays(path)
-    model.load_state_dict({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
-    for name, optimizer in optimizers.items():
-        prefix = f"optim.{name}."
-        optimizer.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-    return int(arrays["epoch"])
+    epoch = arrays.get("epoch")
+    value = epoch.item() if epoch is not None and tuple(epoch.shape) == () else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadFileError(f"{path} is not a minigen checkpoint: it has no count of finished epochs "
+                           "('epoch', a whole number)")
+    prefixes = ["model."] + [f"optim.{name}." for name in optimizers]
+    strays = [k for k in arrays if k != "epoch" and not any(k.startswith(p) for p in prefixes)]
+    if strays:
+        raise BadFileError(f"{path} does not fit this model: unexpected entries "
+                           f"{', '.join(strays[:5])}{' ...' if len(strays) > 5 else ''}")
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in arrays.items()
+                               if k.startswith("model.")})
+        for name, optimizer in optimizers.items():
+            prefix = f"optim.{name}."
+            optimizer.load_state_dict({k[len(prefix):]: v for k, v in arrays.items()
+                                       if k.startswith(prefix)})
+    except (ValueError, TypeError) as err:
+        raise BadFileError(f"{path} does not fit this model: {err}") from None
+    return value
 
 
-def _guard(values, epoch, step, out_dir, lr):
+def read_history(path):
+    """The per-epoch records in ``history.json`` (a list of dicts, each with its "epoch");
+    :class:`minigen.io.BadFileError` naming the file when it is something else."""
+    history = read_json(path)
+    if not isinstance(history, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("epoch"), int) for h in history):
+        raise BadFileError(f"{path} is not a training history: expected a list of per-epoch "
+                           "records, each with its \"epoch\"")
+    return history
+
+
+def set_learning_rate(optimizers, lr):
+    """Give every optimizer in ``optimizers`` (a dict) the learning rate ``lr``, keeping its state
+    (Adam's moments and step counts): what resuming with a new ``--lr`` does."""
+    for optimizer in optimizers.values():
+        optimizer.lr = float(lr)
+
+
+def _guard(values, epoch, step, saved, out_dir, lr):
+    """Stop with advice that can be followed when a loss is NaN or infinite; ``saved`` is the epoch
+    of the last checkpoint written in ``out_dir`` (0: none)."""
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
     if not bad:
         return
     what = ", ".join(f"{k} = {v}" for k, v in bad.items())
-    checkpoint = os.path.join(out_dir, CHECKPOINT) if out_dir else None
-    if checkpoint and os.path.exists(checkpoint) and epoch > 1:
-        kept = f"the last good checkpoint, {checkpoint} (after epoch {epoch - 1}), is kept"
+    lower = f"--lr {lr / 10:g}" if lr else "a lower --lr"
+    if out_dir and saved:
+        checkpoint = os.path.join(out_dir, CHECKPOINT)
+        advice = (f"the last good checkpoint, {checkpoint} (after epoch {saved}), is kept. Try a "
+                  f"lower learning rate from there: --resume {lower}")
     else:
-        kept = "no checkpoint had been written yet"
-    advice = f"try a lower learning rate (e.g. --lr {lr / 10:g})" if lr else "try a lower learning rate"
-    raise NonFiniteLoss(
-        f"non-finite loss (NaN or infinity) in epoch {epoch}, step {step}: {what}. Training stopped; "
-        f"{kept}. {advice[0].upper() + advice[1:]} and resume with --resume.")
+        advice = (f"no checkpoint had been written yet. Start again with a lower learning rate "
+                  f"({lower})")
+    raise NonFiniteLoss(f"non-finite loss (NaN or infinity) in epoch {epoch}, step {step}: {what}. "
+                        f"Training stopped; {advice}.")
 
 
 def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None, resume=False,
-        quiet=False, binarize=False, optimizers=None):
+        quiet=False, binarize=False, optimizers=None, on_epoch=None):
     """Train ``model`` on the rows of ``train_x`` for ``epochs`` epochs (in total, when resuming).
 
-    Writes ``checkpoint.npz`` and ``history.json`` into ``out_dir`` after every epoch (atomically).
-    With ``resume=True`` it first restores the checkpoint there and continues after its epoch.
-    ``binarize=True`` draws a fresh binarization of each batch (for a Bernoulli likelihood on MNIST).
+    Writes ``history.json`` and then ``checkpoint.npz`` into ``out_dir`` after every epoch (each
+    atomically; in that order, so that the history never lacks an epoch the checkpoint has: a
+    resumed run cuts it back to the checkpoint's epochs).  With ``resume=True`` it first restores the
+    checkpoint there and continues after its epoch; a given ``lr`` then replaces the restored
+    learning rate (the optimizers' moments and step counts are kept).  ``binarize=True`` draws a
+    fresh binarization of each batch (for a Bernoulli likelihood on MNIST).  ``on_epoch(record)``,
+    when given, is called after each epoch's files are written.  ``quiet=True`` shows neither the
+    progress bar nor the per-epoch lines.  Each history record holds the epoch, the mean of each
+    loss, the seconds it took and the learning rate (when ``lr`` is given).
+
     Returns ``(history, optimizers)``; raises :class:`NonFiniteLoss` when a loss is NaN or infinite.
     """
     if optimizers is None:
@@ -111,8 +136,14 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
         if not os.path.exists(path):
             raise FileNotFoundError(f"cannot resume: no checkpoint at {path}")
         start = load_checkpoint(path, model, optimizers)
+        if start > epochs:
+            raise ValueError(f"cannot resume: {path} has {start} finished epochs, more than the "
+                             f"{epochs} asked for")
+        if lr is not None:
+            set_learning_rate(optimizers, lr)
         history_path = os.path.join(out_dir, HISTORY)
-        history = read_json(history_path)[:start] if os.path.exists(history_path) else []
+        history = read_history(history_path)[:start] if os.path.exists(history_path) else []
+    saved = start
 
     loader = DataLoader(train_x, batch_size=batch_size, shuffle=True, seed=seed)
     bar = tqdm(total=max(epochs - start, 0) * len(loader), disable=quiet, unit="batch",
@@ -127,19 +158,25 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
                 if binarize:
                     batch = binarize_batch(batch)
                 values = model.train_step(batch, optimizers)
-                _guard(values, epoch + 1, steps, out_dir, lr)
+                _guard(values, epoch + 1, steps, saved, out_dir, lr)
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
             record = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()},
                       "seconds": round(time.perf_counter() - began, 3)}
+            if lr is not None:
+                record["lr"] = float(lr)
             history.append(record)
             if out_dir:
-                save_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizers, epoch + 1)
                 write_json(os.path.join(out_dir, HISTORY), history)
+                save_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizers, epoch + 1)
+                saved = epoch + 1
+            if on_epoch is not None:
+                on_epoch(record)
             if not quiet:
-                summary = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
+                summary = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                    if k not in ("epoch", "lr"))
                 tqdm.write(f"epoch {epoch + 1}/{epochs}  {summary}")
     finally:
         bar.close()

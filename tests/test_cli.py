@@ -108,3 +108,90 @@ def test_missing_mnist_offline_names_the_files_and_the_variable(tmp_path):
     assert "t10k-images-idx3-ubyte" in result.stderr and "MINIGEN_DATA" in result.stderr
     assert "no network" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- run folders are never overwritten by accident ----------------------------------------------
+
+from runfolders import cli, snapshot  # noqa: E402  (the helpers of the run-folder tests)
+
+
+def test_a_folder_that_holds_a_run_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", "vae", "--epochs", 1, "--out", out, "--quiet")[0] == 0
+    before = snapshot(out)
+    code, _, err = cli("train", "gan", "--epochs", 1, "--out", out, "--quiet")
+    assert code == 2 and "already holds a run" in err
+    assert "--resume" in err and "new --out" in err and "--overwrite" in err
+    assert snapshot(out) == before
+    code, _, _ = cli("train", "gan", "--epochs", 1, "--out", out, "--quiet", "--overwrite")
+    assert code == 0
+    files = set(os.listdir(out))
+    assert "latent.png" not in files and "reconstructions.png" not in files   # the VAE's are gone
+    assert json.loads((out / "config.json").read_text())["kind"] == "gan"
+
+
+@pytest.mark.parametrize("out", ["", "   "])
+def test_an_empty_out_is_refused(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "vae", "--epochs", 1, "--out", out)
+    assert code == 2 and "--out is empty" in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_file_as_out_or_above_it_is_refused(tmp_path):
+    (tmp_path / "file").write_text("mine")
+    for out in (tmp_path / "file", tmp_path / "file" / "run"):
+        code, _, err = cli("train", "vae", "--epochs", 1, "--out", out)
+        assert code == 2 and "is a file" in err and str(tmp_path / "file") in err
+    assert os.listdir(tmp_path) == ["file"] and (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_the_folder_as_found(tmp_path):
+    new = tmp_path / "new" / "run"
+    code, _, err = cli("train", "gan", "--epochs", 2, "--lr", "1e30", "--out", new, "--quiet")
+    assert code == 1 and "no checkpoint had been written yet" in err
+    assert "Start again with a lower learning rate" in err and "--resume" not in err
+    assert os.listdir(tmp_path) == []             # not even the folders it would have made
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    before = snapshot(mine)
+    assert cli("train", "gan", "--epochs", 2, "--lr", "1e30", "--out", mine, "--quiet")[0] == 1
+    assert snapshot(mine) == before
+
+
+def test_config_is_written_only_once_the_run_starts(tmp_path, monkeypatch):
+    env_data = tmp_path / "no-mnist"
+    env_data.mkdir()
+    monkeypatch.setenv("MINIGEN_DATA", str(env_data))
+    code, _, err = cli("train", "vae", "--data", "mnist", "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and "MNIST files missing" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, monkeypatch):
+    import minigen.models.vae as vae
+
+    calls = []
+
+    def interrupt_in_epoch(epoch):
+        def step(self, x, optimizers):
+            calls.append(1)
+            if len(calls) > epoch * 40 + 2:      # ring, batch 256: 40 steps an epoch
+                raise KeyboardInterrupt
+            return original(self, x, optimizers)
+        return step
+
+    original = vae.VAE.train_step
+    monkeypatch.setattr(vae.VAE, "train_step", interrupt_in_epoch(0))
+    out = tmp_path / "run"
+    code, _, err = cli("train", "vae", "--epochs", 3, "--out", out, "--quiet")
+    assert code == 130 and "no checkpoint exists yet" in err and "left as it was found" in err
+    assert not out.exists()
+    calls.clear()
+    monkeypatch.setattr(vae.VAE, "train_step", interrupt_in_epoch(1))
+    code, _, err = cli("train", "vae", "--epochs", 3, "--out", out, "--quiet")
+    assert code == 130 and "checkpoint after epoch 1 is kept" in err
+    assert f"python -m minigen train vae --out {out} --resume" in err
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "config.json", "history.json"]

@@ -1,0 +1,148 @@
+"""Files, written so that a crash never costs what was there before: the one atomic writer of minigen.
+
+Every file minigen writes (checkpoints, models, JSON, figures, downloads) goes through
+:func:`atomic_write`:
+
+1. the bytes go to a temporary file ``.tmp-<name>-<random>`` in the same folder (same filesystem, so
+   the last step is a rename, not a copy), created with mode 0o666 less the umask, like any file a
+   program makes with ``open(path, "w")`` (``tempfile.mkstemp`` would make it 0600, unreadable to
+   the other users of a shared run folder);
+2. the file is flushed and ``fsync``-ed, so its bytes are on the disk before it gets its name;
+3. ``os.replace`` gives it the final name in one step (POSIX and Windows): a reader sees the old
+   file or the new one, never half of one; then the folder is ``fsync``-ed so the rename is durable;
+4. on any failure (a full disk, a permission error, Ctrl-C, an exception in the caller's code) the
+   temporary file is removed and the old file is left untouched.
+
+A process killed with SIGKILL cannot clean up after itself, so a temporary file may stay behind;
+:func:`remove_stale_temporaries` removes them (the training command does so when it starts on a
+run folder).
+
+JSON is written strictly (:func:`write_json`): NaN and infinities, which the JSON standard does not
+have and many readers refuse, become ``null``.  :func:`read_json` names the file in its errors.
+"""
+
+import contextlib
+import json
+import math
+import os
+import secrets
+
+__all__ = ["BadFileError", "atomic_write", "remove_stale_temporaries", "write_json", "read_json",
+           "strict_json", "TMP_PREFIX"]
+
+TMP_PREFIX = ".tmp-"
+
+
+class BadFileError(ValueError):
+    """A file minigen reads is damaged or is not what it should be; the message names the file."""
+
+
+def _fsync_folder(folder):
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:          # Windows, or a folder we may rename in but not open: nothing to do
+        return
+    try:
+        os.fsync(fd)
+    except OSError:          # some filesystems (and /proc-like ones) refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", fsync=True):
+    """``with atomic_write(path) as f: f.write(...)``: ``path`` gets the new content all at once when
+    the block ends without an exception, and is left as it was otherwise.
+
+    ``mode`` is ``"wb"`` (bytes) or ``"w"`` (text, UTF-8).  The folder is created when missing.
+    ``fsync=False`` skips the two ``fsync`` calls (for files that are cheap to remake).  An
+    ``OSError`` about no file or about the temporary one (a full disk, a permission error) is
+    re-raised with ``filename`` set to ``path``, so that a message built from it names the file the
+    user knows.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', not {mode!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.path.basename(path)}-{secrets.token_hex(4)}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        # O_EXCL: never reuse a file someone else made; 0o666 & ~umask: readable like any new file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as err:
+        raise _naming(err, path) from None
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(err, OSError) and err.filename in (None, tmp):
+            raise _naming(err, path) from None
+        raise
+    if fsync:
+        _fsync_folder(folder)
+
+
+def _naming(err, path):
+    """The same kind of OSError (PermissionError, ...) as ``err``, naming ``path``."""
+    if err.errno is None:
+        return err
+    return OSError(err.errno, err.strerror, path)
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporary files that :func:`atomic_write` leaves in ``folder`` when its process
+    is killed mid-write; returns their names.  Only names starting with ``.tmp-`` are touched."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        path = os.path.join(folder, name)
+        if name.startswith(TMP_PREFIX) and os.path.isfile(path) and not os.path.islink(path):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(name)
+    return removed
+
+
+def strict_json(obj):
+    """``obj`` with every non-finite float (NaN, inf, -inf) replaced by None, recursively through
+    dicts, lists and tuples (JSON has no NaN or Infinity; ``null`` is what it has for "no number")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented, standard JSON (non-finite numbers as ``null``), atomically."""
+    text = json.dumps(strict_json(obj), indent=2, allow_nan=False) + "\n"
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def read_json(path):
+    """The JSON value in ``path``.  A file that is not (standard) JSON raises :class:`BadFileError`
+    naming the file and the line; a missing or unreadable file raises the ``OSError``."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f, parse_constant=_refuse_constant)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+            raise BadFileError(f"{path} is not valid JSON ({err})") from None
