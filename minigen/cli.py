@@ -29,7 +29,7 @@ from .data import DataError
 from .functions import mean, sin, tanh
 from .io import BadFileError, strict_json
 from .runs import (DATASETS, MODELS, SETTINGS, RunError, RunFault, RunInterrupted, describe_default,
-                   evaluate_run, positive_float, positive_int, sample_run, train_run)
+                   evaluate_run, positive_int, sample_run, train_run)
 from .train import NonFiniteLoss
 
 

@@ -228,7 +228,7 @@ def _download(folder, name, spec=MNIST, timeout=30):
     then one atomic write (:func:`minigen.io.atomic_write`)."""
     url = spec.mirror + name + ".gz"
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        body = response.read()
+        body = b"".join(iter(lambda: response.read(1 << 16), b""))
     checked = body
     if spec.checks == "content":
         try:

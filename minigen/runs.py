@@ -171,12 +171,17 @@ _DEFAULTS = {
 
 
 def defaults(kind, data):
-    """The default settings for ``kind`` on ``data`` (hidden, latent_dim, epochs, batch_size, lr,
-    seed, binarize, and those of the model: beta, gamma, pack): the entry for ``data`` itself when
-    there is one, else its kind of data's."""
+    """The default settings for ``kind`` on ``data``: those of the networks (hidden, latent_dim,
+    and beta, gamma, pack where the model has them) and of the training (epochs, batch_size, lr):
+    the entry for ``data`` itself when there is one, else its kind of data's."""
     if (kind, data) in _DEFAULTS:
-        return dict(_COMMON, **_DEFAULTS[(kind, data)])
-    return dict(_COMMON, **_DEFAULTS[(kind, "mnist" if data in IMAGE_DATASETS else "2d")])
+        return dict(_DEFAULTS[(kind, data)])
+    return dict(_DEFAULTS[(kind, "mnist" if data in IMAGE_DATASETS else "2d")])
+
+
+def _all_defaults(kind, data):
+    """:func:`defaults` and those of every run (seed, binarize, limit): a value for each setting."""
+    return dict(_COMMON, **defaults(kind, data))
 
 
 def _show(value):
@@ -191,12 +196,16 @@ def _show(value):
 
 def describe_default(name):
     """``name``'s defaults in words, per model and data where they differ, e.g.
-    "vae 50 (mnist 10), gan 150 (grid 250, mnist 20), vaegan 100 (mnist 20)"."""
+    "vae 50 (mnist/fashion-mnist 10), gan 150 (grid 250, mnist/fashion-mnist 20), ..."."""
     parts = []
     for kind in _BY_NAME[name].models:
-        base = defaults(kind, DATASETS[0])[name]
-        other = [f"{data} {_show(defaults(kind, data)[name])}" for data in DATASETS[1:]
-                 if defaults(kind, data)[name] != base]
+        base = _all_defaults(kind, DATASETS[0])[name]
+        groups = {}                     # the data sets that differ, grouped by their value
+        for data in DATASETS[1:]:
+            value = _show(_all_defaults(kind, data)[name])
+            if value != _show(base):
+                groups.setdefault(value, []).append(data)
+        other = [f"{'/'.join(sets)} {value}" for value, sets in groups.items()]
         parts.append((kind, _show(base) + (f" ({', '.join(other)})" if other else "")))
     if len({text for _, text in parts}) == 1:
         return parts[0][1]
@@ -445,7 +454,7 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
                 "the start of a run that never finished an epoch (no checkpoint)")
         raise RunError(f"{out} already holds {what} ({', '.join(old)}). Continue it with --resume, "
                        "train into a new --out, or replace it with --overwrite")
-    run = dict(defaults(kind, data), **given)
+    run = dict(_all_defaults(kind, data), **given)
     dataset = load_dataset(data, seed=run["seed"], log=log, limit=run["limit"])
     model_config = _model_config(kind, dataset, run)
     B.manual_seed(run["seed"])
@@ -497,7 +506,7 @@ def _resume(kind, data, out, given, quiet, log):
     train, changed = dict(config["train"]), {}
     for name, value in given.items():
         setting = _BY_NAME[name]
-        saved = config[setting.section].get(name, defaults(kind, config["data"])[name])
+        saved = config[setting.section].get(name, _all_defaults(kind, config["data"])[name])
         if value == saved:
             continue
         if setting.resumable:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from minigen.cli import main
+from runfolders import cli, snapshot
 
 
 def _run(*args):
@@ -112,9 +113,6 @@ def test_missing_mnist_offline_names_the_files_and_the_variable(tmp_path):
 
 # --- run folders are never overwritten by accident ----------------------------------------------
 
-from runfolders import cli, snapshot  # noqa: E402  (the helpers of the run-folder tests)
-
-
 def test_a_folder_that_holds_a_run_is_refused_unless_overwrite(tmp_path):
     out = tmp_path / "run"
     assert cli("train", "vae", "--epochs", 1, "--out", out, "--quiet")[0] == 0
@@ -171,7 +169,7 @@ def test_config_is_written_only_once_the_run_starts(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, monkeypatch):
-    import minigen.models.vae as vae
+    from minigen.models import vae
 
     calls = []
 
