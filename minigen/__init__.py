@@ -19,6 +19,8 @@ from .functions import (abs, astype, broadcast_to, clip, concatenate, cos, exp, 
 from .creation import full, ones, ones_like, rand, randn, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .fusion import is_fusion_enabled, set_fusion, using_fusion
+from . import conv
+from .conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d, pad
 from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
 from . import models
@@ -38,6 +40,8 @@ __all__ = [
     "abs", "astype", "broadcast_to", "clip", "concatenate", "cos", "exp", "leaky_relu", "log",
     "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape", "sigmoid", "sin", "softplus",
     "sqrt", "stack", "sum", "sum_to", "tanh", "transpose", "where",
+    # convolutions, pooling, padding (NCHW)
+    "conv", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "pad",
     # making tensors
     "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
     # gradient checking

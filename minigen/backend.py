@@ -19,7 +19,8 @@ conversion to a host array, a NumPy-only function or method, mixing booleans int
 ``no_float64`` device refuses any float64 array, so a silent float32 -> float64 promotion fails loudly.
 
 The small set of things the array API standard does not have (random numbers, scatter-add for the
-backward of indexing, moving data between host and device) are provided here, per backend.
+backward of indexing, sliding windows for convolutions, moving data between host and device) are
+provided here, per backend.
 """
 
 import contextlib
@@ -80,6 +81,10 @@ class _Backend:
         """An array of ``shape`` filled with ``value`` on this backend's device."""
         return self.xp.full(shape, value, dtype=dtype)
 
+    def arange(self, n):
+        """The integers 0, 1, ..., n - 1 (int64) on this backend's device."""
+        return self.xp.arange(n)
+
     def copy(self, array):
         return array.copy()
 
@@ -100,6 +105,21 @@ class _Backend:
     def scatter_add(self, target, index, values):
         """``target[index] += values`` in place, adding repeated indices up (unlike ``+=``)."""
         raise NotImplementedError
+
+    # --- convolutions -----------------------------------------------------------------------------
+    def windows(self, x, kernel, stride, dilation, out_size):
+        """The sliding (kH, kW) windows of a 4-D array ``x`` (A, B, H, W), as an array of shape
+        (A, B, kH, kW, OH, OW) with ``[a, b, i, j, p, q] = x[a, b, p*sh + i*dh, q*sw + j*dw]``
+        (``kernel``, ``stride``, ``dilation``, ``out_size`` are pairs; the windows must fit in x).
+
+        This portable form (the strict test backends) stacks kH*kW strided slices: a copy.  NumPy and
+        CuPy override it with a read-only view that only changes the strides: no copy at all.
+        """
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+        rows = [self.xp.stack([x[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                                 j * dw:j * dw + sw * (ow - 1) + 1:sw] for j in range(kw)], axis=2)
+                for i in range(kh)]
+        return self.xp.stack(rows, axis=2)
 
 
 class _NativeGenerator:
@@ -134,6 +154,11 @@ class _NumpyBackend(_NativeGenerator, _Backend):
 
     def scatter_add(self, target, index, values):
         numpy.add.at(target, index, values)
+
+    def windows(self, x, kernel, stride, dilation, out_size):
+        return numpy.lib.stride_tricks.as_strided(
+            x, _window_shape(x, kernel, out_size), _window_strides(x, stride, dilation),
+            writeable=False)
 
 
 class _CupyNamespace:
@@ -199,6 +224,10 @@ class _CupyBackend(_NativeGenerator, _Backend):
         # ``cupy.add.at`` (CuPy >= 12) accumulates repeated indices, like NumPy's.
         self.cupy.add.at(target, index, values)
 
+    def windows(self, x, kernel, stride, dilation, out_size):
+        return self.cupy.lib.stride_tricks.as_strided(
+            x, _window_shape(x, kernel, out_size), _window_strides(x, stride, dilation))
+
 
 class _StrictBackend(_Backend):
     """array-api-strict on a device other than the CPU: a stand-in for a GPU in the CPU test suite."""
@@ -241,6 +270,9 @@ class _StrictBackend(_Backend):
     def full(self, shape, value, dtype):
         return self.xp.full(shape, value, dtype=dtype, device=self.strict_device)
 
+    def arange(self, n):
+        return self.xp.arange(n, device=self.strict_device)
+
     def copy(self, array):
         return self.xp.asarray(array, copy=True)
 
@@ -257,6 +289,17 @@ class _StrictFloat32Backend(_StrictBackend):
 
     name = "strict-float32"
     device_name = "no_float64"
+
+
+def _window_shape(x, kernel, out_size):
+    return tuple(x.shape[:2]) + tuple(kernel) + tuple(out_size)
+
+
+def _window_strides(x, stride, dilation):
+    """Byte strides of the window view: moving one kernel step jumps ``dilation`` rows (columns),
+    moving one output position jumps ``stride`` rows (columns)."""
+    s0, s1, s2, s3 = x.strides
+    return (s0, s1, dilation[0] * s2, dilation[1] * s3, stride[0] * s2, stride[1] * s3)
 
 
 _FACTORIES = {"numpy": _NumpyBackend, "cupy": _CupyBackend, "strict": _StrictBackend,

@@ -1,0 +1,356 @@
+"""Convolutions, transposed convolutions, pooling and padding (minigen.conv, minigen.nn conv layers).
+
+Every op is checked against a direct nested-loop definition written here in NumPy (the formula of
+the docstring, one output pixel and one kernel position at a time), over hypothesis-drawn batch,
+channels, image sizes, kernel, stride, padding, dilation and output padding; its gradients against
+central differences (float64, first and second order); the fused op against the im2col reference;
+on NumPy, on the strict array-API backends (float32 included) and on CuPy when there is a GPU.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minigen as mg
+from minigen import conv as C
+
+# ----------------------------------------------------------------------------------------------------
+# Direct definitions (loops over output pixels and kernel positions; the channel sums as products)
+# ----------------------------------------------------------------------------------------------------
+
+
+def direct_conv2d(x, w, b, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, o, oh, ow))
+    for p in range(oh):
+        for q in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    y[:, :, p, q] += xp[:, :, p * sh + i * dh, q * sw + j * dw] @ w[:, :, i, j].T
+    return y if b is None else y + b[None, :, None, None]
+
+
+def direct_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation):
+    """Each input pixel adds its weighted kernel into the output (then the padding is cut off)."""
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    n, _, h, wd = x.shape
+    _, cout, kh, kw = w.shape
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    canvas = np.zeros((n, cout, oh + 2 * ph, ow + 2 * pw))
+    for r in range(h):
+        for s in range(wd):
+            for i in range(kh):
+                for j in range(kw):
+                    canvas[:, :, r * sh + i * dh, s * sw + j * dw] += x[:, :, r, s] @ w[:, :, i, j]
+    y = canvas[:, :, ph:ph + oh, pw:pw + ow]
+    return y if b is None else y + b[None, :, None, None]
+
+
+def direct_pool(x, kernel, stride, padding, dilation, reduce, fill):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    n, c, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, c, oh, ow))
+    for p in range(oh):
+        for q in range(ow):
+            window = xp[:, :, p * sh:p * sh + dh * (kh - 1) + 1:dh, q * sw:q * sw + dw * (kw - 1) + 1:dw]
+            y[:, :, p, q] = reduce(window.reshape(n, c, -1), axis=2)
+    return y
+
+
+# ----------------------------------------------------------------------------------------------------
+# Drawing cases
+# ----------------------------------------------------------------------------------------------------
+
+def values(data, shape, label):
+    """Float64 values on a 1/64 grid in [-2, 2]."""
+    ints = data.draw(st.lists(st.integers(-128, 128), min_size=int(np.prod(shape)),
+                              max_size=int(np.prod(shape))), label=label)
+    return np.array(ints, dtype=np.float64).reshape(shape) / 64
+
+
+def distinct_values(data, shape, label):
+    """Distinct values (no ties at a maximum, where max pooling has no derivative)."""
+    size = int(np.prod(shape))
+    ints = data.draw(st.lists(st.integers(-400, 400), min_size=size, max_size=size, unique=True),
+                     label=label)
+    return np.array(ints, dtype=np.float64).reshape(shape) / 64
+
+
+def pairs(data, low, high, label):
+    return tuple(data.draw(st.integers(low, high), label=f"{label}[{k}]") for k in "hw")
+
+
+def conv_case(data, extra=2, max_batch=2, max_channels=2):
+    """x, weight, bias and the conv2d arguments (ints or pairs) for a valid convolution."""
+    n = data.draw(st.integers(1, max_batch), label="batch")
+    c = data.draw(st.integers(1, max_channels), label="in_channels")
+    o = data.draw(st.integers(1, max_channels), label="out_channels")
+    kernel = pairs(data, 1, 3, "kernel")
+    stride = pairs(data, 1, 2, "stride")
+    dilation = pairs(data, 1, 2, "dilation")
+    padding = pairs(data, 0, 2, "padding")
+    size = tuple(max(1, d * (k - 1) + 1 - 2 * p) + data.draw(st.integers(0, extra), label="extra")
+                 for k, d, p in zip(kernel, dilation, padding))
+    x = values(data, (n, c) + size, "x")
+    w = values(data, (o, c) + kernel, "weight")
+    b = values(data, (o,), "bias") if data.draw(st.booleans(), label="has_bias") else None
+    args = dict(stride=_maybe_int(data, stride), padding=_maybe_int(data, padding),
+                dilation=_maybe_int(data, dilation))
+    return x, w, b, args, (stride, padding, dilation)
+
+
+def transpose_case(data, max_side=3, max_batch=2, max_channels=2):
+    """x, weight, bias and the conv_transpose2d arguments for a valid transposed convolution."""
+    n = data.draw(st.integers(1, max_batch), label="batch")
+    cin = data.draw(st.integers(1, max_channels), label="in_channels")
+    cout = data.draw(st.integers(1, max_channels), label="out_channels")
+    kernel = pairs(data, 1, 3, "kernel")
+    stride = pairs(data, 1, 2, "stride")
+    dilation = pairs(data, 1, 2, "dilation")
+    size = pairs(data, 1, max_side, "size")
+    output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1), label="output_padding")
+                           for s, d in zip(stride, dilation))
+    padding = tuple(
+        data.draw(st.integers(0, min(2, ((h - 1) * s + d * (k - 1) + e) // 2)), label="padding")
+        for h, s, d, k, e in zip(size, stride, dilation, kernel, output_padding))
+    x = values(data, (n, cin) + size, "x")
+    w = values(data, (cin, cout) + kernel, "weight")
+    b = values(data, (cout,), "bias") if data.draw(st.booleans(), label="has_bias") else None
+    args = dict(stride=_maybe_int(data, stride), padding=_maybe_int(data, padding),
+                output_padding=_maybe_int(data, output_padding),
+                dilation=_maybe_int(data, dilation))
+    return x, w, b, args, (stride, padding, output_padding, dilation)
+
+
+def _maybe_int(data, pair):
+    """A pair, or the int it repeats (both spellings must work)."""
+    if pair[0] == pair[1] and data.draw(st.booleans(), label="as_int"):
+        return pair[0]
+    return pair
+
+
+def tensors(*arrays):
+    return [mg.Tensor(a, requires_grad=True) for a in arrays if a is not None]
+
+
+def conv_fn(has_bias, args, fused=True):
+    def fn(x, w, *b):
+        with mg.using_fusion(fused):
+            return mg.conv2d(x, w, b[0] if has_bias else None, **args)
+    return fn
+
+
+def transpose_fn(has_bias, args, fused=True):
+    def fn(x, w, *b):
+        with mg.using_fusion(fused):
+            return mg.conv_transpose2d(x, w, b[0] if has_bias else None, **args)
+    return fn
+
+
+def assert_same_gradients(fn_a, fn_b, inputs, seed=0):
+    """Both functions give the same values and the same gradients for one random upstream."""
+    ya, yb = fn_a(*inputs), fn_b(*inputs)
+    np.testing.assert_allclose(ya.numpy(), yb.numpy(), rtol=1e-10, atol=1e-10)
+    u = mg.Tensor(np.random.default_rng(seed).standard_normal(ya.shape))
+    for ga, gb in zip(mg.grad(ya, inputs, grad_outputs=u), mg.grad(yb, inputs, grad_outputs=u)):
+        np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------------
+# conv2d
+# ----------------------------------------------------------------------------------------------------
+
+@given(data=st.data())
+def test_conv2d_matches_direct_definition_and_central_differences(backend, data):
+    x, w, b, args, pair_args = conv_case(data)
+    inputs = tensors(x, w, b)
+    fused, reference = conv_fn(b is not None, args), conv_fn(b is not None, args, fused=False)
+    expected = direct_conv2d(x, w, b, *pair_args)
+    y = fused(*inputs)
+    assert y.shape == expected.shape and y.device == inputs[0].device
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(fused, inputs)
+    assert_same_gradients(fused, reference, inputs)
+    for t, original in zip(inputs, (x, w, b)):
+        np.testing.assert_array_equal(t.numpy(), original)   # nothing was written into an input
+
+
+@settings(max_examples=8)
+@given(data=st.data())
+def test_conv2d_reference_gradients(data):
+    x, w, b, args, _ = conv_case(data, extra=1, max_batch=1)
+    assert mg.gradcheck(conv_fn(b is not None, args, fused=False), tensors(x, w, b))
+
+
+@settings(max_examples=8)
+@given(data=st.data())
+def test_conv2d_second_derivatives(backend, data):
+    x, w, b, args, _ = conv_case(data, extra=1, max_batch=1)
+    assert mg.gradgradcheck(conv_fn(b is not None, args), tensors(x, w, b))
+
+
+# ----------------------------------------------------------------------------------------------------
+# conv_transpose2d
+# ----------------------------------------------------------------------------------------------------
+
+@given(data=st.data())
+def test_conv_transpose2d_matches_direct_definition_and_central_differences(backend, data):
+    x, w, b, args, pair_args = transpose_case(data)
+    inputs = tensors(x, w, b)
+    fused = transpose_fn(b is not None, args)
+    reference = transpose_fn(b is not None, args, fused=False)
+    expected = direct_conv_transpose2d(x, w, b, *pair_args)
+    y = fused(*inputs)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(fused, inputs)
+    assert_same_gradients(fused, reference, inputs)
+
+
+@settings(max_examples=8)
+@given(data=st.data())
+def test_conv_transpose2d_reference_gradients(data):
+    x, w, b, args, _ = transpose_case(data)
+    assert mg.gradcheck(transpose_fn(b is not None, args, fused=False), tensors(x, w, b))
+
+
+@settings(max_examples=8)
+@given(data=st.data())
+def test_conv_transpose2d_second_derivatives(backend, data):
+    x, w, b, args, _ = transpose_case(data)
+    assert mg.gradgradcheck(transpose_fn(b is not None, args), tensors(x, w, b))
+
+
+@settings(max_examples=5)
+@given(data=st.data())
+def test_reference_forms_have_second_derivatives(data):
+    x, w, b, args, _ = conv_case(data, extra=1, max_batch=1, max_channels=1)
+    assert mg.gradgradcheck(conv_fn(b is not None, args, fused=False), tensors(x, w, b))
+    x, w, b, args, _ = transpose_case(data, max_side=2, max_batch=1, max_channels=1)
+    assert mg.gradgradcheck(transpose_fn(b is not None, args, fused=False), tensors(x, w, b))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The array backward (used by the engine when no second derivative is built) equals the Tensor one
+# ----------------------------------------------------------------------------------------------------
+
+def _arrays_equal_tensor_backward(y, seed=0):
+    f = y.creator
+    gy = mg.Tensor(np.random.default_rng(seed).standard_normal(y.shape))
+    from_tensors = f.backward(gy)
+    from_arrays = f.backward_arrays(gy.data)
+    from_tensors = from_tensors if isinstance(from_tensors, tuple) else (from_tensors,)
+    from_arrays = from_arrays if isinstance(from_arrays, tuple) else (from_arrays,)
+    assert len(from_tensors) == len(from_arrays) == len(f.inputs)
+    for gt, ga in zip(from_tensors, from_arrays):
+        assert (gt is None) == (ga is None)
+        if gt is not None:
+            np.testing.assert_allclose(mg.Tensor(ga).numpy(), gt.numpy(), rtol=1e-12, atol=1e-12)
+    return f
+
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_backward_arrays_equal_backward(backend, data):
+    x, w, b, args, _ = conv_case(data)
+    inputs = tensors(x, w, b)
+    y = conv_fn(b is not None, args)(*inputs)
+    f = _arrays_equal_tensor_backward(y)
+    gw = C.Conv2dWeightGrad(f.geom)(inputs[0], mg.Tensor(np.ones(y.shape), requires_grad=True))
+    _arrays_equal_tensor_backward(gw)
+    x, w, b, args, _ = transpose_case(data)
+    _arrays_equal_tensor_backward(transpose_fn(b is not None, args)(*tensors(x, w, b)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# float32 on the strict no-float64 device: nothing is promoted
+# ----------------------------------------------------------------------------------------------------
+
+@settings(max_examples=10)
+@given(data=st.data())
+def test_float32_stays_float32(backend32, data):
+    x, w, b, args, pair_args = conv_case(data)
+    inputs = [mg.Tensor(a.astype(np.float32), requires_grad=True) for a in (x, w, b) if a is not None]
+    for fused in (True, False):
+        y = conv_fn(b is not None, args, fused)(*inputs)
+        assert mg.backend.dtype_name(y.dtype) == "float32"
+        np.testing.assert_allclose(y.numpy(), direct_conv2d(x, w, b, *pair_args), rtol=1e-5,
+                                   atol=1e-5)
+        z = mg.conv_transpose2d(y, inputs[1], None, stride=pair_args[0], padding=pair_args[1],
+                                dilation=pair_args[2])
+        grads = mg.grad((z * z).sum(), inputs, create_graph=True)
+        penalty = sum(((g * g).sum() for g in grads), start=mg.zeros((), dtype="float32"))
+        for g, t in zip(mg.grad(penalty, inputs), inputs):
+            assert mg.backend.dtype_name(g.dtype) == "float32" and g.shape == t.shape
+
+
+# ----------------------------------------------------------------------------------------------------
+# Spellings, unbatched images, empty batches
+# ----------------------------------------------------------------------------------------------------
+
+def test_unbatched_image_and_empty_batch(backend):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 5, 4)), rng.standard_normal((3, 2, 2, 2))
+    y = mg.conv2d(mg.Tensor(x), mg.Tensor(w), padding=1)
+    assert y.shape == (3, 6, 5)
+    np.testing.assert_allclose(y.numpy(), direct_conv2d(x[None], w, None, (1, 1), (1, 1),
+                                                          (1, 1))[0], rtol=1e-12)
+    z = mg.conv_transpose2d(mg.Tensor(y.numpy()), mg.Tensor(w), stride=2)
+    assert z.shape == (2, 12, 10)
+    empty = mg.Tensor(np.zeros((0, 2, 5, 4)), requires_grad=True)
+    out = mg.conv2d(empty, mg.Tensor(w, requires_grad=True), stride=(2, 1))
+    assert out.shape == (0, 3, 2, 3)
+    out.sum().backward()
+    assert empty.grad.shape == empty.shape
+
+
+def test_bias_and_lists_are_accepted():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    y = mg.conv2d(x, [[[[1.0, 0.0], [0.0, -1.0]]]], [0.5], stride=[2, 2])
+    np.testing.assert_allclose(y.numpy(), direct_conv2d(x, np.array([[[[1.0, 0.0], [0.0, -1.0]]]]),
+                                                        np.array([0.5]), (2, 2), (0, 0), (1, 1)))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errors name the op, the shapes and the output size
+# ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: mg.conv2d(np.zeros((2, 3)), np.zeros((1, 3, 1, 1))),
+     r"conv2d: expected an input of shape \(N, C, H, W\) or \(C, H, W\), got shape \(2, 3\)"),
+    (lambda: mg.conv2d(np.zeros((1, 3, 4, 4)), np.zeros((2, 2, 3, 3))),
+     r"conv2d: input \(1, 3, 4, 4\) has 3 channels, but weight \(2, 2, 3, 3\) expects 2"),
+    (lambda: mg.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 5, 5)), padding=1),
+     r"conv2d: kernel \(5, 5\) .* larger than the padded input \(4, 4\).*output size would be "
+     r"\(0, 0\)"),
+    (lambda: mg.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3))),
+     r"conv2d: weight must be \(out_channels, in_channels, kH, kW\), got shape \(1, 1, 3\)"),
+    (lambda: mg.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)),
+     r"conv2d: bias must have shape \(2,\)"),
+    (lambda: mg.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), stride=0),
+     r"conv2d: stride must be at least 1"),
+    (lambda: mg.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), padding=(1, 2, 3)),
+     r"conv2d: padding must be an int or a pair of ints"),
+    (lambda: mg.conv_transpose2d(np.zeros((1, 2, 4, 4)), np.zeros((3, 1, 3, 3))),
+     r"conv_transpose2d: input \(1, 2, 4, 4\) has 2 channels, but weight \(3, 1, 3, 3\) expects 3"),
+    (lambda: mg.conv_transpose2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), stride=2,
+                                 output_padding=2),
+     r"conv_transpose2d: output_padding \(2, 2\) must be smaller than the stride \(2, 2\) or the "
+     r"dilation \(1, 1\)"),
+    (lambda: mg.conv_transpose2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1),
+     r"conv_transpose2d: input \(1, 1, 1, 1\) .* gives the output size \(-1, -1\), below 1"),
+])
+def test_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
