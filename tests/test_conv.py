@@ -7,7 +7,6 @@ central differences (float64, first and second order); the fused op against the 
 on NumPy, on the strict array-API backends (float32 included) and on CuPy when there is a GPU.
 """
 
-import math
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from minigen import conv as C
 
 def direct_conv2d(x, w, b, stride, padding, dilation):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
