@@ -13,43 +13,132 @@ Backward rules are written with minigen's own tensor operations, so when ``creat
 gradient computation is itself recorded, and gradients can be differentiated again (double backprop:
 gradient penalties, Hessian-vector products).
 
-Broadcasting is undone once, here in :meth:`Function.__call__`'s partner :meth:`Function._input_grads`:
-whatever shape a backward rule returns, the gradient is summed down to the input's shape.
+Every gradient a backward rule returns is checked once, in :meth:`Function._input_grads`: one whose
+shape was broadcast is summed down to its input's shape, one whose shape cannot come from the input's
+by broadcasting is an error naming the op and both shapes, and one of another dtype is converted to the
+input's dtype (so a leaf's ``.grad`` always has the leaf's dtype, as in PyTorch).
 """
 
 import contextlib
+import threading
 import weakref
 
 from . import backend as B
 
-__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "grad"]
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "grad", "result_dtype",
+           "mark_modified"]
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether operations are recorded, one flag per thread (as PyTorch's grad mode): ``no_grad`` in a
+    data-loading thread does not stop another thread from training."""
+
+    enabled = True          # the value every new thread starts with
+
+
+_mode = _GradMode()
 
 
 def is_grad_enabled():
-    """True when operations are being recorded for autograd."""
-    return _grad_enabled
+    """True when operations are being recorded for autograd (in this thread)."""
+    return _mode.enabled
 
 
 @contextlib.contextmanager
 def _grad_mode(enabled):
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
+    previous, _mode.enabled = _mode.enabled, enabled
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _mode.enabled = previous
 
 
 def no_grad():
-    """``with mg.no_grad(): ...`` runs the block without recording a graph (inference, updates)."""
+    """``with mg.no_grad(): ...`` runs the block without recording a graph (inference, updates).
+    It affects the current thread only."""
     return _grad_mode(False)
 
 
 def enable_grad():
-    """``with mg.enable_grad(): ...`` records a graph even inside ``no_grad``."""
+    """``with mg.enable_grad(): ...`` records a graph even inside ``no_grad`` (this thread only)."""
     return _grad_mode(True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# In-place changes: a clock that every change moves on
+# ----------------------------------------------------------------------------------------------------
+
+_changes = 0    # how many in-place changes minigen has made so far, to all tensors together
+
+
+def mark_modified(*tensors):
+    """Record that the data of ``tensors`` was changed in place (an optimizer step, load_state_dict,
+    Module.to): a later backward through an op that read them before the change raises RuntimeError.
+
+    Each tensor's ``_version`` becomes the clock's new reading, and each recorded op keeps the reading
+    at its forward; so an op's inputs changed since iff one's ``_version`` is above the op's reading.
+    Recording costs an op one integer, and a backward step one comparison while nothing changed.
+    """
+    global _changes
+    _changes += 1
+    for t in tensors:
+        t._version = _changes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Type promotion (PyTorch's rules; see the Tensor docstring)
+# ----------------------------------------------------------------------------------------------------
+
+def _category(name):
+    """0 for bool, 1 for integers, 2 for floating dtypes (PyTorch's promotion categories)."""
+    return 2 if name[0] == "f" else 0 if name == "bool" else 1
+
+
+def _promote_names(names):
+    """The smallest dtype that holds every dtype in ``names``, all of one category."""
+    if len(set(names)) == 1:
+        return names[0]
+    if _category(names[0]) != 1:                   # floats (the widest) or bools
+        return max(names, key=lambda n: int(n[5:]) if n != "bool" else 0)
+    signed = [int(n[3:]) for n in names if n[0] == "i"]
+    unsigned = [int(n[4:]) for n in names if n[0] == "u"]
+    if not signed:
+        return f"uint{max(unsigned)}"
+    bits = max(signed)
+    if unsigned and max(unsigned) >= bits:         # uint8 with int8 needs int16, as in PyTorch
+        bits = min(2 * max(unsigned), 64)
+    return f"int{bits}"
+
+
+def _scalar_name(value):
+    """The dtype a Python number stands for: bool, int64, or the default floating dtype."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    return B.get_default_dtype()
+
+
+def result_dtype(*operands):
+    """The dtype name of an op's result from Tensors and Python numbers, by PyTorch's rules.
+
+    Operands fall in three groups: dimensioned tensors, 0-d tensors, Python numbers.  The result's
+    category (bool < integer < floating) is the highest among all operands; its size comes from the
+    first group holding an operand of that category, promoted within it.  So a 0-d tensor or a Python
+    number never widens a tensor of its own category, but it does lift a lower category (an integer
+    tensor times 0.5 is a float tensor of the default dtype, not float64).
+    """
+    groups = ([], [], [])
+    for x in operands:
+        if isinstance(x, Tensor):
+            groups[0 if x.data.ndim else 1].append(B.dtype_name(x.data.dtype))
+        else:
+            groups[2].append(_scalar_name(x))
+    top = max(_category(n) for group in groups for n in group)
+    for group in groups:
+        members = [n for n in group if _category(n) == top]
+        if members:
+            return _promote_names(members)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -82,18 +171,49 @@ class Tensor:
       the dtype is right; a device array (CuPy) stays on its device, also without a copy.
     * Python floats get the default dtype (``mg.set_default_dtype``; float32 unless changed), Python ints
       int64, Python bools bool.  Integer and boolean tensors are constants: they cannot require gradients.
+      ``dtype`` is a name ("float32", "int64", "bool"...) or a dtype; anything else is a TypeError.
     * ``t.grad`` is None until a backward pass reaches ``t``; gradients then *accumulate* (``+=``) over
-      backward passes until you reset them (``t.grad = None``, or ``Module.zero_grad()``).
+      backward passes until you reset them (``t.grad = None``, or ``Module.zero_grad()``).  A gradient
+      always has its tensor's shape and dtype.
+
+    **Type promotion** follows PyTorch, not NumPy, wherever an op meets two dtypes (arithmetic,
+    ``matmul``, ``maximum``, ``where``'s two branches, ``concatenate``, ``stack``, comparisons):
+
+    * categories are ordered bool < integer < floating; the result takes the highest category present;
+    * Python numbers are *weak*: they never widen a tensor of their category (``float32_t * 2.5`` is
+      float32, ``int32_t + 1`` int32), and a higher category gives the default dtype (``int_t * 0.5``
+      and ``bool_t + 1.5`` are float32 by default, ``bool_t + 1`` is int64);
+    * a 0-d tensor does not widen a dimensioned one of its category (``float32 (n,) * float64 ()`` is
+      float32), but does lift a lower category (``int (n,) * float64 ()`` is float64);
+    * true division and the floating functions (``exp``, ``log``, ``sqrt``, ``tanh``...) of integers
+      give the default dtype;
+    * between tensors of one group, the wider dtype wins (float32 with float64 is float64).
+
+    ``mg.autograd.result_dtype(*operands)`` answers the rule for any operands.  The narrower input is
+    converted by a differentiable ``astype``, so its gradient comes back in its own dtype.
+
+    **In-place changes.**  minigen's own in-place changes to ``t.data`` (optimizer steps,
+    ``Module.load_state_dict``, ``Module.to``, batch-norm statistics) are recorded by
+    ``mg.autograd.mark_modified`` (``t._version`` is 0 until the first).  A backward through an op
+    whose inputs changed since its forward raises RuntimeError, as PyTorch does: the gradient would
+    silently use the new values.  Writing into ``t.data`` yourself is not recorded (call
+    ``mark_modified(t)`` after it to be warned).
+
+    ``np.asarray(t)`` gives the NumPy array of a CPU tensor without a copy; for a tensor on a device it
+    is a TypeError (use ``t.numpy()``, which copies explicitly).  NumPy functions do not take Tensors
+    (``__array_ufunc__ = None``): ``np.exp(t)`` is a TypeError, and ``ndarray * t`` calls Tensor's
+    ``__rmul__``, so the result is a Tensor in the graph.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "__weakref__")
-    __array_priority__ = 1000  # NumPy defers to Tensor in `ndarray * Tensor`
+    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "_version", "__weakref__")
+    __array_ufunc__ = None  # NumPy defers to Tensor in `ndarray * Tensor` and refuses np.exp(Tensor)
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         self.data = _to_array(data, dtype)
         self.grad = None
         self.creator = None
         self.name = name
+        self._version = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -106,6 +226,7 @@ class Tensor:
         t.grad = None
         t.creator = None
         t.name = None
+        t._version = 0
         t.requires_grad = requires_grad
         return t
 
@@ -147,7 +268,21 @@ class Tensor:
         return self.creator is None
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``: the NumPy array of a CPU tensor (no copy unless asked); a TypeError for a
+        tensor on a device, whose data must be copied to the host explicitly with ``t.numpy()``."""
+        if B.of(self.data).name != "numpy":
+            raise TypeError(
+                f"cannot convert a tensor on {self.device} to a NumPy array implicitly; "
+                "use tensor.numpy(), which copies it to the host")
+        array = self.data
+        if dtype is not None and array.dtype != dtype:
+            return array.astype(dtype)
+        return array.copy() if copy else array
 
     def __repr__(self):
         body = repr(self.numpy()).replace("array(", "tensor(", 1)
@@ -295,8 +430,9 @@ def as_tensor(value, like=None):
     into tensors like another tensor.
 
     * a Tensor is returned as it is;
-    * a Python number becomes a 0-d constant of ``like``'s dtype on ``like``'s device (a float with
-      an integer ``like`` gets the default floating dtype);
+    * a Python number becomes a 0-d constant on ``like``'s device, in ``like``'s dtype unless the
+      number is of a higher category (see Tensor: a float with an integer ``like`` gets the default
+      floating dtype, an int with a boolean one int64);
     * anything else (a list, a NumPy array, another backend's array) is copied into ``like``'s dtype
       on ``like``'s device, so float64 NumPy data never silently turns a float32 model into float64,
       and the result never shares memory with ``value``;
@@ -307,14 +443,39 @@ def as_tensor(value, like=None):
     if like is None:
         return Tensor(value)
     owner = B.of(like.data)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not B.is_floating(like.data.dtype):
-            return Tensor._wrap(owner.asarray(value, dtype=B.default_dtype(owner)))
-        return Tensor._wrap(owner.constant(value, like.data))
+    if isinstance(value, (bool, int, float)):
+        name = _scalar_name(value)
+        if _category(name) <= _category(B.dtype_name(like.data.dtype)):
+            return Tensor._wrap(owner.constant(value, like.data))
+        return Tensor._wrap(owner.constant(value, like.data, owner.dtype(name)))
     source = B.of(value)
     if source is not None and source is not owner:
         value = source.to_numpy(value)
     return Tensor._wrap(owner.copy(owner.asarray(value, dtype=like.data.dtype)))
+
+
+def promote(*operands, float_result=False):
+    """The operands (Tensors or Python numbers) as Tensors of one dtype, ``result_dtype``'s (or the
+    default float dtype when ``float_result`` and that is not floating), on the first tensor's device.
+    A tensor of another dtype goes through a differentiable ``astype``."""
+    like = next((x for x in operands if isinstance(x, Tensor)), None)
+    if like is None:
+        like = Tensor(operands[0])
+    tensors = [x if isinstance(x, Tensor) or isinstance(x, (bool, int, float)) else as_tensor(x, like)
+               for x in operands]
+    name = result_dtype(*tensors)
+    if float_result and _category(name) != 2:
+        name = B.get_default_dtype()
+    owner = B.of(like.data)
+    dtype = owner.dtype(name)
+    out = []
+    for x in tensors:
+        if not isinstance(x, Tensor):
+            x = Tensor._wrap(owner.constant(x, like.data, dtype))
+        elif B.dtype_name(x.data.dtype) != name:
+            x = _F.astype(x, name)
+        out.append(x)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -336,20 +497,34 @@ class Function:
       being built for the gradient (``create_graph=False``): it may save passes and allocations
       that recorded ops cannot.  Neither method reads the grad mode; the graph walk chooses.
 
-    A gradient may have a broadcast shape; it is summed back to its input's shape for you.
+    A gradient may have a broadcast shape; it is summed back to its input's shape for you.  A gradient
+    whose shape cannot come from its input's by broadcasting is an error that names the op.
+
+    An instance records one call: make a new one for each call (``Square()(a)``, ``Square()(b)``); a
+    second call of an instance that holds a graph is a RuntimeError.  Inputs keep their dtypes unless
+    the subclass sets ``promotes = True`` (minigen's arithmetic does): then they are first converted to
+    the dtype of the promotion rules (see Tensor), and with ``float_result = True`` to a floating one.
     """
 
     inputs = None
     backward_arrays = None        # a subclass may define backward_arrays(self, gy) on arrays
     _output_ref = None
     _released = False
+    promotes = False          # convert the inputs to one dtype by PyTorch's rules before forward
+    float_result = False      # ... and to the default floating dtype when those give an integer one
 
     @property
     def name(self):
         return type(self).__name__.lower()
 
     def __call__(self, *inputs):
-        tensors = _as_input_tensors(inputs)
+        if self.inputs is not None or self._released:
+            raise RuntimeError(
+                f"{self.name}: this {type(self).__name__} instance was already called and holds its "
+                f"graph; create a new instance for each call ({type(self).__name__}(...)(x))")
+        if not inputs:
+            raise ValueError(f"{self.name}: needs at least one input")
+        tensors = _as_input_tensors(inputs, self.promotes, self.float_result)
         arrays = [t.data for t in tensors]
         array_type = type(arrays[0])
         for a in arrays:
@@ -361,10 +536,11 @@ class Function:
             raise ValueError(self._shape_message(tensors, err)) from err
         if type(out) is not array_type:
             out = B.ensure_array(out)  # NumPy gives scalars from 0-d ops: keep arrays
-        needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
+        needs_grad = _mode.enabled and any(t.requires_grad for t in tensors)
         result = Tensor._wrap(out, needs_grad)
         if needs_grad:
             self.inputs = tensors
+            self._clock = _changes
             self._output_ref = weakref.ref(result)
             result.creator = self
         return result
@@ -379,45 +555,60 @@ class Function:
     def backward(self, gy):
         raise NotImplementedError(f"{type(self).__name__} must define backward(self, gy)")
 
-    def _input_grads(self, gy):
-        """Call ``backward`` and sum each gradient down to its input's shape (undo broadcasting)."""
-        gxs = self.backward(gy)
+    def _input_grads(self, gy, arrays=False):
+        """Call ``backward`` (or, with ``arrays``, ``backward_arrays`` on ``gy``'s array) and bring
+        each gradient to its input's shape and dtype, as Tensors.
+
+        The one check of every gradient the graph walk uses, whichever method made it: inputs changed
+        in place since the forward are an error; a broadcast shape is summed down to the input's
+        (undoing broadcasting), a shape that cannot come from broadcasting is a ValueError naming the
+        op and both shapes; another dtype is converted to the input's; another device is an error.
+        Inputs that need no gradient get None (their gradient is not even reduced).
+        """
+        if self._clock != _changes:          # something changed in place since this op's forward
+            self._check_inputs_unchanged()
+        method = "backward_arrays" if arrays else "backward"
+        gxs = self.backward_arrays(gy.data) if arrays else self.backward(gy)
         if not isinstance(gxs, (tuple, list)):
             gxs = (gxs,)
         if len(gxs) != len(self.inputs):
             raise RuntimeError(
-                f"{type(self).__name__}.backward returned {len(gxs)} gradients for "
+                f"{type(self).__name__}.{method} returned {len(gxs)} gradients for "
                 f"{len(self.inputs)} inputs")
         result = []
-        for x, gx in zip(self.inputs, gxs):
-            if gx is not None and not isinstance(gx, Tensor):
-                raise TypeError(
-                    f"{type(self).__name__}.backward must return Tensors (or None), "
-                    f"got {type(gx).__name__}")
-            if gx is not None and gx.shape != x.shape:
+        for i, (x, gx) in enumerate(zip(self.inputs, gxs)):
+            if gx is None or not x.requires_grad:
+                result.append(None)
+                continue
+            if arrays:
+                if type(gx) is not type(x.data):
+                    gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
+                gx = Tensor._wrap(gx)
+            elif not isinstance(gx, Tensor):
+                raise TypeError(f"{type(self).__name__}.backward must return Tensors (or None), "
+                                f"got {type(gx).__name__}")
+            if type(gx.data) is not type(x.data):
+                raise ValueError(f"{self.name}: {method} returned a gradient on {gx.device} for "
+                                 f"input {i} on {x.device}")
+            if gx.data.shape != x.data.shape:
+                if not _F.sums_to(gx.shape, x.shape):
+                    raise ValueError(
+                        f"{self.name}: {method} returned a gradient of shape {gx.shape} for input "
+                        f"{i} of shape {x.shape}; a gradient must have its input's shape (or one "
+                        "that broadcasting made from it)")
                 gx = _F.sum_to(gx, x.shape)
+            if gx.data.dtype != x.data.dtype:
+                gx = _F.astype(gx, B.dtype_name(x.data.dtype))
             result.append(gx)
         return result
 
-    def _input_grads_arrays(self, gy):
-        """Call ``backward_arrays`` on ``gy``'s array and return Tensors summed to the inputs' shapes."""
-        gxs = self.backward_arrays(gy.data)
-        if not isinstance(gxs, (tuple, list)):
-            gxs = (gxs,)
-        if len(gxs) != len(self.inputs):
-            raise RuntimeError(
-                f"{type(self).__name__}.backward_arrays returned {len(gxs)} gradients for "
-                f"{len(self.inputs)} inputs")
-        result = []
-        for x, gx in zip(self.inputs, gxs):
-            if gx is not None:
-                if type(gx) is not type(x.data):
-                    gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
-                if gx.shape != x.data.shape:
-                    gx = _F.SumTo(x.shape).forward(gx)
-                gx = Tensor._wrap(gx)
-            result.append(gx)
-        return result
+    def _check_inputs_unchanged(self):
+        for i, x in enumerate(self.inputs):
+            if x._version > self._clock:
+                raise RuntimeError(
+                    f"{self.name}: input {i} (shape {x.shape}) was modified by an inplace operation "
+                    "after the forward pass (an optimizer step, load_state_dict, Module.to), so its "
+                    "gradient would use the new values; run the forward again after changing it")
 
     def _release(self):
         """Drop what the graph held (inputs, saved arrays) once its gradient has been used."""
@@ -435,21 +626,52 @@ class Function:
             "move them to one device first with .to('cpu') or .to('gpu')")
 
 
-def _as_input_tensors(inputs):
+def _as_input_tensors(inputs, promotes, float_result):
+    """The inputs of a call as Tensors of the dtype the promotion rules give.
+
+    The common cases are answered first, because every op pays for this: Tensors of one dtype, with
+    maybe Python floats and ints that do not lift that dtype's category (``x * 0.5`` with a float
+    ``x``) and so become constants of that dtype.  Anything else goes through ``promote``.
+    """
     like = None
+    numbers = False
     for x in inputs:
-        if isinstance(x, Tensor):
+        kind = type(x)
+        if kind is float or kind is int:
+            numbers = True
+        elif not isinstance(x, Tensor):
+            return _converted(inputs, promotes, float_result)
+        elif like is None:
             like = x
-            break
+        elif promotes:
+            d, first = x.data.dtype, like.data.dtype
+            if d is not first and (type(d) is not type(first) or d != first):
+                return promote(*inputs)   # (two backends' dtypes never compare: promote says so)
+    if like is None:
+        return _converted(inputs, promotes, float_result)
+    if not (numbers or float_result):
+        return inputs
+    category = B.category(like.data.dtype)
+    if float_result and category != 2:
+        return _converted(inputs, promotes, float_result)
+    if not numbers:
+        return inputs
     tensors = []
+    owner = B.of(like.data)
     for x in inputs:
-        if isinstance(x, Tensor):
-            tensors.append(x)
-        elif isinstance(x, (int, float)) and not isinstance(x, bool):
-            tensors.append(as_tensor(x, like))     # a number takes its partner's dtype and device
-        else:
-            tensors.append(Tensor(x))              # other data: an ordinary new tensor
+        if not isinstance(x, Tensor):
+            if category == 0 or (category == 1 and type(x) is float):
+                return _converted(inputs, promotes, float_result)
+            x = Tensor._wrap(owner.constant(x, like.data))
+        tensors.append(x)
     return tensors
+
+
+def _converted(inputs, promotes, float_result):
+    if promotes:
+        return promote(*inputs, float_result=float_result)
+    like = next((x for x in inputs if isinstance(x, Tensor)), None)
+    return [as_tensor(x, like) for x in inputs]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -501,6 +723,8 @@ def _initial_grad(output, grad, who):
         raise ValueError(f"{who}: grad has shape {grad.shape} but the output has shape {output.shape}")
     if type(grad.data) is not type(output.data):
         raise ValueError(f"{who}: grad is on {grad.device} but the output is on {output.device}")
+    if grad.data.dtype != output.data.dtype:             # as PyTorch: in the output's dtype
+        grad = Tensor._wrap(B.namespace(output.data).astype(grad.data, output.data.dtype))
     return grad
 
 
@@ -530,10 +754,8 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 if wanted is None:
                     tensor.grad = _accumulate(tensor.grad, g, create_graph, private[id(tensor)])
                 continue
-            if create_graph or f.backward_arrays is None:
-                gxs = f._input_grads(g)                # Tensor ops: recorded when create_graph
-            else:
-                gxs = f._input_grads_arrays(g)         # arrays: no graph is being built
+            # Tensor ops (recorded when create_graph), or arrays when no graph is being built
+            gxs = f._input_grads(g, arrays=not create_graph and f.backward_arrays is not None)
             arrays = [None if gx is None else gx.data for gx in gxs]
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:

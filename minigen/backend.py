@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 BACKENDS = ("numpy", "cupy", "strict", "strict-float32")
+DTYPE_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+               "float16", "float32", "float64")
 
 
 class BackendError(RuntimeError):
@@ -67,11 +69,15 @@ class _Backend:
         raise NotImplementedError
 
     def dtype(self, name):
+        """The dtype object called ``name``; a TypeError naming it when minigen has no such dtype."""
+        if name not in DTYPE_NAMES:
+            raise TypeError(f"unknown dtype {name!r}; minigen's dtypes are {', '.join(DTYPE_NAMES)}")
         return getattr(self.xp, name)
 
-    def constant(self, value, like):
-        """A 0-d array holding the Python number ``value``, on ``like``'s device, in ``like``'s dtype."""
-        return self.xp.asarray(value, dtype=like.dtype)
+    def constant(self, value, like, dtype=None):
+        """A 0-d array holding the Python number ``value``, on ``like``'s device, in ``dtype``
+        (``like``'s dtype by default)."""
+        return self.xp.asarray(value, dtype=like.dtype if dtype is None else dtype)
 
     def zeros(self, shape, like):
         """Zeros of ``shape`` with ``like``'s dtype, on ``like``'s device."""
@@ -261,8 +267,8 @@ class _StrictBackend(_Backend):
         # The one sanctioned way off the "device": strict arrays keep a NumPy array inside.
         return numpy.array(array._array)
 
-    def constant(self, value, like):
-        return self.xp.asarray(value, dtype=like.dtype, device=like.device)
+    def constant(self, value, like, dtype=None):
+        return self.xp.asarray(value, dtype=like.dtype if dtype is None else dtype, device=like.device)
 
     def zeros(self, shape, like):
         return self.xp.zeros(shape, dtype=like.dtype, device=like.device)
@@ -509,6 +515,8 @@ def dtype_name(dtype):
     name = _DTYPE_NAMES.get(key)
     if name is None:
         name = getattr(dtype, "name", None)
+        if name is None and isinstance(dtype, type) and issubclass(dtype, numpy.generic):
+            name = numpy.dtype(dtype).name          # numpy.float32, the scalar type
         if name is None:  # array_api_strict dtypes
             name = str(dtype).rsplit(".", 1)[-1]
         _DTYPE_NAMES[key] = name
@@ -530,7 +538,7 @@ def host_dtype_name(data):
             raise TypeError(f"Tensor: cannot make a tensor from this {type(data).__name__}: {err}") from None
         kind = probe.dtype.kind
         name = {"b": "bool", "i": "int64", "u": "int64", "f": _default_dtype}.get(kind, "")
-    if kind not in "biuf" or not name:
+    if not kind or kind not in "biuf" or not name:
         raise TypeError(f"Tensor: data must be numbers, got {type(data).__name__} of dtype "
                         f"{numpy.asarray(data).dtype}")
     return name
@@ -538,6 +546,19 @@ def host_dtype_name(data):
 
 def is_floating(dtype):
     return dtype_name(dtype) in ("float16", "float32", "float64")
+
+
+_KIND_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
+
+
+def category(dtype):
+    """0 for bool, 1 for integers, 2 for floats: the categories of type promotion.  NumPy's and
+    CuPy's dtypes carry a one-letter ``kind`` (read first: this runs for many ops)."""
+    kind = getattr(dtype, "kind", None)
+    if kind is None:                                  # array-api-strict's dtypes
+        name = dtype_name(dtype)
+        return 2 if name[0] == "f" else 0 if name == "bool" else 1
+    return _KIND_CATEGORY[kind]
 
 
 def host_generator(seed=None):

@@ -6,18 +6,21 @@ The docstring of each gives the derivative it implements.  Gradients of broadcas
 to the input's shape by ``Function`` itself, so backward rules here may return broadcast shapes.
 
 The lower-case functions at the end of each section (``add``, ``exp``, ``sum``...) are the public face:
-``mg.exp(x)`` is ``Exp()(x)``.
+``mg.exp(x)`` is ``Exp()(x)``.  Ops that meet two dtypes promote them by PyTorch's rules first
+(``promotes = True``; the rules are in the Tensor docstring).
 """
 
 import builtins
+import operator
 
 from . import backend as B
-from .autograd import Function, Tensor, as_tensor
+from .autograd import Function, Tensor, as_tensor, promote
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "sin", "cos", "abs", "tanh",
     "sigmoid", "relu", "leaky_relu", "softplus", "sum", "mean", "max", "logsumexp", "reshape",
-    "transpose", "broadcast_to", "sum_to", "getitem", "maximum", "where", "concatenate", "stack",
+    "transpose", "broadcast_to", "sum_to", "sums_to", "getitem", "maximum", "minimum", "where",
+    "concatenate", "stack",
     "clip", "compare", "astype", "to_device",
 ]
 
@@ -41,7 +44,9 @@ def _as_float(mask, like):
 # ----------------------------------------------------------------------------------------------------
 
 class _Broadcasting(Function):
-    """An elementwise op of two inputs that broadcast against each other."""
+    """An elementwise op of two inputs that broadcast against each other (and promote to one dtype)."""
+
+    promotes = True
 
     def _shape_message(self, tensors, err):
         a, b = (t.shape for t in tensors[-2:])
@@ -55,7 +60,8 @@ class Add(_Broadcasting):
         return a + b
 
     def backward(self, gy):
-        return gy, gy
+        a, b = self.inputs
+        return (gy if a.requires_grad else None), (gy if b.requires_grad else None)
 
 
 class Sub(_Broadcasting):
@@ -65,7 +71,8 @@ class Sub(_Broadcasting):
         return a - b
 
     def backward(self, gy):
-        return gy, -gy
+        a, b = self.inputs
+        return (gy if a.requires_grad else None), (-gy if b.requires_grad else None)
 
 
 class Mul(_Broadcasting):
@@ -76,11 +83,13 @@ class Mul(_Broadcasting):
 
     def backward(self, gy):
         a, b = self.inputs
-        return gy * b, gy * a
+        return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
 
 
 class Div(_Broadcasting):
-    """y = a / b;  dy/da = 1 / b,  dy/db = -a / b^2."""
+    """y = a / b;  dy/da = 1 / b,  dy/db = -a / b^2.  True division: integers give a float result."""
+
+    float_result = True
 
     def forward(self, a, b):
         return a / b
@@ -88,7 +97,7 @@ class Div(_Broadcasting):
     def backward(self, gy):
         a, b = self.inputs
         ga = gy / b
-        return ga, (-ga * a / b if b.requires_grad else None)
+        return (ga if a.requires_grad else None), (-ga * a / b if b.requires_grad else None)
 
 
 class Neg(Function):
@@ -102,20 +111,32 @@ class Neg(Function):
 
 
 class Pow(_Broadcasting):
-    """y = a ** b;  dy/da = b a^(b-1),  dy/db = a^b log(a)  (the second only where a > 0)."""
+    """y = a ** b;  dy/da = b a^(b-1),  dy/db = a^b log(a).
+
+    At a = 0 both formulas meet 0 * inf; the values are PyTorch's: dy/da = 0 where b = 0 (y = 1 for
+    every a), and dy/db = 0 where b >= 0 (y = 0 or 1 for every b >= 0).  At those points the formulas
+    are evaluated at a = 1 instead (``where`` on the input, not on the result), so that their own
+    derivatives, for a second order, stay finite too.
+    """
 
     def forward(self, a, b):
         return _xp(a).pow(a, b)
 
     def backward(self, gy):
         a, b = self.inputs
-        ga = gy * b * a ** (b - 1.0) if a.requires_grad else None
-        gb = gy * self.output * log(a) if b.requires_grad else None
+        xp = _xp(a.data)
+        ga = gb = None
+        if a.requires_grad:
+            constant = _constant(xp.logical_and(a.data == 0, b.data == 0))
+            ga = gy * b * where(constant, 1.0, a) ** (b - 1.0)
+        if b.requires_grad:
+            flat = _constant(xp.logical_and(a.data == 0, b.data >= 0))
+            gb = gy * self.output * log(where(flat, 1.0, a))
         return ga, gb
 
 
 class PowScalar(Function):
-    """y = x ** c for a Python number c;  dy/dx = c x^(c-1)."""
+    """y = x ** c for a Python number c;  dy/dx = c x^(c-1)  (0 for c = 0, also at x = 0)."""
 
     def __init__(self, c):
         self.c = c
@@ -125,6 +146,10 @@ class PowScalar(Function):
 
     def backward(self, gy):
         (x,) = self.inputs
+        if self.c == 0:
+            return gy * 0.0
+        if self.c == 1:
+            return gy
         if self.c == 2:
             return gy * 2.0 * x
         return gy * self.c * x ** (self.c - 1)
@@ -135,6 +160,8 @@ class MatMul(Function):
 
     A 1-D ``a`` is treated as a row (1, n) and a 1-D ``b`` as a column (n, 1), as in NumPy.
     """
+
+    promotes = True
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
@@ -190,7 +217,15 @@ def pow(a, b):
 # Elementwise functions
 # ----------------------------------------------------------------------------------------------------
 
-class Exp(Function):
+class _Floating(Function):
+    """A function of the real numbers: an integer or boolean input is converted to the default float
+    dtype first (as PyTorch: ``exp`` of an int64 tensor is float32 by default, not float64)."""
+
+    promotes = True
+    float_result = True
+
+
+class Exp(_Floating):
     """y = exp(x);  dy/dx = exp(x) = y."""
 
     def forward(self, x):
@@ -200,7 +235,7 @@ class Exp(Function):
         return gy * self.output
 
 
-class Log(Function):
+class Log(_Floating):
     """y = log(x);  dy/dx = 1 / x."""
 
     def forward(self, x):
@@ -210,7 +245,7 @@ class Log(Function):
         return gy / self.inputs[0]
 
 
-class Sqrt(Function):
+class Sqrt(_Floating):
     """y = sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2 y)."""
 
     def forward(self, x):
@@ -220,7 +255,7 @@ class Sqrt(Function):
         return gy / (2.0 * self.output)
 
 
-class Sin(Function):
+class Sin(_Floating):
     """y = sin(x);  dy/dx = cos(x)."""
 
     def forward(self, x):
@@ -230,7 +265,7 @@ class Sin(Function):
         return gy * cos(self.inputs[0])
 
 
-class Cos(Function):
+class Cos(_Floating):
     """y = cos(x);  dy/dx = -sin(x)."""
 
     def forward(self, x):
@@ -251,7 +286,7 @@ class Abs(Function):
         return gy * _constant(_xp(x).sign(x))
 
 
-class Tanh(Function):
+class Tanh(_Floating):
     """y = tanh(x);  dy/dx = 1 - y^2."""
 
     def forward(self, x):
@@ -262,7 +297,7 @@ class Tanh(Function):
         return gy * (1.0 - y * y)
 
 
-class Sigmoid(Function):
+class Sigmoid(_Floating):
     """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y) = sigmoid(x) sigmoid(-x).
 
     Computed without overflow for any x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0 and
@@ -306,7 +341,7 @@ class LeakyReLU(Function):
         return gy * _constant(slope)
 
 
-class Softplus(Function):
+class Softplus(_Floating):
     """y = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|));  dy/dx = sigmoid(x).
 
     The second form never overflows: exp only sees -|x| <= 0.
@@ -321,7 +356,10 @@ class Softplus(Function):
 
 
 class Clip(Function):
-    """y = min(max(x, low), high);  dy/dx = 1 where low <= x <= high, else 0."""
+    """y = min(max(x, low), high) for Python-number bounds;  dy/dx = 1 where low <= x <= high, else 0.
+
+    (Tensor bounds are ``minimum(maximum(x, low), high)`` from the broadcasting ops: see ``clip``.)
+    """
 
     def __init__(self, low, high):
         self.low, self.high = low, high
@@ -354,7 +392,10 @@ class Maximum(_Broadcasting):
 
 
 class Where(Function):
-    """y = a where cond else b;  dy/da = cond,  dy/db = not cond  (cond is a constant)."""
+    """y = a where cond else b;  dy/da = cond,  dy/db = not cond  (cond is a constant).
+
+    ``where`` promotes ``a`` and ``b`` to one dtype; ``cond`` stays boolean.
+    """
 
     def forward(self, cond, a, b):
         return _xp(a).where(cond, a, b)
@@ -377,16 +418,30 @@ def relu(x): return ReLU()(x)
 def leaky_relu(x, slope=0.01): return LeakyReLU(slope)(x)
 def softplus(x): return Softplus()(x)
 def maximum(a, b): return Maximum()(a, b)
+def minimum(a, b): return -maximum(-a, -b)   # the gradient goes to ``a`` on a tie, as in maximum
 
 
 def clip(x, low=None, high=None):
-    """Limit x to [low, high] (either may be None); the gradient is zero where x was clipped."""
-    return Clip(low, high)(x)
+    """Limit x to [low, high] (either may be None); the gradient is zero where x was clipped.
+
+    Bounds are Python numbers (one op, Clip) or Tensors, which broadcast with ``x`` and receive the
+    gradient where they are the value taken: then clip is ``minimum(maximum(x, low), high)``, and an
+    ``x`` equal to a bound keeps the gradient, as with number bounds (and in PyTorch's clamp).
+    """
+    if not isinstance(low, Tensor) and not isinstance(high, Tensor):
+        for name, bound in (("low", low), ("high", high)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+                raise TypeError(f"clip: {name} must be a number, a Tensor or None, "
+                                f"not {type(bound).__name__}")
+        return Clip(low, high)(x)
+    y = x if low is None else maximum(x, low)
+    return y if high is None else minimum(y, high)
 
 
 def where(cond, a, b):
-    """a where cond is true, else b (all three broadcast together)."""
-    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
+    """a where cond is true, else b (all three broadcast together; a and b are promoted together)."""
+    a, b = promote(a, b)
+    cond = as_tensor(cond, a)
     if B.dtype_name(cond.dtype) != "bool":
         raise TypeError(f"where: cond must be a boolean tensor, not {B.dtype_name(cond.dtype)}")
     return Where()(cond, a, b)
@@ -397,16 +452,25 @@ def where(cond, a, b):
 # ----------------------------------------------------------------------------------------------------
 
 def _normalize_axis(axis, ndim):
-    """``axis`` (None, an int or a tuple, negatives allowed) as a sorted tuple of non-negative ints."""
+    """``axis`` (None, an integer or a tuple of them, negatives allowed) as a sorted tuple of
+    non-negative ints.  A 0-d tensor takes axis 0 or -1, as in PyTorch, and reduces nothing; a repeated
+    axis is an error."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    try:
+        axes = (operator.index(axis),) if not isinstance(axis, (tuple, list)) else tuple(
+            operator.index(a) for a in axis)
+    except TypeError:
+        raise TypeError(f"axis must be None, an integer or a tuple of integers, not {axis!r}") from None
     out = []
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(a % ndim if ndim else 0)
-    return tuple(sorted(set(out)))
+        if ndim:
+            out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis {tuple(axes)} names an axis twice")
+    return tuple(sorted(out))
 
 
 def _kept_shape(shape, axes):
@@ -443,7 +507,13 @@ class Max(Function):
 
     def forward(self, x):
         self.axes = _normalize_axis(self.axis, x.ndim)
+        if builtins.any(x.shape[a] == 0 for a in self.axes):
+            raise ValueError(f"max: cannot reduce an empty axis (shape {tuple(x.shape)}, axis "
+                             f"{self.axis}): the maximum of no numbers is undefined")
         return _xp(x).max(x, axis=self.axes, keepdims=self.keepdims)
+
+    def _shape_message(self, tensors, err):
+        return str(err)
 
     def backward(self, gy):
         x = self.inputs[0]
@@ -466,9 +536,12 @@ class LogSumExp(Function):
     def forward(self, x):
         xp = _xp(x)
         self.axes = _normalize_axis(self.axis, x.ndim)
-        m = xp.max(x, axis=self.axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0.0)  # all -inf (or inf): leave exp to say so
-        y = xp.log(xp.sum(xp.exp(x - m), axis=self.axes, keepdims=True)) + m
+        if builtins.any(x.shape[a] == 0 for a in self.axes):   # log of an empty sum: -inf
+            y = B.of(x).full(_kept_shape(x.shape, self.axes), -float("inf"), x.dtype)
+        else:
+            m = xp.max(x, axis=self.axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0.0)  # all -inf (or inf): leave exp to say so
+            y = xp.log(xp.sum(xp.exp(x - m), axis=self.axes, keepdims=True)) + m
         return y if self.keepdims else xp.reshape(y, tuple(
             d for i, d in enumerate(x.shape) if i not in self.axes))
 
@@ -486,13 +559,14 @@ def logsumexp(x, axis=None, keepdims=False): return LogSumExp(axis, keepdims)(x)
 
 
 def mean(x, axis=None, keepdims=False):
-    """The mean over ``axis``: the sum divided by the number of elements summed."""
+    """The mean over ``axis``: the sum divided by the number of elements summed (NaN for none, as in
+    PyTorch; integers give the default float dtype)."""
     x = as_tensor(x)
     axes = _normalize_axis(axis, x.ndim)
     count = 1
     for a in axes:
         count *= x.shape[a]
-    return sum(x, axes, keepdims) * (1.0 / count)
+    return sum(x, axes, keepdims) * (1.0 / count if count else float("nan"))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -580,9 +654,21 @@ def broadcast_to(x, shape):
     return x if x.shape == shape else BroadcastTo(shape)(x)
 
 
+def sums_to(shape, target):
+    """True when broadcasting can make ``shape`` from ``target`` (so summing undoes it)."""
+    lead = len(shape) - len(target)
+    return lead >= 0 and builtins.all(t == 1 or t == d for t, d in zip(target, shape[lead:]))
+
+
 def sum_to(x, shape):
+    """x summed down to ``shape``: the inverse of broadcasting ``shape`` to ``x.shape``."""
     shape = tuple(shape)
-    return x if x.shape == shape else SumTo(shape)(x)
+    if x.shape == shape:
+        return x
+    if not sums_to(x.shape, shape):
+        raise ValueError(f"sum_to: cannot sum {x.shape} down to {shape} (broadcasting {shape} does "
+                         f"not give {x.shape})")
+    return SumTo(shape)(x)
 
 
 def _has_array(index):
@@ -656,6 +742,8 @@ def getitem(x, index):
 class Concatenate(Function):
     """y = the inputs joined along ``axis``;  each input's gradient is its slice of the gradient."""
 
+    promotes = True
+
     def __init__(self, axis=0):
         self.axis = axis
 
@@ -674,6 +762,8 @@ class Concatenate(Function):
 
 class Stack(Function):
     """y = the inputs stacked along a new ``axis``;  input i gets the gradient's i-th slice."""
+
+    promotes = True
 
     def __init__(self, axis=0):
         self.axis = axis
@@ -733,9 +823,9 @@ def astype(x, dtype):
 # ----------------------------------------------------------------------------------------------------
 
 def compare(a, b, op):
-    """Elementwise comparison (``op`` is "less", "equal"...) giving a boolean constant tensor."""
-    a = as_tensor(a, b if isinstance(b, Tensor) else None)
-    b = as_tensor(b, a)
+    """Elementwise comparison (``op`` is "less", "equal"...) giving a boolean constant tensor; the
+    operands are promoted first (``bool_mask == 2`` compares integers, as in PyTorch)."""
+    a, b = promote(a, b)
     if type(a.data) is not type(b.data):
         raise ValueError(f"{op}: tensors on two devices ({a.device} and {b.device})")
     return _constant(getattr(_xp(a.data), op)(a.data, b.data))

@@ -21,7 +21,7 @@ import math
 from collections import OrderedDict
 
 from . import backend as B
-from .autograd import Tensor, as_tensor
+from .autograd import Tensor, as_tensor, mark_modified
 from .fused import adam_step
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
@@ -67,6 +67,7 @@ class Optimizer:
             self._follow(p, state)
             state["step"] = state.get("step", 0) + 1
             self._update(p, p.grad.data, state)
+            mark_modified(p)         # a graph built before this step may not backpropagate now
 
     def _update(self, p, grad, state):
         raise NotImplementedError

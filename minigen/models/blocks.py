@@ -7,7 +7,7 @@ import math
 
 from .. import backend as B
 from .. import nn
-from ..autograd import as_tensor, no_grad
+from ..autograd import as_tensor, mark_modified, no_grad
 from ..creation import randn
 from ..functions import sigmoid
 from ..losses import bce_with_logits
@@ -53,6 +53,7 @@ def update_average(average, network, decay):
     with no_grad():
         for (_, avg), p in zip(average.named_buffers(), network.parameters()):
             avg.data = avg.data * decay + p.data * (1.0 - decay)
+            mark_modified(avg)
 
 
 class Encoder(nn.Module):

@@ -6,7 +6,7 @@ Shapes follow the founding document's Keras convention: a batch is (N, features)
 
 from .. import backend as B
 from .. import functions as F
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor, mark_modified, no_grad
 from ..creation import ones, rand, zeros
 from ..fused import ACTIVATIONS, DenseFunction, dense
 from ..fusion import is_fusion_enabled
@@ -255,6 +255,7 @@ class BatchNorm1d(Module):
             running_mean += m * mean
             running_var *= 1.0 - m
             running_var += (m * n / (n - 1)) * var
+            mark_modified(self.running_mean, self.running_var)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

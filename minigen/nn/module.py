@@ -24,7 +24,7 @@ never depends on where it was made.
 from collections import OrderedDict
 
 from .. import backend as B
-from ..autograd import Tensor, as_tensor, no_grad
+from ..autograd import Tensor, as_tensor, mark_modified, no_grad
 
 __all__ = ["Parameter", "Module"]
 
@@ -161,6 +161,7 @@ class Module:
         with no_grad():
             for _, t in self._named_tensors():
                 t.data = t.to(device).data
+                mark_modified(t)
                 if t.grad is not None:
                     t.grad = t.grad.to(device).detach()
         return self
@@ -198,6 +199,7 @@ class Module:
             if name in state:
                 value = state[name]
                 t.data = as_tensor(value.data if isinstance(value, Tensor) else value, t).data
+                mark_modified(t)
         return self
 
     def save(self, path):
