@@ -24,7 +24,8 @@ from .conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d, pad
 from . import nn, losses, distributions, optim, data, metrics
 from .distributions import reparameterize
 from . import models
-from . import graph, exercises
+from . import graph, exercises, interop
+from .interop import from_dlpack
 from .graph import draw_backward, draw_graph, to_dot
 from .models import GAN, VAE, VAEGAN
 
@@ -56,4 +57,6 @@ __all__ = [
     "graph", "draw_graph", "draw_backward", "to_dot",
     # build it yourself
     "exercises",
+    # leaving minigen: DLPack, PyTorch checkpoints
+    "interop", "from_dlpack",
 ]

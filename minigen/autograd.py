@@ -320,6 +320,21 @@ class Tensor:
         """A copy converted to ``dtype`` (a name like "float64" or a dtype); differentiable for floats."""
         return _F.astype(self, B.dtype_name(dtype) if not isinstance(dtype, str) else dtype)
 
+    # --- DLPack: zero-copy exchange with PyTorch, CuPy, JAX, NumPy (see minigen.interop) ----------
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Export the data through DLPack (``torch.from_dlpack(t)`` shares the memory).  As in
+        PyTorch, a tensor that requires grad is refused with BufferError (the DLPack standard's
+        "cannot export"): the other library could not see the graph; export ``t.detach()``."""
+        if self.requires_grad:
+            raise BufferError("__dlpack__: cannot export a tensor that requires grad (the gradient "
+                               "would not follow it); export t.detach() instead")
+        options = {"stream": stream, "max_version": max_version, "dl_device": dl_device,
+                   "copy": copy}
+        return self.data.__dlpack__(**{k: v for k, v in options.items() if v is not None})
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     # --- autograd -----------------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Compute the gradient of this tensor with respect to every leaf that requires one.

@@ -611,6 +611,28 @@ ENVIRONMENT_ERROR = None   # why MINIGEN_BACKEND could not be used, or None
 _backend_from_environment()
 
 
+# DLPack device types (dlpack.h): where the memory of an exchanged array lives
+_DLPACK_CPU = (1, 3)          # kDLCPU, kDLCUDAHost (pinned host memory, readable by the CPU)
+_DLPACK_CUDA = (2, 13)        # kDLCUDA, kDLCUDAManaged
+
+
+def from_dlpack(obj):
+    """An array of the backend that owns ``obj``'s memory, sharing it (zero copy): NumPy for memory
+    on the CPU, CuPy for memory on an NVIDIA GPU.  ``obj`` is anything with ``__dlpack__`` and
+    ``__dlpack_device__`` (a PyTorch, CuPy or JAX array, a NumPy array, a minigen Tensor)."""
+    if not hasattr(obj, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: a {type(obj).__name__} does not support DLPack (it has no "
+                        "__dlpack__/__dlpack_device__); convert it to a NumPy array first")
+    device_type, _ = obj.__dlpack_device__()
+    if device_type in _DLPACK_CPU:
+        return _instance("numpy").xp.from_dlpack(obj)
+    if device_type in _DLPACK_CUDA:
+        return _instance("cupy").cupy.from_dlpack(obj)
+    raise ValueError(f"from_dlpack: memory on DLPack device type {int(device_type)} is neither the "
+                     "CPU nor a CUDA GPU; minigen's backends cannot hold it (move it to the CPU "
+                     "first)")
+
+
 # ----------------------------------------------------------------------------------------------------
 # Files: arrays to and from .npz, safely.
 # ----------------------------------------------------------------------------------------------------
