@@ -16,8 +16,8 @@ from minigen import backend as B
 
 
 def _time(fn, repeat):
-    """Best of 5 runs of ``repeat`` calls, in microseconds per call; the device is synchronised before
-    the clock starts and before it stops (GPU calls return before their work is done)."""
+    """Best of 5 runs of ``repeat`` calls, in microseconds per call; the device is synchronised
+    before the clock starts and before it stops (GPU calls return before their work is done)."""
     fn()  # warm up
     best = float("inf")
     for _ in range(5):

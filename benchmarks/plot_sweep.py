@@ -1,7 +1,8 @@
 """Draw the VAE's seconds per epoch against batch size and hidden width, NumPy beside CuPy, from the
 results ``run.py`` wrote (the GPU's come from a run of ``gpu_check.sh`` on a GPU machine):
 
-    python benchmarks/plot_sweep.py [--numpy FILE.json] [--cupy FILE.json] [--out docs/speed_sweep.png]
+    python benchmarks/plot_sweep.py [--numpy FILE.json] [--cupy FILE.json]
+                                    [--out docs/speed_sweep.png]
 
 Where the lines cross, the GPU starts paying for its kernel launches.
 """
@@ -18,7 +19,8 @@ RESULTS = os.path.join(HERE, "results")
 
 
 def load_sweep(path):
-    """(label, sweep dict) from a run.py JSON file, or None when the file or its sweep is missing."""
+    """(label, sweep dict) from a run.py JSON file, or None when the file or its sweep is
+    missing."""
     if not path or not os.path.exists(path):
         return None
     with open(path) as f:
@@ -26,8 +28,9 @@ def load_sweep(path):
     if "sweep" not in result:
         return None
     machine = result.get("machine", {})
-    where = machine.get("gpu") if result["backend"] == "cupy" else f"{machine.get('cpus', '?')}-core CPU"
-    label = f"{'CuPy' if result['backend'] == 'cupy' else 'NumPy'} ({where}, {machine.get('date', '')})"
+    gpu = result["backend"] == "cupy"
+    where = machine.get("gpu") if gpu else f"{machine.get('cpus', '?')}-core CPU"
+    label = f"{'CuPy' if gpu else 'NumPy'} ({where}, {machine.get('date', '')})"
     return label, result["sweep"]
 
 

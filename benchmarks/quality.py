@@ -5,13 +5,14 @@
 
 1. ring: VAE, GAN and VAE-GAN with default settings over 5 seeds: modes covered (of 8), high-quality
    fraction, reverse KL, mean +- sd, and one figure with their samples side by side.
-2. grid: the GAN on 25 modes over the same seeds, with its grid defaults (runs.defaults("gan", "grid"):
-   PacGAN packing of 2 points, 128 -> 128 networks, 250 epochs).
+2. grid: the GAN on 25 modes over the same seeds, with its grid defaults (runs.defaults("gan",
+   "grid"): PacGAN packing of 2 points, 128 -> 128 networks, 250 epochs).
 3. mnist: the 784-400-20 VAE (Adam 1e-3, batch 128, 10 epochs, 8,000/2,000 split of the test digits)
    against the same model and data in PyTorch, when PyTorch is installed.
 4. iwae: the importance-weighted NLL for K = 1, 5, 50, 500 against the negative ELBO.
 
-Results go to benchmarks/results/quality.json and docs/ring_comparison.png; a Markdown table is printed.
+Results go to benchmarks/results/quality.json and docs/ring_comparison.png; a Markdown table is
+printed.
 """
 
 import argparse
@@ -62,15 +63,18 @@ def modes_part(data, kinds, seeds, folder):
         for seed in seeds:
             out, metrics, seconds = _train(kind, data, seed, folder)
             runs.append(dict(metrics, seconds=seconds))
-            print(f"  {kind:7s} {data} seed {seed}: {metrics['modes_covered']}/{metrics['modes_total']} "
+            print(f"  {kind:7s} {data} seed {seed}: "
+                  f"{metrics['modes_covered']}/{metrics['modes_total']} "
                   f"modes, {100 * metrics['high_quality_fraction']:.1f}% high quality, "
                   f"reverse KL {metrics['reverse_kl']:.3f}, {seconds:.1f} s", flush=True)
             if seed == seeds[0]:
-                model = mg.models.build_model(kind, **read_json(os.path.join(out, "config.json"))["model"])
+                config = read_json(os.path.join(out, "config.json"))["model"]
+                model = mg.models.build_model(kind, **config)
                 model.load(os.path.join(out, "model.npz"))
                 mg.manual_seed(0)
                 with mg.no_grad():
-                    panels.append((kind.upper() if kind != "vaegan" else "VAE-GAN", model.sample(2500)))
+                    panels.append((kind.upper() if kind != "vaegan" else "VAE-GAN",
+                                   model.sample(2500)))
         rows[kind] = runs
     return rows, panels
 
@@ -80,7 +84,8 @@ def _summary_row(name, runs):
     quality = _mean_sd(100 * r["high_quality_fraction"] for r in runs)
     kl = _mean_sd(r["reverse_kl"] for r in runs)
     seconds = _mean_sd(r["seconds"] for r in runs)
-    kl_text = f"{kl[0]:.3f} ± {kl[1]:.3f}" if math.isfinite(kl[0]) else "∞ (some runs: no sharp sample)"
+    kl_text = (f"{kl[0]:.3f} ± {kl[1]:.3f}" if math.isfinite(kl[0])
+               else "∞ (some runs: no sharp sample)")
     return (f"| {name} | {modes[0]:.1f} ± {modes[1]:.1f} / {runs[0]['modes_total']} | "
             f"{quality[0]:.1f} ± {quality[1]:.1f} | {kl_text} | {seconds[0]:.0f} |")
 
@@ -103,7 +108,8 @@ def mnist_part(folder, epochs=10):
 
 
 def _pytorch_vae(epochs, seed=0):
-    """The same 784-400-20 VAE, data split, optimizer and loss in PyTorch (its own initialisation)."""
+    """The same 784-400-20 VAE, data split, optimizer and loss in PyTorch (its own
+    initialisation)."""
     import torch
 
     torch.manual_seed(seed)
@@ -191,7 +197,8 @@ def main(argv=None):
 def _save(results, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(results, f, indent=2)          # inf (no high-quality sample) is written as Infinity
+        # inf (no high-quality sample) is written as Infinity
+        json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""The reference implementations minigen is timed against: the same MNIST VAE written by hand in NumPy
-(every gradient derived on paper) and in PyTorch.
+"""The reference implementations minigen is timed against: the same MNIST VAE written by hand in
+NumPy (every gradient derived on paper) and in PyTorch.
 
 The model is the PyTorch example's: 784 -> 400 (ReLU) -> mu, log_var (20 each) -> z -> 400 (ReLU) ->
-784 logits, trained with Adam on the negative ELBO, summed over pixels and latent dimensions and averaged
-over the batch:
+784 logits, trained with Adam on the negative ELBO, summed over pixels and latent dimensions and
+averaged over the batch:
 
-    loss = (1/N) sum_n [ sum_d bce_with_logits(l_nd, x_nd) + 0.5 sum_j (mu^2 + exp(lv) - 1 - lv)_nj ]
+    loss = (1/N) sum_n [ sum_d bce_with_logits(l_nd, x_nd)
+                         + 0.5 sum_j (mu^2 + exp(lv) - 1 - lv)_nj ]
 
 The benchmarks only import this file (it needs NumPy, and PyTorch for the second reference).
 """
@@ -19,10 +20,10 @@ class NumpyVAE:
     """The VAE with hand-derived gradients and an in-place Adam: the fastest plain-NumPy version we
     know how to write, and the yardstick of minigen's autograd overhead.
 
-    ``NumpyVAE(sizes=(784, 400, 20), dtype="float32", seed=0, xp=numpy)``; ``xp`` may be CuPy (the same
-    code then runs on the GPU).  ``loss_and_gradients(x, eps)`` gives the loss (an array of shape ())
-    and a dict of gradients for the batch ``x`` and the reparameterization noise ``eps``; ``step(x, eps)``
-    also applies one Adam step with them and returns the loss.
+    ``NumpyVAE(sizes=(784, 400, 20), dtype="float32", seed=0, xp=numpy)``; ``xp`` may be CuPy (the
+    same code then runs on the GPU).  ``loss_and_gradients(x, eps)`` gives the loss (an array of
+    shape ()) and a dict of gradients for the batch ``x`` and the reparameterization noise ``eps``;
+    ``step(x, eps)`` also applies one Adam step with them and returns the loss.
     """
 
     def __init__(self, sizes=(784, 400, 20), dtype="float32", seed=0, xp=np, lr=1e-3,
@@ -115,7 +116,8 @@ class NumpyVAE:
 
 
 def torch_vae(sizes=(784, 400, 20)):
-    """The same VAE as a ``torch.nn.Module`` with a ``loss(x)`` method (PyTorch's own initialisation)."""
+    """The same VAE as a ``torch.nn.Module`` with a ``loss(x)`` method (PyTorch's own
+    initialisation)."""
     import torch
     from torch import nn
     from torch.nn import functional as F

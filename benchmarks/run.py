@@ -5,20 +5,21 @@
 Suites (each a table; every number a median of interleaved repeats in this one process, so the
 implementations share the machine's mood):
 
-* ``vae``: the MNIST VAE (784-400-20, batch 128, float32, Adam 1e-3, the negative ELBO) for one epoch of
-  the 8,000 training digits, in minigen, in hand-written NumPy with derived gradients
+* ``vae``: the MNIST VAE (784-400-20, batch 128, float32, Adam 1e-3, the negative ELBO) for one
+  epoch of the 8,000 training digits, in minigen, in hand-written NumPy with derived gradients
   (``benchmarks/references.py``) and in PyTorch when it is installed; peak memory on the CPU
   (tracemalloc: the arrays NumPy allocates, building the model and training one epoch; the training
-  images themselves are shared and not counted).  On ``--backend cupy`` the same on the GPU, plus minigen on
-  NumPy for the speed-up.
+  images themselves are shared and not counted).  On ``--backend cupy`` the same on the GPU, plus
+  minigen on NumPy for the speed-up.
 * ``mlp``: a wide MLP autoencoder (784-2048-2048-784, batch 1024, Adam, bce_with_logits) - matrix
   products dominate; the GPU suite's main case.
-* ``sweep``: the VAE's seconds per epoch against batch size and hidden width (``plot_sweep.py`` draws it,
-  with the GPU's results beside the CPU's).
+* ``sweep``: the VAE's seconds per epoch against batch size and hidden width (``plot_sweep.py``
+  draws it, with the GPU's results beside the CPU's).
 * ``ops``: the cost of a recorded op against the raw array call (``op_overhead.py``).
 
-Without MNIST (``MINIGEN_DATA`` unset and nothing in the cache), random binary images of the same shape
-stand in; the table says so.  PyTorch runs with as many threads as minigen's BLAS (one by default).
+Without MNIST (``MINIGEN_DATA`` unset and nothing in the cache), random binary images of the same
+shape stand in; the table says so.  PyTorch runs with as many threads as minigen's BLAS (one by
+default).
 """
 
 import argparse
@@ -41,24 +42,25 @@ from references import NumpyVAE, torch_vae  # noqa: E402
 N_TRAIN = 8000
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # data
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def training_images():
     """(8000, 784) float32 NumPy images in [0, 1] and a description of where they came from."""
     try:
         split = mg.data.load_mnist(download=False, log=lambda *a: None)
-        return split.train_images.numpy().astype(np.float32)[:N_TRAIN], "MNIST (first 8,000 test digits)"
+        images = split.train_images.numpy().astype(np.float32)[:N_TRAIN]
+        return images, "MNIST (first 8,000 test digits)"
     except mg.data.DataError:
         rng = np.random.default_rng(0)
         images = (rng.random((N_TRAIN, 784)) < 0.13).astype(np.float32)
         return images, "random binary images (MNIST not found: set MINIGEN_DATA)"
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # the implementations: each has .name, .epoch() (one pass over the data, finished on the device)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class MinigenRun:
     """A minigen model trained with its own ``train_step`` and ``DataLoader``, as the CLI does."""
@@ -98,8 +100,9 @@ class Autoencoder(mg.nn.Module):
 
 
 class HandNumpyRun:
-    """The hand-written VAE of references.py, on NumPy (or CuPy: ``xp``).  Like minigen's DataLoader, it
-    draws each epoch's order on the host and gathers the batches where the data lives."""
+    """The hand-written VAE of references.py, on NumPy (or CuPy: ``xp``).  Like minigen's
+    DataLoader, it draws each epoch's order on the host and gathers the batches where the data
+    lives."""
 
     def __init__(self, images, batch_size, xp=np, label="NumPy"):
         self.name = f"hand-written ({label})"
@@ -116,7 +119,8 @@ class HandNumpyRun:
         for start in range(0, len(self.images), self.batch_size):
             x = self.images[order[start:start + self.batch_size]]
             eps = self.noise.standard_normal((x.shape[0], 20), dtype=np.float32)
-            float(self.model.step(x, eps))            # the loss to the host, as a training loop logs it
+            # the loss to the host, as a training loop logs it
+            float(self.model.step(x, eps))
         self.sync()
 
 
@@ -147,7 +151,6 @@ class TorchRun:
 
 
 def torch_autoencoder(sizes):
-    import torch
     from torch import nn
     from torch.nn import functional as F
 
@@ -172,13 +175,13 @@ def torch_available(device="cpu"):
     return device == "cpu" or torch.cuda.is_available()
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # measuring
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def interleaved_medians(runs, repeats):
-    """Median seconds per epoch of each run: one warm-up epoch each, then ``repeats`` rounds in which
-    every run does one epoch in turn."""
+    """Median seconds per epoch of each run: one warm-up epoch each, then ``repeats`` rounds in
+    which every run does one epoch in turn."""
     for run in runs:
         run.epoch()
     times = {run.name: [] for run in runs}
@@ -191,8 +194,8 @@ def interleaved_medians(runs, repeats):
 
 
 def peak_memory(make_run):
-    """Peak bytes of host arrays while building a run (model, optimizer state) and training it for one
-    epoch: what tracemalloc sees, which includes every buffer NumPy allocates."""
+    """Peak bytes of host arrays while building a run (model, optimizer state) and training it for
+    one epoch: what tracemalloc sees, which includes every buffer NumPy allocates."""
     tracemalloc.start()
     try:
         make_run().epoch()
@@ -202,13 +205,15 @@ def peak_memory(make_run):
 
 
 def table(rows, reference):
-    """Rows of {implementation, seconds, peak_mb} -> markdown, with ratios to the ``reference`` row."""
+    """Rows of {implementation, seconds, peak_mb} -> markdown, with ratios to the ``reference``
+    row."""
     ref = next(r["seconds"] for r in rows if r["implementation"] == reference)
     lines = ["| implementation | s / epoch | ratio | peak memory (MB) |", "|---|---:|---:|---:|"]
     for r in rows:
         r["ratio"] = r["seconds"] / ref
         memory = f"{r['peak_mb']:.1f}" if r.get("peak_mb") is not None else "-"
-        lines.append(f"| {r['implementation']} | {r['seconds']:.3f} | {r['ratio']:.2f} | {memory} |")
+        lines.append(f"| {r['implementation']} | {r['seconds']:.3f} | {r['ratio']:.2f} | {memory} "
+                     "|")
     return "\n".join(lines)
 
 
@@ -224,12 +229,14 @@ def vae_suite(images, backend, repeats, batch_size=128):
         factories.append(lambda: MinigenRun(images, "numpy", batch_size, build))
     factories.append(lambda: HandNumpyRun(images, batch_size))
     if torch_available("cuda" if gpu else "cpu"):
-        factories.append(lambda: TorchRun(images, batch_size, torch_vae, device="cuda" if gpu else "cpu"))
+        factories.append(lambda: TorchRun(images, batch_size, torch_vae, device="cuda" if gpu
+                                          else "cpu"))
     runs = [make() for make in factories]
     seconds = interleaved_medians(runs, repeats)
     rows = []
     for run, make in zip(runs, factories):
-        host = isinstance(run, HandNumpyRun) and run.xp is np or getattr(run, "backend", "") == "numpy"
+        host = (isinstance(run, HandNumpyRun) and run.xp is np
+                or getattr(run, "backend", "") == "numpy")
         rows.append({"implementation": run.name, "seconds": seconds[run.name],
                      "peak_mb": peak_memory(make) / 2**20 if host else None})
     return rows, runs[1].name if gpu else "hand-written (NumPy)"
@@ -268,7 +275,7 @@ def ops_suite(backend, quick):
     return op_overhead.measure(backend, repeat=200 if quick else 1000)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def machine():
     info = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
@@ -305,7 +312,8 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 5)
     images, source = training_images()
     results = {"machine": machine(), "backend": args.backend, "threads": args.threads,
-               "data": source, "command": "python benchmarks/run.py " + " ".join(argv or sys.argv[1:])}
+               "data": source, "command": "python benchmarks/run.py " + " "
+               "".join(argv or sys.argv[1:])}
     print(f"# minigen speed ({args.backend}; {source}; {args.threads} BLAS thread(s); "
           f"medians of {repeats} interleaved epochs)\n", flush=True)
     if "vae" in suites:

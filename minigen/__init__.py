@@ -14,7 +14,8 @@ from .backend import (BackendError, available_backends, get_backend, get_default
                       set_backend, set_default_dtype, set_num_threads, synchronize, using_backend)
 from .autograd import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 from .functions import (abs, astype, broadcast_to, clip, concatenate, cos, exp, leaky_relu, log,
-                        logsumexp, matmul, max, maximum, mean, relu, reshape, sigmoid, sin, softplus,
+                        logsumexp, matmul, max, maximum, mean, relu, reshape, sigmoid, sin,
+                        softplus,
                         sqrt, stack, sum, sum_to, tanh, transpose, where)
 from .creation import full, ones, ones_like, rand, randn, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -33,13 +34,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     # backend, dtype, randomness
-    "backend", "BackendError", "available_backends", "get_backend", "get_default_dtype", "manual_seed",
+    "backend", "BackendError", "available_backends", "get_backend", "get_default_dtype",
+    "manual_seed",
     "set_backend", "set_default_dtype", "set_num_threads", "synchronize", "using_backend",
     # tensors and autograd
     "Function", "Tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",
     # ops
     "abs", "astype", "broadcast_to", "clip", "concatenate", "cos", "exp", "leaky_relu", "log",
-    "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape", "sigmoid", "sin", "softplus",
+    "logsumexp", "matmul", "max", "maximum", "mean", "relu", "reshape", "sigmoid", "sin",
+    "softplus",
     "sqrt", "stack", "sum", "sum_to", "tanh", "transpose", "where",
     # convolutions, pooling, padding (NCHW)
     "conv", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "pad",

@@ -1,8 +1,8 @@
 """The array backend: the one module of minigen that imports NumPy or CuPy.
 
 Every op in minigen is written against an *array namespace* ``xp`` that follows the Python array API
-standard (``xp.exp``, ``xp.sum(x, axis=...)``, ``xp.permute_dims``...).  Which namespace that is depends on
-where the data lives:
+standard (``xp.exp``, ``xp.sum(x, axis=...)``, ``xp.permute_dims``...).  Which namespace that is
+depends on where the data lives:
 
 =================  ==========================================  ==============  ==================
 backend name       arrays                                      ``Tensor.device``  use
@@ -13,10 +13,11 @@ backend name       arrays                                      ``Tensor.device``
 ``"strict-float32"`` the same on its ``no_float64`` device     ``"strict"``    tests without a GPU
 =================  ==========================================  ==============  ==================
 
-The two *strict* backends exist for the test suite: `array-api-strict` refuses exactly the mistakes that
-would only show up on a GPU (a NumPy array or NumPy scalar mixed into device arrays, an implicit
-conversion to a host array, a NumPy-only function or method, mixing booleans into arithmetic), and its
-``no_float64`` device refuses any float64 array, so a silent float32 -> float64 promotion fails loudly.
+The two *strict* backends exist for the test suite: `array-api-strict` refuses exactly the mistakes
+that would only show up on a GPU (a NumPy array or NumPy scalar mixed into device arrays, an
+implicit conversion to a host array, a NumPy-only function or method, mixing booleans into
+arithmetic), and its ``no_float64`` device refuses any float64 array, so a silent float32 -> float64
+promotion fails loudly.
 
 The small set of things the array API standard does not have (random numbers, scatter-add for the
 backward of indexing, sliding windows for convolutions, moving data between host and device) are
@@ -46,9 +47,10 @@ class BackendError(RuntimeError):
     """A backend was asked for that cannot be used on this machine."""
 
 
-# ----------------------------------------------------------------------------------------------------
-# The backends themselves.  Each knows its array type, its namespace, and the few non-standard helpers.
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+# The backends themselves.  Each knows its array type, its namespace, and the few non-standard
+# helpers.
+# --------------------------------------------------------------------------------------------------
 
 class _Backend:
     name = "?"
@@ -69,9 +71,11 @@ class _Backend:
         raise NotImplementedError
 
     def dtype(self, name):
-        """The dtype object called ``name``; a TypeError naming it when minigen has no such dtype."""
+        """The dtype object called ``name``; a TypeError naming it when minigen has no such
+        dtype."""
         if name not in DTYPE_NAMES:
-            raise TypeError(f"unknown dtype {name!r}; minigen's dtypes are {', '.join(DTYPE_NAMES)}")
+            raise TypeError(f"unknown dtype {name!r}; minigen's dtypes are "
+                            f"{', '.join(DTYPE_NAMES)}")
         return getattr(self.xp, name)
 
     def constant(self, value, like, dtype=None):
@@ -118,8 +122,8 @@ class _Backend:
         (A, B, kH, kW, OH, OW) with ``[a, b, i, j, p, q] = x[a, b, p*sh + i*dh, q*sw + j*dw]``
         (``kernel``, ``stride``, ``dilation``, ``out_size`` are pairs; the windows must fit in x).
 
-        This portable form (the strict test backends) stacks kH*kW strided slices: a copy.  NumPy and
-        CuPy override it with a read-only view that only changes the strides: no copy at all.
+        This portable form (the strict test backends) stacks kH*kW strided slices: a copy.  NumPy
+        and CuPy override it with a read-only view that only changes the strides: no copy at all.
         """
         (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
         rows = [self.xp.stack([x[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
@@ -129,8 +133,8 @@ class _Backend:
 
 
 class _NativeGenerator:
-    """Random numbers drawn on the device by the library's own Generator (NumPy's and CuPy's have the
-    same methods, and both draw float32 directly, with no float64 intermediate)."""
+    """Random numbers drawn on the device by the library's own Generator (NumPy's and CuPy's have
+    the same methods, and both draw float32 directly, with no float64 intermediate)."""
 
     def standard_normal(self, shape, dtype):
         return self.rng.standard_normal(shape, dtype=dtype)
@@ -197,7 +201,8 @@ class _CupyBackend(_NativeGenerator, _Backend):
             raise BackendError(
                 "the 'cupy' backend needs CuPy, which is not installed here "
                 f"({err}). Install it with: pip install \"minigen[cuda12]\" (CUDA 12) or "
-                "pip install \"minigen[cuda13]\" (CUDA 13), then call mg.set_backend(\"cupy\") again."
+                "pip install \"minigen[cuda13]\" (CUDA 13), then call mg.set_backend(\"cupy\") "
+                "again."
             ) from None
         try:
             count = cupy.cuda.runtime.getDeviceCount()
@@ -236,7 +241,8 @@ class _CupyBackend(_NativeGenerator, _Backend):
 
 
 class _StrictBackend(_Backend):
-    """array-api-strict on a device other than the CPU: a stand-in for a GPU in the CPU test suite."""
+    """array-api-strict on a device other than the CPU: a stand-in for a GPU in the CPU test
+    suite."""
 
     name = "strict"
     device = "strict"
@@ -268,7 +274,8 @@ class _StrictBackend(_Backend):
         return numpy.array(array._array)
 
     def constant(self, value, like, dtype=None):
-        return self.xp.asarray(value, dtype=like.dtype if dtype is None else dtype, device=like.device)
+        return self.xp.asarray(value, dtype=like.dtype if dtype is None else dtype,
+                               device=like.device)
 
     def zeros(self, shape, like):
         return self.xp.zeros(shape, dtype=like.dtype, device=like.device)
@@ -311,9 +318,9 @@ def _window_strides(x, stride, dilation):
 _FACTORIES = {"numpy": _NumpyBackend, "cupy": _CupyBackend, "strict": _StrictBackend,
               "strict-float32": _StrictFloat32Backend}
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Global state: the current backend, the default dtype, and a registry of the backends in use.
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _seed = None
 _instances = {}          # name -> _Backend, created on first use
@@ -350,7 +357,8 @@ def get_backend():
 
 @contextlib.contextmanager
 def using_backend(name):
-    """``with using_backend("cupy"): ...`` switches the backend for the block, then switches back."""
+    """``with using_backend("cupy"): ...`` switches the backend for the block, then switches
+    back."""
     global _current
     previous = _current
     set_backend(name)
@@ -378,11 +386,12 @@ def set_num_threads(n):
     minigen's models are small: a matrix product of a few hundred rows is over before threads are
     worth waking, and on a machine whose cores are shared or throttled, BLAS threads that spin while
     waiting for each other can make it many times slower (measured on the 2-core machines that run
-    minigen's CI: a 400 x 400 float32 product takes 16 ms with two OpenBLAS threads, 1.3 ms with one).
-    The command line uses one thread unless told otherwise (``--threads``).
+    minigen's CI: a 400 x 400 float32 product takes 16 ms with two OpenBLAS threads, 1.3 ms with
+    one). The command line uses one thread unless told otherwise (``--threads``).
     """
     global _thread_limit
-    from threadpoolctl import threadpool_limits  # the maintained way to reach every BLAS at run time
+    # the maintained way to reach every BLAS at run time
+    from threadpoolctl import threadpool_limits
 
     if _thread_limit is not None:
         _thread_limit.restore_original_limits()
@@ -406,7 +415,8 @@ def available_backends():
 
 
 def set_default_dtype(dtype):
-    """Set the floating dtype of new tensors made from Python numbers: "float32" (default) or "float64"."""
+    """Set the floating dtype of new tensors made from Python numbers: "float32" (default) or
+    "float64"."""
     global _default_dtype
     name = getattr(dtype, "name", None) or str(dtype)
     name = name.rsplit(".", 1)[-1]
@@ -428,15 +438,16 @@ def manual_seed(seed):
         backend.reseed(_seed)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Fused GPU kernels (minigen.kernels defines them; CuPy compiles them)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class ElementwiseKernel:
-    """A CUDA elementwise kernel in CuPy's notation, compiled on its first call (so that defining one
-    needs no GPU).  ``in_params``/``out_params`` declare the arguments ("T x, T y"; T is bound by the
-    arrays' dtype, Python floats are cast to it), ``body`` is the CUDA code run per element; outputs
-    passed in are updated in place.  Call it with CuPy arrays only: the CPU has its own code path.
+    """A CUDA elementwise kernel in CuPy's notation, compiled on its first call (so that defining
+    one needs no GPU).  ``in_params``/``out_params`` declare the arguments ("T x, T y"; T is bound
+    by the arrays' dtype, Python floats are cast to it), ``body`` is the CUDA code run per element;
+    outputs passed in are updated in place.  Call it with CuPy arrays only: the CPU has its own code
+    path.
     """
 
     def __init__(self, in_params, out_params, body, name):
@@ -451,9 +462,9 @@ class ElementwiseKernel:
         return self._kernel(*args)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Helpers the rest of minigen uses (internal API).
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def current():
     """The current backend object."""
@@ -463,7 +474,8 @@ def current():
 def of(array):
     """The backend that owns ``array``, or None when it is not an array of any backend in use."""
     owner = _by_array_type.get(type(array))
-    if owner is not None and owner.shares_array_type:  # the two strict backends: tell them by device
+    # the two strict backends: tell them by device
+    if owner is not None and owner.shares_array_type:
         for name in ("strict", "strict-float32"):
             candidate = _instances.get(name)
             if candidate is not None and candidate.strict_device == array.device:
@@ -481,7 +493,8 @@ def is_array(obj):
 
 
 def ensure_array(obj):
-    """NumPy returns NumPy scalars from operations on 0-d arrays; turn those back into 0-d arrays."""
+    """NumPy returns NumPy scalars from operations on 0-d arrays; turn those back into 0-d
+    arrays."""
     if type(obj) in _by_array_type:
         return obj
     if isinstance(obj, numpy.generic):
@@ -492,7 +505,8 @@ def ensure_array(obj):
 def owns_memory(array):
     """True when ``array`` is no view of another array (so writing into it changes nothing else).
     The strict backends answer False: their arrays hide that, and copying is always safe."""
-    return getattr(array, "base", False) is None   # NumPy and CuPy arrays have .base; strict ones not
+    # NumPy and CuPy arrays have .base; strict ones not
+    return getattr(array, "base", False) is None
 
 
 def is_host_array(obj):
@@ -501,7 +515,8 @@ def is_host_array(obj):
 
 
 def default_dtype(array_backend=None):
-    """The default floating dtype as a dtype object of ``array_backend`` (the current one by default)."""
+    """The default floating dtype as a dtype object of ``array_backend`` (the current one by
+    default)."""
     return (array_backend or _current).dtype(_default_dtype)
 
 
@@ -511,7 +526,8 @@ _DTYPE_NAMES = {}
 def dtype_name(dtype):
     """'float32', 'int64', 'bool'... for a dtype of any backend (remembered: NumPy builds the name
     anew on every ``dtype.name``, a few microseconds that add up over a training step)."""
-    key = (type(dtype), dtype)      # the type first: NumPy's and array-api-strict's dtypes never compare
+    # the type first: NumPy's and array-api-strict's dtypes never compare
+    key = (type(dtype), dtype)
     name = _DTYPE_NAMES.get(key)
     if name is None:
         name = getattr(dtype, "name", None)
@@ -535,7 +551,8 @@ def host_dtype_name(data):
         try:
             probe = numpy.asarray(data)
         except (ValueError, TypeError) as err:
-            raise TypeError(f"Tensor: cannot make a tensor from this {type(data).__name__}: {err}") from None
+            raise TypeError(f"Tensor: cannot make a tensor from this {type(data).__name__}: "
+                            f"{err}") from None
         kind = probe.dtype.kind
         name = {"b": "bool", "i": "int64", "u": "int64", "f": _default_dtype}.get(kind, "")
     if not kind or kind not in "biuf" or not name:
@@ -562,8 +579,8 @@ def category(dtype):
 
 
 def host_generator(seed=None):
-    """A NumPy random Generator of its own, for host-side work such as making a data set or shuffling
-    (it leaves the backends' generators and NumPy's global one alone)."""
+    """A NumPy random Generator of its own, for host-side work such as making a data set or
+    shuffling (it leaves the backends' generators and NumPy's global one alone)."""
     return numpy.random.default_rng(seed)
 
 
@@ -573,7 +590,8 @@ def host_uint8(buffer, offset, shape):
 
 
 def seeded_normal(shape, seed):
-    """Standard normal numbers on the host from their own generator (leaves the global one alone)."""
+    """Standard normal numbers on the host from their own generator (leaves the global one
+    alone)."""
     return numpy.random.default_rng(seed).standard_normal(shape)
 
 
@@ -602,7 +620,8 @@ def _backend_from_environment():
         # ``python -m minigen`` (sys.argv[0] is "-m" while Python looks for the module) and the
         # ``minigen`` script report it as their error; anyone else gets a warning now
         import sys
-        if sys.argv[:1] != ["-m"] and os.path.basename(sys.argv[0] if sys.argv else "") != "minigen":
+        if sys.argv[:1] != ["-m"] and os.path.basename(sys.argv[0] if sys.argv
+                                                       else "") != "minigen":
             import warnings
             warnings.warn(ENVIRONMENT_ERROR + "; using numpy", RuntimeWarning, stacklevel=3)
 
@@ -633,9 +652,9 @@ def from_dlpack(obj):
                      "first)")
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Files: arrays to and from .npz, safely.
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def save_arrays(path, arrays):
     """Write ``{name: array}`` to ``path`` as .npz, atomically (:func:`minigen.io.atomic_write`): a
@@ -648,15 +667,17 @@ def save_arrays(path, arrays):
         numpy.savez(f, **host)
 
 
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # a zip archive's first bytes (an empty one: the second)
+# a zip archive's first bytes (an empty one: the second)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def load_arrays(path):
     """Read a .npz written by :func:`save_arrays` into ``{name: NumPy array}``.
 
-    Pickled objects are refused (``allow_pickle=False``): loading a file from a stranger cannot run code.
-    A file that is not an .npz of plain arrays (truncated, random bytes, a pickle, object arrays) raises
-    :class:`minigen.io.BadFileError` naming the file; a missing or unreadable one the ``OSError``.
+    Pickled objects are refused (``allow_pickle=False``): loading a file from a stranger cannot run
+    code. A file that is not an .npz of plain arrays (truncated, random bytes, a pickle, object
+    arrays) raises :class:`minigen.io.BadFileError` naming the file; a missing or unreadable one the
+    ``OSError``.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:

@@ -34,7 +34,8 @@ from .train import NonFiniteLoss
 
 
 def demo(steps=300, seed=0, hidden=32, lr=0.05, report_every=50, out=sys.stdout):
-    """Fit y = sin(x) on [-3, 3] with a tanh network by plain gradient descent; return the losses."""
+    """Fit y = sin(x) on [-3, 3] with a tanh network by plain gradient descent; return the
+    losses."""
     B.manual_seed(seed)
     x = rand(256, 1) * 6.0 - 3.0
     y = sin(x) + randn(256, 1) * 0.05
@@ -62,7 +63,8 @@ def demo(steps=300, seed=0, hidden=32, lr=0.05, report_every=50, out=sys.stdout)
 
 
 def _argument_type(parse):
-    """argparse shows the message of an ArgumentTypeError (a ValueError's it replaces with its own)."""
+    """argparse shows the message of an ArgumentTypeError (a ValueError's it replaces with its
+    own)."""
     def checked(text):
         try:
             return parse(text)
@@ -197,7 +199,8 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             # a diverging run overflows before the NaN guard stops it with a message of its own
-            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
+            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
+                                    RuntimeWarning)
             _machine(args)
             _run(args)
     except BrokenPipeError:           # `minigen evaluate RUN | head`: the reader left; say nothing

@@ -39,7 +39,8 @@ def _new(array, requires_grad):
 def full(shape, value, dtype=None, requires_grad=False):
     """A tensor of ``shape`` filled with ``value``."""
     owner = B.current()
-    return Tensor(owner.full(tuple(shape), value, _dtype(owner, dtype)), requires_grad=requires_grad)
+    return Tensor(owner.full(tuple(shape), value, _dtype(owner, dtype)),
+                  requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=None, requires_grad=False):

@@ -1,4 +1,5 @@
-"""Data: generated 2-D sets, MNIST and Fashion-MNIST from IDX files, a loader batching on the device.
+"""Data: generated 2-D sets, MNIST and Fashion-MNIST from IDX files, a loader batching on the
+device.
 
 2-D sets (the command line's default: they need nothing and train in seconds)
 
@@ -39,9 +40,9 @@ class DataError(RuntimeError):
     """A data set is missing, truncated or corrupt (the message says which file and what to do)."""
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 2-D toy sets
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ToySet:
@@ -52,13 +53,15 @@ class ToySet:
 
 
 def _ring_modes(count=8, radius=2.0):
-    return tuple((radius * math.cos(2 * math.pi * k / count), radius * math.sin(2 * math.pi * k / count))
+    return tuple((radius * math.cos(2 * math.pi * k / count),
+                  radius * math.sin(2 * math.pi * k / count))
                  for k in range(count))
 
 
 def _grid_modes(side=5, spacing=2.0):
     offset = (side - 1) / 2 * spacing
-    return tuple((i * spacing - offset, j * spacing - offset) for i in range(side) for j in range(side))
+    return tuple((i * spacing - offset, j * spacing - offset) for i in range(side)
+                 for j in range(side))
 
 
 TOY_SETS = {
@@ -95,7 +98,8 @@ def ring(n=2000, seed=0):
 
 
 def grid(n=2000, seed=0):
-    """25 Gaussians (std 0.05) on a 5 x 5 grid with spacing 2: points (n, 2) and mode labels (n,)."""
+    """25 Gaussians (std 0.05) on a 5 x 5 grid with spacing 2: points (n, 2) and mode labels
+    (n,)."""
     return make_toy("grid", n, seed)
 
 
@@ -116,9 +120,9 @@ def moons(n=2000, noise=0.1, seed=0):
         return stack([x, y], axis=1) + jitter * noise, labels
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # MNIST and Fashion-MNIST from IDX files
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class IdxSet:
@@ -178,9 +182,9 @@ _IDX_UBYTE = 0x08
 def read_idx(path):
     """Read an IDX file (``.gz`` or raw) of unsigned bytes into a read-only host uint8 array.
 
-    The format: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions n, then n
-    big-endian 32-bit sizes, then the data.  A wrong magic number, a type other than unsigned bytes, or
-    a body shorter or longer than the sizes say raises :class:`DataError` naming the file.
+    The format: two zero bytes, a type code (0x08 = unsigned byte), the number of dimensions n, then
+    n big-endian 32-bit sizes, then the data.  A wrong magic number, a type other than unsigned
+    bytes, or a body shorter or longer than the sizes say raises :class:`DataError` naming the file.
     """
     path = os.fspath(path)
     raw = _read_bytes(path)
@@ -195,8 +199,9 @@ def read_idx(path):
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = math.prod(shape)
     if len(raw) - header != expected:
-        raise DataError(f"{path}: the header promises {expected} bytes of data {shape} but the file "
-                        f"holds {len(raw) - header}: it is truncated or corrupt; fetch it again")
+        raise DataError(f"{path}: the header promises {expected} bytes of data {shape} but the "
+                        f"file holds {len(raw) - header}: it is truncated or corrupt; fetch it "
+                        "again")
     return B.host_uint8(raw, header, shape)
 
 
@@ -207,7 +212,8 @@ def _read_bytes(path):
         with opener(path, "rb") as f:
             return f.read()
     except (OSError, EOFError) as err:  # gzip raises these for a damaged archive
-        raise DataError(f"{path}: cannot read ({err}); the file is damaged: delete it and fetch it again")
+        raise DataError(f"{path}: cannot read ({err}); the file is damaged: delete it and fetch it "
+                        "again")
 
 
 def _find(folder, name):
@@ -258,10 +264,10 @@ def data_folder(spec, folder=None):
     read, never written to).
 
     ``folder`` (an argument) or else ``$MINIGEN_DATA`` may name either a folder with one subfolder
-    per data set (``mnist/``, ``fashion-mnist/``: the layout of ``../shared/data``) or the data set's
-    own folder.  Under ``MINIGEN_DATA`` only MNIST may sit directly in the named folder (the first
-    layout minigen had); other sets need their subfolder, so MNIST is never read as another set.
-    Neither given: ``~/.cache/minigen/<name>``.
+    per data set (``mnist/``, ``fashion-mnist/``: the layout of ``../shared/data``) or the data
+    set's own folder.  Under ``MINIGEN_DATA`` only MNIST may sit directly in the named folder (the
+    first layout minigen had); other sets need their subfolder, so MNIST is never read as another
+    set. Neither given: ``~/.cache/minigen/<name>``.
     """
     if folder is not None:
         folder = os.fspath(folder)
@@ -282,7 +288,8 @@ def data_folder(spec, folder=None):
 @dataclass
 class ImageSplit:
     """An image set as tensors: images (N, 784) scaled to [0, 1] and int64 labels (N,), for training
-    and test; ``name`` ("mnist", "fashion-mnist") and ``note`` (where they came from, which split)."""
+    and test; ``name`` ("mnist", "fashion-mnist") and ``note`` (where they came from, which
+    split)."""
     train_images: Tensor
     train_labels: Tensor
     test_images: Tensor
@@ -349,7 +356,8 @@ def load_idx_set(spec, folder=None, download=True, log=print):
         array = read_idx(found[name])
         if array.ndim != 3 or array.shape[1:] != (28, 28):
             raise DataError(f"{found[name]}: expected images of 28 x 28, found shape {array.shape}")
-        return Tensor(array.reshape(array.shape[0], 784), dtype=B.get_default_dtype()) * (1.0 / 255.0)
+        return Tensor(array.reshape(array.shape[0], 784),
+                      dtype=B.get_default_dtype()) * (1.0 / 255.0)
 
     def labels(name):
         array = read_idx(found[name])
@@ -376,15 +384,16 @@ def load_idx_set(spec, folder=None, download=True, log=print):
     return ImageSplit(train_x, train_y, test_x, test_y, note, spec.name)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Batching
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def binarize(images, generator=None):
     """Dynamic binarization: each pixel becomes 1 with probability equal to its intensity.
 
-    Uses the backend's seeded generator; a fresh binarization each time gives a little regularisation
-    (Salakhutdinov & Murray 2008 style), and the data then match a Bernoulli likelihood exactly.
+    Uses the backend's seeded generator; a fresh binarization each time gives a little
+    regularisation (Salakhutdinov & Murray 2008 style), and the data then match a Bernoulli
+    likelihood exactly.
     """
     owner = B.of(images.data)
     u = Tensor._wrap(owner.uniform(images.shape, images.dtype))
@@ -397,10 +406,10 @@ class DataLoader:
         loader = DataLoader(images, labels, batch_size=128, shuffle=True, seed=0)
         for x, y in loader: ...
 
-    The tensors stay where they are (on the GPU for a GPU run): batches are slices or row gathers made
-    on that device, never copies through the host.  With ``shuffle``, epoch ``e`` uses the permutation
-    drawn from ``seed`` and ``e``, so a resumed run sees the same batches as an uninterrupted one
-    (``set_epoch`` chooses the epoch; iterating advances it).
+    The tensors stay where they are (on the GPU for a GPU run): batches are slices or row gathers
+    made on that device, never copies through the host.  With ``shuffle``, epoch ``e`` uses the
+    permutation drawn from ``seed`` and ``e``, so a resumed run sees the same batches as an
+    uninterrupted one (``set_epoch`` chooses the epoch; iterating advances it).
     """
 
     def __init__(self, *tensors, batch_size=128, shuffle=False, drop_last=False, seed=0):
@@ -409,12 +418,13 @@ class DataLoader:
         n = len(tensors[0])
         for t in tensors[1:]:
             if len(t) != n:
-                raise ValueError(f"DataLoader: tensors of lengths {n} and {len(t)} cannot be batched "
-                                 "together")
+                raise ValueError(f"DataLoader: tensors of lengths {n} and {len(t)} cannot be "
+                                 "batched together")
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be at least 1, not {batch_size}")
         self.tensors = tensors
-        self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.drop_last, self.seed = drop_last, seed
         self.epoch = 0
 
     def __len__(self):

@@ -1,16 +1,17 @@
-"""Probability distributions: the diagonal Normal (with the reparameterization trick) and the Bernoulli.
+"""Probability distributions: the diagonal Normal (with the reparameterization trick) and the
+Bernoulli.
 
 The reparameterization trick (Kingma & Welling, 2013).  A sample z ~ N(mu, sigma^2) is written as a
 differentiable function of the parameters and of noise that does not depend on them:
 
     eps ~ N(0, 1),      z = mu + sigma * eps
 
-so dz/dmu = 1 and dz/dsigma = eps, and a loss of z can be trained by backpropagation through the sample.
-``rsample()`` draws this way; ``sample()`` draws without recording a graph.
+so dz/dmu = 1 and dz/dsigma = eps, and a loss of z can be trained by backpropagation through the
+sample. ``rsample()`` draws this way; ``sample()`` draws without recording a graph.
 
-A VAE encoder predicts log_var = log(sigma^2).  Then sigma = exp(0.5 * log_var), NOT exp(log_var): the
-founding document (like some well-known code) samples with exp(log_var), which squares the intended
-standard deviation.  ``Normal.from_log_var`` and ``reparameterize`` use the correct form.
+A VAE encoder predicts log_var = log(sigma^2).  Then sigma = exp(0.5 * log_var), NOT exp(log_var):
+the founding document (like some well-known code) samples with exp(log_var), which squares the
+intended standard deviation.  ``Normal.from_log_var`` and ``reparameterize`` use the correct form.
 """
 
 import math
@@ -50,8 +51,8 @@ def _tensors(a, b):
 class Normal:
     """The normal distribution N(loc, scale^2), elementwise ("diagonal") over a batch of any shape.
 
-    ``loc`` and ``scale`` (> 0) are Tensors or Python numbers and broadcast together; gradients reach
-    both through ``rsample``, ``log_prob``, ``entropy`` and ``kl_divergence``.
+    ``loc`` and ``scale`` (> 0) are Tensors or Python numbers and broadcast together; gradients
+    reach both through ``rsample``, ``log_prob``, ``entropy`` and ``kl_divergence``.
     """
 
     def __init__(self, loc, scale):
@@ -63,7 +64,8 @@ class Normal:
     def from_log_var(cls, loc, log_var):
         """N(loc, exp(log_var)): the variance is exp(log_var), so scale = exp(0.5 * log_var).
 
-        (The founding document uses exp(log_var) as the scale: a bug that squares the standard deviation.)
+        (The founding document uses exp(log_var) as the scale: a bug that squares the standard
+        deviation.)
         """
         loc, log_var = _tensors(loc, log_var)
         return cls(loc, exp(0.5 * log_var))
@@ -85,7 +87,8 @@ class Normal:
         return self.scale * self.scale
 
     def rsample(self, sample_shape=()):
-        """A differentiable draw loc + scale * eps, eps ~ N(0, 1), of shape sample_shape + batch_shape."""
+        """A differentiable draw loc + scale * eps, eps ~ N(0, 1), of shape sample_shape +
+        batch_shape."""
         eps = randn(tuple(sample_shape) + self.batch_shape, like=self.loc)
         return self.loc + self.scale * eps
 
@@ -165,7 +168,8 @@ class Bernoulli:
         return p * (1.0 - p)
 
     def log_prob(self, x):
-        """log P(x) = x log p + (1 - x) log(1 - p) = -bce_with_logits(logits, x), computed stably."""
+        """log P(x) = x log p + (1 - x) log(1 - p) = -bce_with_logits(logits, x), computed
+        stably."""
         x = as_tensor(x, self.logits)
         return -bce_with_logits_terms(self.logits, x)
 

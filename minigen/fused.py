@@ -6,14 +6,15 @@ composition - the *reference*, what a learner would write - and then the fused :
 
 * ``forward`` on arrays, through the array kernels of ``minigen/kernels.py``;
 * ``backward`` in Tensor ops: the readable derivative, differentiable again (``create_graph``);
-* ``backward_arrays`` on arrays: the same derivative in fewer passes, which the graph walk uses when no
-  graph is being built for the gradient.
+* ``backward_arrays`` on arrays: the same derivative in fewer passes, which the graph walk uses when
+  no graph is being built for the gradient.
 
 The public function of each section (``dense``, ``bce_with_logits_terms``, ``gaussian_kl_terms``,
 ``reparameterize_with``) runs the fused op, or the reference when fusion is off
-(``mg.set_fusion(False)``, ``with mg.using_fusion(False): ...``): then a model trains on MatMul, ReLU,
-Exp, Log... and a learner can step through ``MatMul.backward`` in a real training step.  The two paths
-give the same values and gradients up to float rounding (``tests/test_fused.py``, on every backend).
+(``mg.set_fusion(False)``, ``with mg.using_fusion(False): ...``): then a model trains on MatMul,
+ReLU, Exp, Log... and a learner can step through ``MatMul.backward`` in a real training step.  The
+two paths give the same values and gradients up to float rounding (``tests/test_fused.py``, on every
+backend).
 
 Adam's update is here too (``adam_step``): it records no graph, so its reference is array code.
 """
@@ -37,9 +38,9 @@ def _constant(array):
     return Tensor._wrap(B.ensure_array(array))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Dense with its activation:  y = activation(x @ W + b)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def dense_reference(x, weight, bias=None, activation=None):
     """``activation(x @ weight + bias)`` in primitive ops: MatMul, Add, then the activation."""
@@ -48,16 +49,16 @@ def dense_reference(x, weight, bias=None, activation=None):
 
 
 class DenseFunction(Function):
-    """y = activation(x @ W + b) as one op: one graph node and one backward instead of a matmul, an add
-    and an activation, and no intermediate array kept.
+    """y = activation(x @ W + b) as one op: one graph node and one backward instead of a matmul, an
+    add and an activation, and no intermediate array kept.
 
-    ``activation`` is None (linear) or one of ``FUSED_ACTIVATIONS``.  With x: (..., in), W: (in, out),
-    b: (out,), z = x @ W + b and the upstream gradient g = dL/dy: (..., out):
+    ``activation`` is None (linear) or one of ``FUSED_ACTIVATIONS``.  With x: (..., in), W: (in,
+    out), b: (out,), z = x @ W + b and the upstream gradient g = dL/dy: (..., out):
 
         dL/dz = g * activation'(z)           written with y alone (relu: y > 0; tanh: 1 - y^2; ...)
         dL/dx = dL/dz @ W^T                  (..., in)
-        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one batch axis
-        dL/db = dL/dz summed over the batch  (out,)
+        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one batch
+        axis dL/db = dL/dz summed over the batch  (out,)
     """
 
     name = "dense"
@@ -126,9 +127,9 @@ def dense(x, weight, bias=None, activation=None):
 
     ``activation`` is None, a name in ``ACTIVATIONS`` ("relu", "leaky_relu", "sigmoid", "tanh",
     "softplus") or a callable.  With fusion on, a bias and an activation in ``FUSED_ACTIVATIONS``
-    (or none) make one :class:`DenseFunction`; any other activation is applied after it.  With fusion
-    off, :func:`dense_reference`.  An ``x`` that is not a Tensor (a list, a NumPy array) is converted
-    to the weight's dtype and device first.
+    (or none) make one :class:`DenseFunction`; any other activation is applied after it.  With
+    fusion off, :func:`dense_reference`.  An ``x`` that is not a Tensor (a list, a NumPy array) is
+    converted to the weight's dtype and device first.
     """
     x = as_tensor(x, weight)
     _check_features(x.shape, weight.shape)
@@ -145,13 +146,13 @@ def dense(x, weight, bias=None, activation=None):
 
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Binary cross-entropy with logits:  l(x, t) = log(1 + exp(x)) - x t = softplus(x) - x t
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def bce_with_logits_reference(x, t):
-    """The elementwise BCE of logits in primitive ops: Softplus (stable for any x, and with the exact
-    derivative sigmoid(x) everywhere - a logit of exactly 0, common behind a dead ReLU layer,
+    """The elementwise BCE of logits in primitive ops: Softplus (stable for any x, and with the
+    exact derivative sigmoid(x) everywhere - a logit of exactly 0, common behind a dead ReLU layer,
     included), Mul and Sub."""
     return F.softplus(x) - x * t
 
@@ -192,9 +193,9 @@ def bce_with_logits_terms(x, t):
     return BCEWithLogits()(x, t) if is_fusion_enabled() else bce_with_logits_reference(x, t)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # KL divergence of a diagonal Gaussian from the standard normal, per element
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def gaussian_kl_reference(mu, log_var):
     """KL(N(mu, exp(log_var)) || N(0, 1)) per element in primitive ops (Mul, Exp, Sub)."""
@@ -202,7 +203,8 @@ def gaussian_kl_reference(mu, log_var):
 
 
 class GaussianKL(Function):
-    """KL(N(mu, sigma^2) || N(0, 1)) per element, with sigma^2 = exp(log_var) (Kingma & Welling, 2013):
+    """KL(N(mu, sigma^2) || N(0, 1)) per element, with sigma^2 = exp(log_var) (Kingma & Welling,
+    2013):
 
         kl = 0.5 * (mu^2 + exp(log_var) - 1 - log_var)
 
@@ -232,9 +234,9 @@ def gaussian_kl_terms(mu, log_var):
     return GaussianKL()(mu, log_var) if is_fusion_enabled() else gaussian_kl_reference(mu, log_var)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The reparameterization:  z = mu + exp(0.5 log_var) eps
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def reparameterize_reference(mu, log_var, eps):
     """A draw from N(mu, exp(log_var)) given the noise ``eps`` ~ N(0, 1), in primitive ops."""
@@ -265,18 +267,20 @@ class Reparameterize(Function):
 
 
 def reparameterize_with(mu, log_var, eps):
-    """``mu + exp(0.5 log_var) * eps`` for Tensors that broadcast together: fused, or the reference."""
+    """``mu + exp(0.5 log_var) * eps`` for Tensors that broadcast together: fused, or the
+    reference."""
     if is_fusion_enabled():
         return Reparameterize()(mu, log_var, eps)
     return reparameterize_reference(mu, log_var, eps)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Adam's update, in place on the arrays p (parameter), m and v (the moment estimates)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def adam_reference(p, g, m, v, beta1, beta2, step_size, eps):
-    """Adam's step as plain array expressions (the bias corrections folded into step_size and eps)."""
+    """Adam's step as plain array expressions (the bias corrections folded into step_size and
+    eps)."""
     m[...] = beta1 * m + (1.0 - beta1) * g
     v[...] = beta2 * v + (1.0 - beta2) * (g * g)
     p -= step_size * m / (B.namespace(p).sqrt(v) + eps)

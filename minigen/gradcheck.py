@@ -1,17 +1,17 @@
 """Numerical gradient checking: is a backward rule right?
 
 For a function ``y = f(x1, ..., xn)`` and a random upstream gradient ``u`` (the shape of ``y``), the
-scalar ``L = sum(u * f(x))`` has the gradient that backpropagation computes from ``u``.  Each element of
-that gradient is compared with a central difference
+scalar ``L = sum(u * f(x))`` has the gradient that backpropagation computes from ``u``.  Each
+element of that gradient is compared with a central difference
 
     dL/dx[i]  ~  (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)
 
-whose error is O(eps^2).  In float64 with eps = 1e-6 the two agree to about 1e-8 when the backward rule
-is right; a wrong rule is off by far more.  A random ``u`` (rather than all ones) catches rules that are
-only right on average, e.g. a transposed gradient of a square matrix.
+whose error is O(eps^2).  In float64 with eps = 1e-6 the two agree to about 1e-8 when the backward
+rule is right; a wrong rule is off by far more.  A random ``u`` (rather than all ones) catches rules
+that are only right on average, e.g. a transposed gradient of a square matrix.
 
-``gradgradcheck`` applies the same test to the gradient itself (second order): the function checked is
-``x -> dL/dx`` computed with ``create_graph=True``.
+``gradgradcheck`` applies the same test to the gradient itself (second order): the function checked
+is ``x -> dL/dx`` computed with ``create_graph=True``.
 """
 
 import itertools
@@ -38,8 +38,8 @@ def _check_inputs(inputs):
             raise TypeError(f"gradcheck: input {i} is a {type(x).__name__}, not a Tensor")
         if x.requires_grad and B.dtype_name(x.dtype) != "float64":
             raise TypeError(
-                f"gradcheck: input {i} is {B.dtype_name(x.dtype)}; numerical derivatives need float64 "
-                "(make it with dtype='float64' or mg.set_default_dtype('float64'))")
+                f"gradcheck: input {i} is {B.dtype_name(x.dtype)}; numerical derivatives need "
+                "float64 (make it with dtype='float64' or mg.set_default_dtype('float64'))")
     if not any(x.requires_grad for x in inputs):
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
     return inputs
@@ -55,9 +55,9 @@ def _weighted_sum(fn, inputs, u):
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0):
     """Check the gradients of ``fn(*inputs)`` against central differences; True or GradcheckError.
 
-    ``inputs``: float64 Tensors; those with ``requires_grad=True`` are checked.  An element passes when
-    ``|analytic - numerical| <= atol + rtol * |numerical|``.  ``verbose=True`` prints every comparison.
-    The inputs are perturbed in place during the check and restored exactly afterwards.
+    ``inputs``: float64 Tensors; those with ``requires_grad=True`` are checked.  An element passes
+    when ``|analytic - numerical| <= atol + rtol * |numerical|``.  ``verbose=True`` prints every
+    comparison. The inputs are perturbed in place during the check and restored exactly afterwards.
     """
     inputs = _check_inputs(inputs)
     out = fn(*inputs)
@@ -114,7 +114,8 @@ def _align(inputs, analytic):
 
 
 def _print_table(rows):
-    print(f"{'input':>5}  {'element':<14} {'analytic':>14} {'numerical':>14} {'|difference|':>13}  ok")
+    print(f"{'input':>5}  {'element':<14} {'analytic':>14} {'numerical':>14} {'|difference|':>13}  "
+          "ok")
     for number, index, a, n, ok in rows:
         print(f"{number:>5}  {str(index):<14} {a:>14.8g} {n:>14.8g} {abs(a - n):>13.3g}  "
               f"{'yes' if ok else 'NO'}")
@@ -123,8 +124,8 @@ def _print_table(rows):
 def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0):
     """Check second derivatives: gradcheck applied to ``x -> grad(sum(u * fn(x)), x)``.
 
-    The first-order gradient is built with ``create_graph=True`` for a fixed random ``u``, flattened and
-    joined into one vector, and its own gradient is compared with central differences.
+    The first-order gradient is built with ``create_graph=True`` for a fixed random ``u``, flattened
+    and joined into one vector, and its own gradient is compared with central differences.
     """
     from .functions import concatenate, reshape
 

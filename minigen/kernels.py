@@ -1,23 +1,25 @@
 """Fused elementwise kernels: several elementwise steps done in one pass over the data.
 
-Written as separate array operations, ``p -= lr * m / (sqrt(v) + eps)`` makes four passes over memory
-and allocates three temporaries the size of ``p``.  On a GPU each pass is a kernel launch (10-15
-microseconds each through CuPy on an H100, which for small arrays is all the time there is); on a CPU
-each pass streams the whole array through memory and each temporary is an allocation.  A *fused kernel*
-does the whole formula per element in one pass.
+Written as separate array operations, ``p -= lr * m / (sqrt(v) + eps)`` makes four passes over
+memory and allocates three temporaries the size of ``p``.  On a GPU each pass is a kernel launch
+(10-15 microseconds each through CuPy on an H100, which for small arrays is all the time there is);
+on a CPU each pass streams the whole array through memory and each temporary is an allocation.  A
+*fused kernel* does the whole formula per element in one pass.
 
-Every kernel here has up to three implementations of the same formula, chosen by the arrays' backend:
+Every kernel here has up to three implementations of the same formula, chosen by the arrays'
+backend:
 
 * CuPy: one CUDA ``ElementwiseKernel`` (compiled on first use, cached by CuPy on disk);
 * NumPy: the same steps as ufuncs writing in place or into a preallocated ``scratch`` array
   (``out=``), so that nothing is allocated (NumPy cannot fuse the passes themselves);
-* any other array-API namespace (the strict test backends): the plain expressions - the reference the
-  other two are tested against (tests/test_kernels.py, on every backend).
+* any other array-API namespace (the strict test backends): the plain expressions - the reference
+  the other two are tested against (tests/test_kernels.py, on every backend).
 
 This module works on arrays only: every function takes backend arrays and returns backend arrays.
 The differentiable ops that call these kernels - each beside the composition of primitive ops it
-replaces - are in ``minigen/fused.py``: their ``forward`` and ``backward_arrays`` call the pairs here
-(``bce_with_logits`` / ``bce_with_logits_grad``...), their ``backward`` is written in Tensor ops.
+replaces - are in ``minigen/fused.py``: their ``forward`` and ``backward_arrays`` call the pairs
+here (``bce_with_logits`` / ``bce_with_logits_grad``...), their ``backward`` is written in Tensor
+ops.
 """
 
 from . import backend as B
@@ -27,9 +29,9 @@ __all__ = ["adam_update", "bias_activation", "activation_derivative", "activatio
            "reparameterize", "reparameterize_grads", "gaussian_kl", "gaussian_kl_grads"]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Adam
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _ADAM_CUDA = B.ElementwiseKernel(
     "T g, T beta1, T beta2, T step_size, T eps",
@@ -78,16 +80,16 @@ def adam_update(p, g, m, v, scratch, beta1, beta2, step_size, eps):
         p -= step_size * m / (xp.sqrt(v) + eps)
 
 
-# ----------------------------------------------------------------------------------------------------
-# Bias + activation (the end of a Dense layer's forward) and the activation's derivative (the start of
-# its backward).  Each activation's derivative is written in terms of its *output* y, so the backward
-# needs nothing but y:
+# --------------------------------------------------------------------------------------------------
+# Bias + activation (the end of a Dense layer's forward) and the activation's derivative (the start
+# of its backward).  Each activation's derivative is written in terms of its *output* y, so the
+# backward needs nothing but y:
 #
 #     relu        y = max(z, 0)             dy/dz = 1 if y > 0 else 0
 #     leaky_relu  y = max(z, 0.01 z)        dy/dz = 1 if y > 0 else 0.01
 #     tanh        y = tanh(z)               dy/dz = 1 - y^2
 #     sigmoid     y = 1 / (1 + exp(-z))     dy/dz = y (1 - y)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 LEAKY_SLOPE = 0.01
 _ACTIVATION_CUDA = {  # name: (y from z, dy/dz from y)
@@ -102,7 +104,8 @@ _BIAS_ACTIVATION_CUDA = {
     name: B.ElementwiseKernel("T b", "T y", f"T z = y + b; y = {forward};", f"minigen_bias_{name}")
     for name, (forward, _) in _ACTIVATION_CUDA.items()}
 _ACTIVATION_GRAD_CUDA = {
-    name: B.ElementwiseKernel("T gy, T y", "T g", f"g = gy * ({derivative});", f"minigen_grad_{name}")
+    name: B.ElementwiseKernel("T gy, T y", "T g", f"g = gy * ({derivative});",
+                              f"minigen_grad_{name}")
     for name, (_, derivative) in _ACTIVATION_CUDA.items()}
 
 
@@ -114,7 +117,8 @@ def bias_activation(z, bias, activation):
         _BIAS_ACTIVATION_CUDA[activation](bias, z)
         return z
     xp = owner.xp
-    z += bias                                  # z is new: adding in place is safe and saves an array
+    # z is new: adding in place is safe and saves an array
+    z += bias
     if activation is None:
         return z
     if activation == "sigmoid":                # functions.Sigmoid's overflow-free formula:
@@ -144,7 +148,8 @@ def activation_derivative(y, activation):
     if activation == "sigmoid":
         return y * (1.0 - y)
     xp = B.namespace(y)
-    mask = xp.astype(y > 0, y.dtype)           # 1 where y > 0 (array-API arithmetic refuses booleans)
+    # 1 where y > 0 (array-API arithmetic refuses booleans)
+    mask = xp.astype(y > 0, y.dtype)
     if activation == "leaky_relu":
         mask = mask * (1.0 - LEAKY_SLOPE) + LEAKY_SLOPE
     return mask
@@ -160,10 +165,11 @@ def activation_grad(gy, y, activation):
     return gy * activation_derivative(y, activation)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Binary cross-entropy with logits:  l = max(x, 0) - x t + log1p(e),  e = exp(-|x|) <= 1,
-#                                    dl/dx = sigmoid(x) - t,  sigmoid(x) = (1 if x >= 0 else e) / (1 + e)
-# ----------------------------------------------------------------------------------------------------
+#                                    dl/dx = sigmoid(x) - t,  sigmoid(x) = (1 if x >= 0 else e) / (1
+#                                    + e)
+# --------------------------------------------------------------------------------------------------
 
 _BCE_CUDA = B.ElementwiseKernel(
     "T x, T t", "T l", "l = max(x, (T)0) - x * t + log1p(exp(-fabs(x)));", "minigen_bce_logits")
@@ -176,7 +182,8 @@ def bce_with_logits(x, t):
     """(the elementwise loss, what ``bce_with_logits_grad`` needs from the forward pass)."""
     owner = B.of(x)
     if owner.name == "cupy":
-        return _BCE_CUDA(x, t), None           # the GPU recomputes exp(-|x|): cheaper than storing it
+        # the GPU recomputes exp(-|x|): cheaper than storing it
+        return _BCE_CUDA(x, t), None
     xp = owner.xp
     e = xp.exp(-xp.abs(x))
     return xp.maximum(x, 0) - x * t + xp.log1p(e), e
@@ -199,12 +206,14 @@ def bce_with_logits_grad(x, t, gy, saved):
     return g
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The VAE's two small formulas (on a GPU, launches are all their cost; one kernel each way):
-#   reparameterization  z = mu + exp(0.5 lv) eps;   dz/dmu = 1, dz/dlv = 0.5 eps exp(0.5 lv), dz/deps
+#   reparameterization  z = mu + exp(0.5 lv) eps;   dz/dmu = 1, dz/dlv = 0.5 eps exp(0.5 lv),
+#   dz/deps
 #                       = exp(0.5 lv)
-#   Gaussian KL         kl = 0.5 (mu^2 + exp(lv) - 1 - lv);   dkl/dmu = mu, dkl/dlv = 0.5 (exp(lv) - 1)
-# ----------------------------------------------------------------------------------------------------
+#   Gaussian KL         kl = 0.5 (mu^2 + exp(lv) - 1 - lv);   dkl/dmu = mu, dkl/dlv = 0.5 (exp(lv) -
+#   1)
+# --------------------------------------------------------------------------------------------------
 
 _REPARAMETERIZE_CUDA = B.ElementwiseKernel(
     "T mu, T lv, T eps", "T z", "z = mu + exp((T)0.5 * lv) * eps;", "minigen_reparameterize")

@@ -9,11 +9,13 @@ Every loss computes one term per element and reduces them as PyTorch does:
 (A VAE's ELBO sums over the features of one example and averages over the batch: use
 ``reduction="none"`` and ``.sum(axis=1).mean()``, or ``"sum"`` divided by the batch size.)
 
-The prediction and the target must have the same shape (a ValueError names the loss and both shapes);
-a Python number as target stands for a constant of that value everywhere (``bce_with_logits(d, 1.0)``).
+The prediction and the target must have the same shape (a ValueError names the loss and both
+shapes); a Python number as target stands for a constant of that value everywhere
+(``bce_with_logits(d, 1.0)``).
 
-``bce_with_logits`` and ``gaussian_kl`` are fused ops with their closed-form derivatives (one graph node
-each, numerically stable for any input), written beside their references in ``minigen/fused.py``.
+``bce_with_logits`` and ``gaussian_kl`` are fused ops with their closed-form derivatives (one graph
+node each, numerically stable for any input), written beside their references in
+``minigen/fused.py``.
 """
 
 import math
@@ -57,14 +59,15 @@ def _pair(pred, target, who, names=("prediction", "target")):
     return pred, target
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Binary cross-entropy
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def bce_with_logits(logits, target, reduction="mean"):
     """Binary cross-entropy from logits (the stable way: prefer it to ``bce(sigmoid(x), t)``):
 
-        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] = max(x, 0) - x t + log1p(exp(-|x|))
+        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] = max(x, 0) - x t +
+        log1p(exp(-|x|))
 
     with dl/dx = sigmoid(x) - t, exact and bounded, so logits of +-1e3 give finite values and
     gradients.  One fused op (``minigen.fused.BCEWithLogits``), or its reference with fusion off.
@@ -79,8 +82,8 @@ def bce(probs, target, reduction="mean", eps=1e-7):
 
     ``probs`` is clamped to [eps, 1 - eps] first (eps = 1e-7, as Keras), so p = 0 or 1 gives a large
     finite loss instead of infinity; where the clamp acts, the gradient is zero.  (PyTorch instead
-    clamps each log at -100.)  A sigmoid followed by ``bce`` loses precision for large logits: when you
-    have the logits, use :func:`bce_with_logits`.
+    clamps each log at -100.)  A sigmoid followed by ``bce`` loses precision for large logits: when
+    you have the logits, use :func:`bce_with_logits`.
     """
     _check_reduction(reduction, "bce")
     probs, target = _pair(probs, target, "bce", ("probs", "target"))
@@ -89,12 +92,13 @@ def bce(probs, target, reduction="mean", eps=1e-7):
     return _reduce(terms, reduction)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Squared error and the Gaussian negative log-likelihood
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def mse(pred, target, reduction="mean"):
-    """Squared error (pred - target)^2 per element (mean squared error with the default reduction)."""
+    """Squared error (pred - target)^2 per element (mean squared error with the default
+    reduction)."""
     _check_reduction(reduction, "mse")
     pred, target = _pair(pred, target, "mse")
     diff = pred - target
@@ -107,9 +111,10 @@ def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
         0.5 * (log(2 pi) + log_var + (target - mean)^2 / exp(log_var))
 
     This is the complete negative log-likelihood (the constant included), so the sum over a VAE
-    decoder's outputs is a true -log p(x | z).  ``log_var`` is a Tensor that broadcasts to ``mean``'s
-    shape (per element, or one learned value per feature) or a Python number (0.0: unit variance).
-    (PyTorch's ``GaussianNLLLoss`` takes the variance itself and leaves out the constant by default.)
+    decoder's outputs is a true -log p(x | z).  ``log_var`` is a Tensor that broadcasts to
+    ``mean``'s shape (per element, or one learned value per feature) or a Python number (0.0: unit
+    variance). (PyTorch's ``GaussianNLLLoss`` takes the variance itself and leaves out the constant
+    by default.)
     """
     _check_reduction(reduction, "gaussian_nll")
     mean, target = _pair(mean, target, "gaussian_nll", ("mean", "target"))
@@ -132,17 +137,18 @@ def _broadcasts_to(shape, target):
     return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # KL divergence of a diagonal Gaussian from the standard normal
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def gaussian_kl(mu, log_var, reduction="mean"):
-    """KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser, Kingma & Welling 2013):
+    """KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser, Kingma & Welling
+    2013):
 
         kl = 0.5 * (mu^2 + exp(log_var) - 1 - log_var)
 
-    One fused op (``minigen.fused.GaussianKL``), or its reference with fusion off.  Note the variance
-    is exp(log_var), so the standard deviation is exp(0.5 * log_var).
+    One fused op (``minigen.fused.GaussianKL``), or its reference with fusion off.  Note the
+    variance is exp(log_var), so the standard deviation is exp(0.5 * log_var).
     """
     _check_reduction(reduction, "gaussian_kl")
     mu, log_var = _pair(mu, log_var, "gaussian_kl", ("mu", "log_var"))

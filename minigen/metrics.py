@@ -2,10 +2,10 @@
 
 Mode coverage (the VEEGAN / PacGAN protocol, Srivastava et al. 2017; Lin et al. 2018)
 
-Draw 2,500 samples.  A sample is *high quality* when it lies within 3 standard deviations of its nearest
-mode centre.  A mode is *covered* when it is the nearest mode of at least one high-quality sample.  The
-*reverse KL* compares the histogram q of high-quality samples over the modes with the uniform histogram
-u of the true mixture:
+Draw 2,500 samples.  A sample is *high quality* when it lies within 3 standard deviations of its
+nearest mode centre.  A mode is *covered* when it is the nearest mode of at least one high-quality
+sample.  The *reverse KL* compares the histogram q of high-quality samples over the modes with the
+uniform histogram u of the true mixture:
 
     KL(q || u) = sum_k q_k log(q_k / u_k) = sum_k q_k log(K q_k)      (terms with q_k = 0 are 0)
 
@@ -45,7 +45,8 @@ def nearest_modes(samples, centres):
 
 
 def mode_metrics(samples, data="ring", threshold=3.0):
-    """Modes covered, high-quality fraction and reverse KL of ``samples`` (N, 2) for "ring" or "grid".
+    """Modes covered, high-quality fraction and reverse KL of ``samples`` (N, 2) for "ring" or
+    "grid".
 
     Returns a dict of Python numbers: ``modes_covered``, ``modes_total``, ``high_quality_fraction``,
     ``reverse_kl`` (nats; ``inf`` when no sample is of high quality).
@@ -57,7 +58,8 @@ def mode_metrics(samples, data="ring", threshold=3.0):
     centres = Tensor(spec.modes, dtype=B.dtype_name(samples.dtype)).to(samples.device)
     index, distance = nearest_modes(samples, centres)
     owner = B.of(index)
-    index, distance = owner.to_numpy(index), owner.to_numpy(distance)  # a few thousand numbers: host
+    # a few thousand numbers: host
+    index, distance = owner.to_numpy(index), owner.to_numpy(distance)
     good = distance <= threshold * spec.std
     k = len(spec.modes)
     counts = [int((index[good] == m).sum()) for m in range(k)]
@@ -74,16 +76,16 @@ def mode_metrics(samples, data="ring", threshold=3.0):
     }
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Likelihoods of a VAE (any model with encode, decode and log_px_given_z: VAE, VAEGAN)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 __all__ += ["elbo", "iwae_bound", "evaluate_vae"]
 
 
 def _batches(x, batch_size):
-    """Slices of at most ``batch_size`` rows (stops kept in range: the array API leaves slices past the
-    end unspecified)."""
+    """Slices of at most ``batch_size`` rows (stops kept in range: the array API leaves slices past
+    the end unspecified)."""
     n = x.shape[0]
     for start in range(0, n, batch_size):
         yield x[start:min(start + batch_size, n)]
@@ -123,10 +125,10 @@ def iwae_bound(model, x, k=50, batch_size=100, max_rows=20000):
         L_K(x) = log (1/K) sum_k p(x, z_k) / q(z_k | x),     z_1..z_K ~ q(z | x)
                = logsumexp_k(log w_k) - log K
 
-    E[L_1] is the ELBO, E[L_K] <= E[L_{K+1}] <= log p(x), so -L_K estimates the negative log-likelihood
-    from above, more tightly as K grows.  The examples go ``batch_size`` at a time; the K draws in
-    chunks of at most ``max_rows`` decoder rows, combined with logsumexp (log-sum-exp of per-chunk
-    log-sum-exps is the log-sum-exp of all), so memory stays bounded for K = 5000.
+    E[L_1] is the ELBO, E[L_K] <= E[L_{K+1}] <= log p(x), so -L_K estimates the negative
+    log-likelihood from above, more tightly as K grows.  The examples go ``batch_size`` at a time;
+    the K draws in chunks of at most ``max_rows`` decoder rows, combined with logsumexp (log-sum-exp
+    of per-chunk log-sum-exps is the log-sum-exp of all), so memory stays bounded for K = 5000.
     """
     k = int(k)
     if k < 1:
@@ -135,7 +137,8 @@ def iwae_bound(model, x, k=50, batch_size=100, max_rows=20000):
     with no_grad():
         for batch in _batches(x, batch_size):
             chunk = max(1, min(k, max_rows // batch.shape[0]))
-            parts = [logsumexp(_log_weights(model, batch, min(chunk, k - start)), axis=0, keepdims=True)
+            parts = [logsumexp(_log_weights(model, batch, min(chunk, k - start)), axis=0,
+                               keepdims=True)
                      for start in range(0, k, chunk)]
             total = parts[0] if len(parts) == 1 else logsumexp(concatenate(parts, axis=0), axis=0,
                                                                keepdims=True)

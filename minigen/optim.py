@@ -7,14 +7,15 @@
         loss.backward()
         opt.step()
 
-Updates work on the arrays directly (no graph), in place: ``p.data`` keeps its identity and no copy of a
-parameter is made.  The state (momentum, Adam's moments) is allocated on each parameter's device in its
-dtype, and follows the parameter when ``Module.to`` moves it.  Gradients are only read: a gradient array
-may be shared with another tensor, so it is never changed in place.  Parameters whose ``grad`` is None are
-skipped (their state does not advance either).
+Updates work on the arrays directly (no graph), in place: ``p.data`` keeps its identity and no copy
+of a parameter is made.  The state (momentum, Adam's moments) is allocated on each parameter's
+device in its dtype, and follows the parameter when ``Module.to`` moves it.  Gradients are only
+read: a gradient array may be shared with another tensor, so it is never changed in place.
+Parameters whose ``grad`` is None are skipped (their state does not advance either).
 
-``state_dict()`` gives a flat ``{name: NumPy array}`` (hyperparameters, step counts and buffers) that
-``mg.backend.save_arrays`` can write; ``load_state_dict`` puts it back, so a run resumes exactly.
+``state_dict()`` gives a flat ``{name: NumPy array}`` (hyperparameters, step counts and buffers)
+that ``mg.backend.save_arrays`` can write; ``load_state_dict`` puts it back, so a run resumes
+exactly.
 """
 
 import math
@@ -35,8 +36,8 @@ def _check(condition, message):
 class Optimizer:
     """The shared part: the parameter list, per-parameter state, zero_grad, step and checkpoints.
 
-    A subclass lists its hyperparameters (floats or bools kept as attributes) in ``hyperparameters``, its
-    state arrays in ``buffers``, and defines ``_update(p, grad, state)``.
+    A subclass lists its hyperparameters (floats or bools kept as attributes) in
+    ``hyperparameters``, its state arrays in ``buffers``, and defines ``_update(p, grad, state)``.
     """
 
     hyperparameters = ()
@@ -48,8 +49,8 @@ class Optimizer:
         seen = set()
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: parameter {i} is not a tensor that requires "
-                                "grad (pass model.parameters())")
+                raise TypeError(f"{type(self).__name__}: parameter {i} is not a tensor that "
+                                "requires grad (pass model.parameters())")
             _check(id(p) not in seen, f"{type(self).__name__}: parameter {i} appears twice")
             seen.add(id(p))
         self.state = [{} for _ in self.params]   # per parameter: "step" (an int) and buffer arrays
@@ -81,10 +82,10 @@ class Optimizer:
                                    or getattr(value, "device", None) != device):
                 state[name] = as_tensor(value, p).data
 
-    # --- checkpoints --------------------------------------------------------------------------------
+    # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self):
-        """``{name: NumPy array}``: each hyperparameter ("lr"...), and per parameter i "i.step" and its
-        buffers ("i.exp_avg"...).  Copies: stepping on does not change them."""
+        """``{name: NumPy array}``: each hyperparameter ("lr"...), and per parameter i "i.step" and
+        its buffers ("i.exp_avg"...).  Copies: stepping on does not change them."""
         out = OrderedDict((name, host_scalar(getattr(self, name), "bool" if isinstance(
             getattr(self, name), bool) else "float64")) for name in self.hyperparameters)
         for i, state in enumerate(self.state):
@@ -96,8 +97,9 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state):
-        """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and dtype.
-        Everything is checked first: a ValueError lists missing, unexpected and mis-shaped entries."""
+        """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and
+        dtype. Everything is checked first: a ValueError lists missing, unexpected and mis-shaped
+        entries."""
         missing = [name for name in self.hyperparameters if name not in state]
         unexpected, misshaped, per_param = [], [], [{} for _ in self.params]
         for key, value in state.items():
@@ -121,7 +123,8 @@ class Optimizer:
             kind = type(getattr(self, name))
             setattr(self, name, kind(_number(state[name])))
         for i, (p, saved) in enumerate(zip(self.params, per_param)):
-            self.state[i] = {name: int(_number(value)) if name == "step" else as_tensor(value, p).data
+            self.state[i] = {name: int(_number(value)) if name == "step"
+                             else as_tensor(value, p).data
                              for name, value in saved.items()}
         return self
 
@@ -143,11 +146,12 @@ def _number(value):
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, with momentum, Nesterov momentum and L2 weight decay (PyTorch's rule).
+    """Stochastic gradient descent, with momentum, Nesterov momentum and L2 weight decay (PyTorch's
+    rule).
 
-    ``SGD(params, lr, momentum=0.0, weight_decay=0.0, *, dampening=0.0, nesterov=False)``: the positional
-    order is minigen's documented one (PyTorch puts dampening before weight_decay), so the rarer two are
-    keyword-only.
+    ``SGD(params, lr, momentum=0.0, weight_decay=0.0, *, dampening=0.0, nesterov=False)``: the
+    positional order is minigen's documented one (PyTorch puts dampening before weight_decay), so
+    the rarer two are keyword-only.
 
     For each parameter p with gradient g, at step t:
 
@@ -162,7 +166,8 @@ class SGD(Optimizer):
     hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
     buffers = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, *, dampening=0.0, nesterov=False):
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, *, dampening=0.0,
+                 nesterov=False):
         super().__init__(params)
         self.lr, self.momentum, self.dampening = float(lr), float(momentum), float(dampening)
         self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
@@ -250,10 +255,11 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as PyTorch's AdamW:
 
-        p <- p * (1 - lr * weight_decay)              before the Adam step, which then uses g unchanged
+        p <- p * (1 - lr * weight_decay)              before the Adam step, which then uses g
+        unchanged
 
-    The decay shrinks every weight by the same factor, whatever the size of its gradient (with Adam's L2
-    penalty, the adaptive scaling weakens the decay of weights with large gradients).
+    The decay shrinks every weight by the same factor, whatever the size of its gradient (with
+    Adam's L2 penalty, the adaptive scaling weakens the decay of weights with large gradients).
     """
 
     decoupled = True
@@ -268,8 +274,8 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
         total = sqrt(sum over all parameters of sum(g^2))
         g <- g * min(1, max_norm / (total + eps))
 
-    Each ``p.grad`` is replaced by a new tensor (the old arrays are not changed).  Parameters without a
-    gradient are ignored.  Returns the total norm before clipping, as a 0-d Tensor.
+    Each ``p.grad`` is replaced by a new tensor (the old arrays are not changed).  Parameters
+    without a gradient are ignored.  Returns the total norm before clipping, as a 0-d Tensor.
     """
     grads = [p for p in params if p.grad is not None]
     if not grads:

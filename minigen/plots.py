@@ -1,8 +1,9 @@
 """Figures for training runs: loss curves, samples, reconstructions and the latent space.
 
-Every function returns a :class:`matplotlib.figure.Figure` built without ``pyplot``, so minigen never
-changes matplotlib's global backend or opens a window: save it with :func:`save` (atomic), or show it in
-a notebook by leaving it as a cell's value.  Tensors are brought to the host with ``.numpy()`` first.
+Every function returns a :class:`matplotlib.figure.Figure` built without ``pyplot``, so minigen
+never changes matplotlib's global backend or opens a window: save it with :func:`save` (atomic), or
+show it in a notebook by leaving it as a cell's value.  Tensors are brought to the host with
+``.numpy()`` first.
 """
 
 import os
@@ -37,7 +38,8 @@ _NOT_LOSSES = ("epoch", "seconds", "lr")     # what a history record holds besid
 
 
 def loss_curves(history, title="training losses"):
-    """One line per loss in ``history`` (a list of per-epoch dicts of numbers), against the epoch."""
+    """One line per loss in ``history`` (a list of per-epoch dicts of numbers), against the
+    epoch."""
     figure = Figure(figsize=(5, 3.2))
     ax = figure.subplots()
     keys = [k for k in history[0] if k not in _NOT_LOSSES] if history else []
@@ -90,7 +92,8 @@ def comparison_2d(panels, data=None, limit=None):
 
 
 def image_grid(images, rows=8, cols=8, side=28, title=None):
-    """The first rows x cols images (each a flat vector of side*side pixels in [0, 1]) as one grid."""
+    """The first rows x cols images (each a flat vector of side*side pixels in [0, 1]) as one
+    grid."""
     x = _host(images)[: rows * cols].reshape(-1, side, side)
     figure = Figure(figsize=(cols * 0.45, rows * 0.45 + (0.3 if title else 0)))
     axes = figure.subplots(rows, cols, squeeze=False)

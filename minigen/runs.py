@@ -74,9 +74,9 @@ class RunInterrupted(RuntimeError):
     """Ctrl-C during training; the message says whether a checkpoint exists to resume from."""
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Settings: one table that the command line, the defaults and resuming read.
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def positive_int(text):
     """A whole number >= 1 from a command-line word (ValueError saying so otherwise)."""
@@ -150,20 +150,23 @@ SETTINGS = (
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
-# Defaults per model and kind of data.  2-D: the founding document's Dense 64 -> 32 with ReLU and a 2-D
-# latent, with the epochs, batch sizes and learning rates that meet the quality targets on the ring
-# (benchmarks/quality.py); MNIST: the PyTorch example's 784-400-20 VAE, Adam 1e-3, batch 128.
+# Defaults per model and kind of data.  2-D: the founding document's Dense 64 -> 32 with ReLU and a
+# 2-D latent, with the epochs, batch sizes and learning rates that meet the quality targets on the
+# ring (benchmarks/quality.py); MNIST: the PyTorch example's 784-400-20 VAE, Adam 1e-3, batch 128.
 # An entry for one data set, like ("gan", "grid"), takes precedence: on the 25 modes of the grid the
 # 64 -> 32 GAN covers about 13; packing 2 points (PacGAN) with 128 -> 128 networks about 21.
 # beta, gamma: the VAE's ELBO (beta 1); the VAE-GAN's 2-D weights, and Larsen et al.'s on images.
 _COMMON = dict(seed=0, binarize=False, limit=None)
 _DEFAULTS = {
-    ("vae", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=50, batch_size=256, lr=1e-3, beta=1.0),
+    ("vae", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=50, batch_size=256, lr=1e-3,
+                        beta=1.0),
     ("gan", "2d"): dict(hidden=[64, 32], latent_dim=2, pack=1, epochs=150, batch_size=128, lr=1e-3),
-    ("gan", "grid"): dict(hidden=[128, 128], latent_dim=2, pack=2, epochs=250, batch_size=128, lr=1e-3),
+    ("gan", "grid"): dict(hidden=[128, 128], latent_dim=2, pack=2, epochs=250, batch_size=128,
+                          lr=1e-3),
     ("vaegan", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=100, batch_size=256, lr=2e-3,
                            beta=0.01, gamma=30.0),
-    ("vae", "mnist"): dict(hidden=[400], latent_dim=20, epochs=10, batch_size=128, lr=1e-3, beta=1.0),
+    ("vae", "mnist"): dict(hidden=[400], latent_dim=20, epochs=10, batch_size=128, lr=1e-3,
+                           beta=1.0),
     ("gan", "mnist"): dict(hidden=[400], latent_dim=20, pack=1, epochs=20, batch_size=128, lr=2e-4),
     ("vaegan", "mnist"): dict(hidden=[400], latent_dim=20, epochs=20, batch_size=128, lr=2e-4,
                               beta=1.0, gamma=30.0),
@@ -233,11 +236,13 @@ class Dataset:
 
 def load_dataset(name, seed=0, log=print, limit=None):
     """Training and test rows of ``name``: 2-D sets are generated (train and test from different
-    seeds); MNIST and Fashion-MNIST are read from their IDX files (:func:`minigen.data.load_images`).
-    ``limit``: keep only the first ``limit`` training rows (quick tries; the test rows stay)."""
+    seeds); MNIST and Fashion-MNIST are read from their IDX files
+    (:func:`minigen.data.load_images`). ``limit``: keep only the first ``limit`` training rows
+    (quick tries; the test rows stay)."""
     if name in IMAGE_SETS:
         split = load_images(name, log=log)
-        dataset = Dataset(name, split.train_images, split.test_images, split.test_labels, split.note)
+        dataset = Dataset(name, split.train_images, split.test_images, split.test_labels,
+                          split.note)
     elif name == "moons":
         train, _ = moons(N_TRAIN_2D, seed=seed)
         test, labels = moons(N_TEST_2D, seed=seed + 10_000)
@@ -263,7 +268,8 @@ def _model_config(kind, dataset, settings):
     if kind == "gan":
         config["pack"] = settings["pack"]
     if kind == "vaegan":
-        if dataset.is_image:  # Larsen et al.'s setting for images (the 2-D defaults are the model's)
+        # Larsen et al.'s setting for images (the 2-D defaults are the model's)
+        if dataset.is_image:
             config.update(likelihood="bernoulli", llike="features")
         config.update(beta=settings["beta"], gamma=settings["gamma"])
     return config
@@ -311,7 +317,8 @@ def read_run_config(path):
         problems.append(f"kind is {config.get('kind')!r}, not one of {', '.join(MODELS)}")
     if config.get("data") not in DATASETS:
         problems.append(f"data is {config.get('data')!r}, not one of {', '.join(DATASETS)}")
-    for section, fields, required in (("model", _MODEL_FIELDS, ("data_dim", "hidden", "latent_dim")),
+    for section, fields, required in (("model", _MODEL_FIELDS,
+                                       ("data_dim", "hidden", "latent_dim")),
                                       ("train", _TRAIN_FIELDS,
                                        tuple(f for f in _TRAIN_FIELDS if f not in _OPTIONAL))):
         part = config.get(section)
@@ -331,12 +338,13 @@ def _build(config, path):
     try:
         return build_model(config["kind"], **config["model"])
     except (TypeError, ValueError) as err:
-        raise BadFileError(f"{path}: its model settings do not make a {config['kind']} ({err})") from None
+        raise BadFileError(f"{path}: its model settings do not make a {config['kind']} "
+                           f"({err})") from None
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Training a run
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _NAMES = {"vae": "VAE", "gan": "GAN", "vaegan": "VAE-GAN"}
 
@@ -587,9 +595,9 @@ def _fit_and_finish(model, dataset, config, out, resume, progress, quiet, log):
     return out
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Using a finished run
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _load_run(folder):
     if folder is None or not os.fspath(folder).strip():
@@ -685,7 +693,7 @@ def sample_run(folder, n, out, seed=0):
     return plots.save(figure, out)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _metrics(model, dataset, seed):
     B.manual_seed(seed + 1)
@@ -755,7 +763,8 @@ def _figures(model, dataset, out):
             if mu.shape[1] == 2:
                 steps = 15 if dataset.is_image else 25
                 line = [-3.0 + 6.0 * i / (steps - 1) for i in range(steps)]
-                z = Tensor([[a, b] for b in reversed(line) for a in line], dtype=B.dtype_name(mu.dtype))
+                z = Tensor([[a, b] for b in reversed(line) for a in line],
+                           dtype=B.dtype_name(mu.dtype))
                 decoded = _decode_mean(model, z.to(mu.device))
                 save(plots.decoded_latent_grid(decoded, steps), "latent_grid.png")
     return written

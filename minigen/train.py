@@ -1,13 +1,13 @@
-"""Training loops: mini-batches, a progress bar, per-epoch history and checkpoints, exact resuming, and a
-guard that stops a run whose loss stops being a finite number.
+"""Training loops: mini-batches, a progress bar, per-epoch history and checkpoints, exact resuming,
+and a guard that stops a run whose loss stops being a finite number.
 
 A model trained here has ``make_optimizers(lr)`` (a dict of named optimizers) and
 ``train_step(batch, optimizers)`` (one update, returning a dict of Python floats); the VAE, GAN and
 VAE-GAN in :mod:`minigen.models` do.
 
 Reproducibility.  Epoch ``e`` of a run with seed ``s`` reseeds the backend generator with a number
-derived from (s, e) and shuffles with the permutation of (s, e).  So a run stopped after any epoch and
-resumed from its checkpoint computes exactly what the uninterrupted run would have.
+derived from (s, e) and shuffles with the permutation of (s, e).  So a run stopped after any epoch
+and resumed from its checkpoint computes exactly what the uninterrupted run would have.
 """
 
 import math
@@ -56,8 +56,8 @@ def load_checkpoint(path, model, optimizers):
     epoch = arrays.get("epoch")
     value = epoch.item() if epoch is not None and tuple(epoch.shape) == () else None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadFileError(f"{path} is not a minigen checkpoint: it has no count of finished epochs "
-                           "('epoch', a whole number)")
+        raise BadFileError(f"{path} is not a minigen checkpoint: it has no count of finished "
+                           "epochs ('epoch', a whole number)")
     prefixes = ["model."] + [f"optim.{name}." for name in optimizers]
     strays = [k for k in arrays if k != "epoch" and not any(k.startswith(p) for p in prefixes)]
     if strays:
@@ -118,8 +118,8 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
 
     Writes ``history.json`` and then ``checkpoint.npz`` into ``out_dir`` after every epoch (each
     atomically; in that order, so that the history never lacks an epoch the checkpoint has: a
-    resumed run cuts it back to the checkpoint's epochs).  With ``resume=True`` it first restores the
-    checkpoint there and continues after its epoch; a given ``lr`` then replaces the restored
+    resumed run cuts it back to the checkpoint's epochs).  With ``resume=True`` it first restores
+    the checkpoint there and continues after its epoch; a given ``lr`` then replaces the restored
     learning rate (the optimizers' moments and step counts are kept).  ``binarize=True`` draws a
     fresh binarization of each batch (for a Bernoulli likelihood on MNIST).  ``on_epoch(record)``,
     when given, is called after each epoch's files are written.  ``quiet=True`` shows neither the

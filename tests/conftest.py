@@ -37,12 +37,13 @@ def _gpu_available():
 
 _NO_GPU = _gpu_available()
 
-# Every backend-dependent test runs on NumPy, on array-api-strict (which fails where CuPy would), and on
-# CuPy when this machine has a usable GPU.
+# Every backend-dependent test runs on NumPy, on array-api-strict (which fails where CuPy would),
+# and on CuPy when this machine has a usable GPU.
 BACKENDS = [
     "numpy",
     "strict",
-    pytest.param("cupy", marks=pytest.mark.skipif(_NO_GPU is not None, reason=f"no GPU: {_NO_GPU}")),
+    pytest.param("cupy",
+                 marks=pytest.mark.skipif(_NO_GPU is not None, reason=f"no GPU: {_NO_GPU}")),
 ]
 
 
@@ -70,6 +71,7 @@ def backend(request):
                         pytest.param("cupy", marks=pytest.mark.skipif(
                             _NO_GPU is not None, reason=f"no GPU: {_NO_GPU}"))])
 def backend32(request):
-    """A backend for float32 runs; "strict-float32" refuses any float64 array (silent promotions)."""
+    """A backend for float32 runs; "strict-float32" refuses any float64 array (silent
+    promotions)."""
     with _selected(request.param, "float32") as name:
         yield name

@@ -1,8 +1,9 @@
-"""One description per differentiable op: how to draw its inputs, and an independent NumPy reference.
+"""One description per differentiable op: how to draw its inputs, and an independent NumPy
+reference.
 
-The property tests (test_op_gradients.py, test_float32_strict.py) turn each spec into hypothesis tests.
-Values are drawn from grids (multiples of 1/64 plus an offset) so that ties and kinks - where a derivative
-does not exist - are never closer than the finite-difference step.
+The property tests (test_op_gradients.py, test_float32_strict.py) turn each spec into hypothesis
+tests. Values are drawn from grids (multiples of 1/64 plus an offset) so that ties and kinks - where
+a derivative does not exist - are never closer than the finite-difference step.
 """
 
 from dataclasses import dataclass
@@ -82,10 +83,12 @@ def _np_logsumexp(x, axis=None, keepdims=False):
 
 
 def _matmul_draw(data):
-    kind = data.draw(st.sampled_from(["2d", "batched", "vec-mat", "mat-vec", "vec-vec", "broadcast"]))
+    kind = data.draw(st.sampled_from(["2d", "batched", "vec-mat", "mat-vec", "vec-vec",
+                                      "broadcast"]))
     n, k, m, b = (data.draw(st.integers(1, SIDE)) for _ in range(4))
     shapes = {"2d": ((n, k), (k, m)), "batched": ((b, n, k), (b, k, m)), "vec-mat": ((k,), (k, m)),
-              "mat-vec": ((n, k), (k,)), "vec-vec": ((k,), (k,)), "broadcast": ((b, n, k), (k, m))}[kind]
+              "mat-vec": ((n, k), (k,)), "vec-vec": ((k,), (k,)),
+              "broadcast": ((b, n, k), (k, m))}[kind]
     el = grid(-2, 2)
     return [data.draw(hnp.arrays(np.float64, s, elements=el)) for s in shapes], {}
 
@@ -119,7 +122,8 @@ def _getitem_draw(data):
 
 
 def _broadcast_to_draw(data):
-    shape, target = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=1, min_dims=0, max_dims=3,
+    shape, target = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=1, min_dims=0,
+                                                                max_dims=3,
                                                                max_side=SIDE).map(
         lambda s: (s.input_shapes[0], s.result_shape)))
     return [data.draw(hnp.arrays(np.float64, shape, elements=grid(-2, 2)))], {"shape": target}
@@ -183,9 +187,8 @@ def _maximum_draw(data):
 
 
 def _reparameterize_draw(data):
-    shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
-                                                         max_side=SIDE).map(lambda s: s.input_shapes),
-                       label="shapes")
+    three = hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=SIDE)
+    shapes = data.draw(three.map(lambda s: s.input_shapes), label="shapes")
     ranges = [(-3, 3), (-3, 2), (-2, 2)]          # mu, log_var, eps
     return [data.draw(hnp.arrays(np.float64, shape, elements=grid(*r)), label=name)
             for shape, r, name in zip(shapes, ranges, ("mu", "log_var", "eps"))], {}
@@ -202,10 +205,14 @@ def _max_draw(data):
 SPECS = [
     OpSpec("add", lambda a, b: a + b, np.add, _binary(grid(-3, 3), grid(-3, 3)), second_order=True),
     OpSpec("sub", lambda a, b: a - b, np.subtract, _binary(grid(-3, 3), grid(-3, 3))),
-    OpSpec("mul", lambda a, b: a * b, np.multiply, _binary(grid(-3, 3), grid(-3, 3)), second_order=True),
-    OpSpec("div", lambda a, b: a / b, np.divide, _binary(grid(-3, 3), grid(0.5, 3)), second_order=True),
-    OpSpec("pow", lambda a, b: a ** b, np.power, _binary(grid(0.5, 2), grid(-2, 2)), second_order=True),
-    OpSpec("pow_scalar", lambda x, c: x ** c, lambda x, c: x ** c, _pow_scalar_draw, second_order=True),
+    OpSpec("mul", lambda a, b: a * b, np.multiply, _binary(grid(-3, 3), grid(-3, 3)),
+           second_order=True),
+    OpSpec("div", lambda a, b: a / b, np.divide, _binary(grid(-3, 3), grid(0.5, 3)),
+           second_order=True),
+    OpSpec("pow", lambda a, b: a ** b, np.power, _binary(grid(0.5, 2), grid(-2, 2)),
+           second_order=True),
+    OpSpec("pow_scalar", lambda x, c: x ** c, lambda x, c: x ** c, _pow_scalar_draw,
+           second_order=True),
     OpSpec("neg", lambda x: -x, np.negative, _unary(grid(-3, 3))),
     OpSpec("abs", mg.abs, np.abs, _unary(grid(-3, 3, exclude_zero=True))),
     OpSpec("matmul", lambda a, b: a @ b, np.matmul, _matmul_draw, second_order=True),
@@ -253,7 +260,8 @@ SPECS = [
     OpSpec("concatenate", lambda *xs, axis: mg.concatenate(xs, axis),
            lambda *xs, axis: np.concatenate(xs, axis), _join_draw(new_axis=False)),
     OpSpec("reparameterize", lambda mu, lv, eps: mg.distributions.Reparameterize()(mu, lv, eps),
-           lambda mu, lv, eps: mu + np.exp(0.5 * lv) * eps, _reparameterize_draw, second_order=True),
+           lambda mu, lv, eps: mu + np.exp(0.5 * lv) * eps, _reparameterize_draw,
+           second_order=True),
     OpSpec("stack", lambda *xs, axis: mg.stack(xs, axis), lambda *xs, axis: np.stack(xs, axis),
            _join_draw(new_axis=True)),
 ]

@@ -1,4 +1,5 @@
-"""The graph walk: accumulation, freeing, double backprop, no_grad, constants, deep graphs, errors."""
+"""The graph walk: accumulation, freeing, double backprop, no_grad, constants, deep graphs,
+errors."""
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ def test_a_shared_input_gets_the_sum_of_its_paths(backend):
 
 
 def test_leaf_gradients_are_independent_arrays(backend):
-    # a + b hands the same upstream gradient to both inputs; changing one .grad must not change the other
+    # a + b hands the same upstream gradient to both inputs; changing one .grad must not change the
+    # other
     a = mg.Tensor([1.0, 2.0], requires_grad=True)
     b = mg.Tensor([1.0, 2.0], requires_grad=True)
     (a + b).sum().backward()
@@ -43,7 +45,8 @@ def test_leaf_gradients_never_alias_other_arrays(backend):
     d.backward(upstream)
     d.grad.data[0] = 100.0
     assert upstream.numpy().tolist() == [5.0, 6.0]
-    # a weight's gradient from a matmul is fresh and handed out once: kept without a copy, and correct
+    # a weight's gradient from a matmul is fresh and handed out once: kept without a copy, and
+    # correct
     x, w = mg.Tensor([[1.0, 2.0]]), mg.Tensor([[1.0], [1.0]], requires_grad=True)
     (x @ w).sum().backward()
     assert w.grad.numpy().tolist() == [[1.0], [2.0]]

@@ -1,5 +1,5 @@
-"""The benchmarks compare like with like: the hand-written NumPy VAE computes the same loss, gradients
-and Adam step as minigen's VAE; the GPU check says plainly when there is no GPU."""
+"""The benchmarks compare like with like: the hand-written NumPy VAE computes the same loss,
+gradients and Adam step as minigen's VAE; the GPU check says plainly when there is no GPU."""
 
 import os
 import subprocess
@@ -20,11 +20,13 @@ SIZES = (12, 7, 3)
 # minigen's VAE parameters, in the reference's names
 NAMES = {"encoder.body.0.weight": "W1", "encoder.body.0.bias": "b1", "encoder.mu.weight": "Wmu",
          "encoder.mu.bias": "bmu", "encoder.log_var.weight": "Wlv", "encoder.log_var.bias": "blv",
-         "decoder.0.weight": "W3", "decoder.0.bias": "b3", "decoder.1.weight": "W4", "decoder.1.bias": "b4"}
+         "decoder.0.weight": "W3", "decoder.0.bias": "b3", "decoder.1.weight": "W4",
+         "decoder.1.bias": "b4"}
 
 
 def twins(seed=0):
-    """The reference VAE (float64) and a minigen VAE holding the same weights, with a batch and noise."""
+    """The reference VAE (float64) and a minigen VAE holding the same weights, with a batch and
+    noise."""
     reference = NumpyVAE(sizes=SIZES, dtype="float64", seed=seed)
     model = mg.models.VAE(SIZES[0], hidden=(SIZES[1],), latent_dim=SIZES[2])
     model.load_state_dict({name: reference.params[short] for name, short in NAMES.items()})
@@ -84,7 +86,8 @@ def test_the_gpu_check_stops_with_the_reason_when_there_is_no_gpu(tmp_path):
         pytest.skip("a GPU is usable here: gpu_check.sh would run in full")
     except mg.backend.BackendError:
         pass
-    result = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), str(tmp_path)],
+    result = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"),
+                             str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHON=sys.executable))
     assert result.returncode == 3

@@ -88,7 +88,8 @@ def test_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(tmp_path, c
     (["train", "vae", "--pack", "2"], "--pack applies to the GAN only"),
 ])
 def test_bad_input_gives_a_short_message_and_exit_code_2(tmp_path, args, message):
-    result = subprocess.run([sys.executable, "-m", "minigen", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "minigen", *args], capture_output=True,
+                            text=True,
                             cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr

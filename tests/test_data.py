@@ -1,5 +1,5 @@
-"""Toy sets, the IDX reader (on files the test writes, and on the real MNIST when MINIGEN_DATA is set),
-MNIST loading rules, and the DataLoader."""
+"""Toy sets, the IDX reader (on files the test writes, and on the real MNIST when MINIGEN_DATA is
+set), MNIST loading rules, and the DataLoader."""
 
 import gzip
 import hashlib
@@ -27,7 +27,8 @@ def _fake_mnist(folder, n_test=50, n_train=None, gz=True):
     suffix = ".gz" if gz else ""
     pairs = [("t10k", n_test)] + ([("train", n_train)] if n_train else [])
     for prefix, n in pairs:
-        _write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}",
+                   rng.integers(0, 256, (n, 28, 28)))
         _write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", rng.integers(0, 10, n))
     return folder
 
@@ -174,9 +175,9 @@ def test_binarize_keeps_the_mean(backend):
     assert abs(b.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / b.size)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Fashion-MNIST and the MINIGEN_DATA layouts
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _quiet(message):
     pass
@@ -217,7 +218,8 @@ def test_minigen_data_naming_mnist_itself_keeps_working_and_is_not_fashion(tmp_p
     _fake_mnist(tmp_path, n_test=50)
     monkeypatch.setenv("MINIGEN_DATA", str(tmp_path))
     assert len(data.load_mnist(log=_quiet).test_images) == 10
-    with pytest.raises(data.DataError) as info:        # MNIST's files are never read as Fashion-MNIST
+    # MNIST's files are never read as Fashion-MNIST
+    with pytest.raises(data.DataError) as info:
         data.load_fashion_mnist(log=_quiet)
     assert "no fashion-mnist/ subfolder" in str(info.value) and "MINIGEN_DATA" in str(info.value)
 

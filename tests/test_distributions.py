@@ -1,5 +1,6 @@
-"""minigen.distributions: Normal and Bernoulli against SciPy, the reparameterization trick (statistics and
-derivatives), and the closed-form KL against Monte Carlo and numerical integration."""
+"""minigen.distributions: Normal and Bernoulli against SciPy, the reparameterization trick
+(statistics and derivatives), and the closed-form KL against Monte Carlo and numerical
+integration."""
 
 import numpy as np
 import pytest
@@ -28,9 +29,9 @@ def shapes(n):
                                              max_side=3).map(lambda s: s.input_shapes)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Normal
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @given(data=st.data())
 def test_normal_log_prob_and_entropy(backend, data):
@@ -71,7 +72,8 @@ def test_rsample_has_the_right_mean_and_standard_deviation():
     assert z.shape == (n, 3)
     assert np.all(np.abs(z.mean(axis=0) - loc) < 4 * scale / np.sqrt(n))
     assert np.all(np.abs(z.std(axis=0) - scale) < 4 * scale / np.sqrt(2 * n))
-    # and the founding document's bug would be caught: from_log_var's draws have variance exp(log_var)
+    # and the founding document's bug would be caught: from_log_var's draws have variance
+    # exp(log_var)
     log_var = np.array([-1.0, 1.0])
     z = Normal.from_log_var(mg.Tensor(np.zeros(2), dtype="float64"),
                             mg.Tensor(log_var, dtype="float64")).rsample((n,)).numpy()
@@ -83,7 +85,8 @@ def test_reparameterize_statistics():
     mg.manual_seed(1)
     n = 100_000
     mu, log_var = np.full(n, 1.0), np.full(n, np.log(0.25))       # sigma = 0.5
-    z = mg.reparameterize(mg.Tensor(mu, dtype="float64"), mg.Tensor(log_var, dtype="float64")).numpy()
+    z = mg.reparameterize(mg.Tensor(mu, dtype="float64"),
+                          mg.Tensor(log_var, dtype="float64")).numpy()
     assert abs(z.mean() - 1.0) < 4 * 0.5 / np.sqrt(n)
     assert abs(z.std() - 0.5) < 4 * 0.5 / np.sqrt(2 * n)
 
@@ -132,9 +135,9 @@ def test_draws_follow_the_seed(backend):
     np.testing.assert_array_equal(a, Normal(0.0, 1.0).sample((5,)).numpy())
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # KL divergence between two Normals
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 P = (np.array([0.0, 0.5, -1.0, 2.0]), np.array([1.0, 0.4, 2.0, 0.7]))
 Q = (np.array([0.0, -0.3, 1.0, 2.5]), np.array([1.0, 1.2, 0.8, 0.5]))
@@ -175,7 +178,8 @@ def test_kl_divergence_gradients(backend, data):
     shape_list = data.draw(shapes(4))
     tensors = [leaf(data.draw(arrays(s, *bounds)))
                for s, bounds in zip(shape_list, [(-2, 2), (0.5, 2), (-2, 2), (0.5, 2)])]
-    assert mg.gradcheck(lambda m1, s1, m2, s2: kl_divergence(Normal(m1, s1), Normal(m2, s2)), tensors)
+    assert mg.gradcheck(lambda m1, s1, m2, s2: kl_divergence(Normal(m1, s1), Normal(m2, s2)),
+                        tensors)
 
 
 def test_kl_divergence_of_other_distributions_is_not_implemented():
@@ -183,9 +187,9 @@ def test_kl_divergence_of_other_distributions_is_not_implemented():
         kl_divergence(Normal(0.0, 1.0), Bernoulli(logits=0.0))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Bernoulli
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @given(data=st.data())
 def test_bernoulli_log_prob_and_entropy(backend, data):
@@ -195,7 +199,8 @@ def test_bernoulli_log_prob_and_entropy(backend, data):
     dist = Bernoulli(logits=mg.Tensor(logits))
     p = scipy.special.expit(logits)
     np.testing.assert_allclose(dist.probs.numpy(), p, rtol=1e-12)
-    np.testing.assert_allclose(dist.log_prob(mg.Tensor(x)).numpy(), scipy.stats.bernoulli.logpmf(x, p),
+    np.testing.assert_allclose(dist.log_prob(mg.Tensor(x)).numpy(),
+                               scipy.stats.bernoulli.logpmf(x, p),
                                rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dist.entropy().numpy(), scipy.stats.bernoulli.entropy(p), rtol=1e-10,
                                atol=1e-12)
@@ -224,9 +229,9 @@ def test_bernoulli_samples_have_the_right_frequency():
     assert np.all(np.abs(s.mean(axis=0) - p) < 4 * np.sqrt(p * (1 - p) / n))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # float32 all the way, on the strict no-float64 device too
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_distributions_stay_float32(backend32):
     def f32(t):

@@ -1,9 +1,9 @@
 """Every op runs forward and backward in float32 without creating a float64 array.
 
-On the "strict-float32" backend (array-api-strict's no_float64 device) any float64 array is an error, so
-a silent float32 -> float64 promotion (a NumPy float64 scalar, a Python-side constant made in float64,
-a mask cast to the wrong dtype) fails here even though NumPy would quietly accept it.  The same run on
-the "numpy" backend checks the dtypes that come out.
+On the "strict-float32" backend (array-api-strict's no_float64 device) any float64 array is an
+error, so a silent float32 -> float64 promotion (a NumPy float64 scalar, a Python-side constant made
+in float64, a mask cast to the wrong dtype) fails here even though NumPy would quietly accept it.
+The same run on the "numpy" backend checks the dtypes that come out.
 """
 
 import numpy as np

@@ -58,8 +58,10 @@ def assert_same(fn_fused, fn_reference, inputs, seed=0):
 @settings(max_examples=8)
 @given(data=st.data())
 def test_dense_equals_its_reference(backend, activation, data):
-    batch = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3), label="batch")
-    n_in, n_out = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 3), label="out")
+    batch = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3),
+                      label="batch")
+    n_in, n_out = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 3),
+                                                                      label="out")
     x = leaf(data.draw(arrays(batch + (n_in,)), label="x"))
     w = leaf(data.draw(arrays((n_in, n_out)), label="w"))
     b = leaf(data.draw(arrays((n_out,), offset=1 / 8192), label="b"))   # clear of relu's kink
@@ -71,7 +73,8 @@ def test_dense_equals_its_reference(backend, activation, data):
 @settings(max_examples=15)
 @given(data=st.data())
 def test_bce_with_logits_equals_its_reference(backend, data):
-    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3), label="shape")
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3),
+                      label="shape")
     x = leaf(data.draw(arrays(shape, -6.0, 6.0), label="x"))         # 0 included: exact there too
     t = leaf(data.draw(arrays(shape, 0.0, 1.0), label="t"))
     assert_same(lambda x, t: fused.BCEWithLogits()(x, t), fused.bce_with_logits_reference, [x, t])
@@ -80,7 +83,8 @@ def test_bce_with_logits_equals_its_reference(backend, data):
 @settings(max_examples=15)
 @given(data=st.data())
 def test_gaussian_kl_equals_its_reference(backend, data):
-    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3), label="shape")
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3),
+                      label="shape")
     mu, lv = (leaf(data.draw(arrays(shape), label=name)) for name in ("mu", "log_var"))
     assert_same(lambda m, v: fused.GaussianKL()(m, v), fused.gaussian_kl_reference, [mu, lv])
 
@@ -111,9 +115,9 @@ def test_adam_step_equals_its_reference(backend):
         np.testing.assert_allclose(a, b, **TOL)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The switch: what runs
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def counting_ops():

@@ -16,7 +16,8 @@ class WrongSquare(mg.Function):
 
 
 class FrozenSquare(mg.Function):
-    """y = x^2 with a right first derivative built from a constant: its second derivative is lost."""
+    """y = x^2 with a right first derivative built from a constant: its second derivative is
+    lost."""
 
     def forward(self, x):
         self.twice = 2.0 * x

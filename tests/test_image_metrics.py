@@ -21,7 +21,8 @@ def _reference_frechet(a, b):
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
     root = scipy.linalg.sqrtm(cov_a @ cov_b).real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b)
+                 - 2 * np.trace(root))
 
 
 @settings(max_examples=15)
@@ -134,7 +135,8 @@ def test_class_coverage_by_hand():
     p = np.array([0.5, 0.3, 0.19, 0.01])
     assert out["class_coverage"] == 4                           # 1 of 100 is exactly 10% of 10%
     assert out["class_entropy"] == pytest.approx(-(p * np.log(p)).sum())
-    assert out["class_fractions"][:4] == pytest.approx(p.tolist()) and out["class_fractions"][9] == 0
+    assert out["class_fractions"][:4] == pytest.approx(p.tolist())
+    assert out["class_fractions"][9] == 0
     assert metrics.class_coverage([0, 1] * 50, num_classes=10, min_share=0.3)["class_coverage"] == 2
     even = metrics.class_coverage(list(range(10)) * 7)
     assert even["class_coverage"] == 10 and even["class_entropy"] == pytest.approx(math.log(10))
@@ -144,9 +146,9 @@ def test_class_coverage_by_hand():
         metrics.class_coverage(mg.Tensor(np.zeros((2, 2), dtype=np.int64)))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # On real images (needs MINIGEN_DATA)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _real_images():
     root = os.environ.get("MINIGEN_DATA")

@@ -35,7 +35,8 @@ def test_gan_on_the_first_64_fashion_images(tmp_path):
 
 def test_missing_fashion_mnist_offline_says_what_to_do(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MINIGEN_DATA"}
-    env["HOME"] = str(tmp_path)                    # the download cache: ~/.cache/minigen/fashion-mnist
+    # the download cache: ~/.cache/minigen/fashion-mnist
+    env["HOME"] = str(tmp_path)
     result = subprocess.run([sys.executable, "-c", (
         "import urllib.request as u\n"
         "def offline(*a, **k): raise OSError('network unreachable')\n"

@@ -1,5 +1,5 @@
-"""minigen.kernels: each fused kernel (CUDA on CuPy, ufuncs with out= on NumPy, plain expressions on the
-strict backends) against the formula written out here in NumPy float64."""
+"""minigen.kernels: each fused kernel (CUDA on CuPy, ufuncs with out= on NumPy, plain expressions on
+the strict backends) against the formula written out here in NumPy float64."""
 
 import numpy as np
 import pytest
@@ -48,7 +48,8 @@ def test_adam_update_matches_the_formula(backend, dtype, data):
     beta1, beta2, step, eps = 0.9, 0.999, 1e-2, 1e-3
     arrays = [device(a, dtype) for a in (p, g, m, v)]
     scratch = device(np.zeros(shape), dtype)
-    kernels.adam_update(arrays[0], arrays[1], arrays[2], arrays[3], scratch, beta1, beta2, step, eps)
+    kernels.adam_update(arrays[0], arrays[1], arrays[2], arrays[3], scratch, beta1, beta2, step,
+                        eps)
 
     m_new = beta1 * m + (1 - beta1) * g
     v_new = beta2 * v + (1 - beta2) * g * g
@@ -78,7 +79,8 @@ def test_bce_with_logits_kernels(backend, dtype):
     loss, saved = kernels.bce_with_logits(device(x, dtype), device(t, dtype))
     expected = np.logaddexp(0.0, x) - x * t          # -[t log s(x) + (1 - t) log(1 - s(x))]
     np.testing.assert_allclose(host(loss), expected, **tolerance(dtype))
-    grad = kernels.bce_with_logits_grad(device(x, dtype), device(t, dtype), device(gy, dtype), saved)
+    grad = kernels.bce_with_logits_grad(device(x, dtype), device(t, dtype), device(gy, dtype),
+                                        saved)
     np.testing.assert_allclose(host(grad), (scipy.special.expit(x) - t) * gy, **tolerance(dtype))
 
 
@@ -87,5 +89,6 @@ def test_the_adam_optimizer_keeps_no_scratch_in_its_checkpoint(backend):
     opt = mg.optim.Adam([p], lr=0.1)
     (p * p).sum().backward()
     opt.step()
-    assert sorted(opt.state_dict()) == ["0.exp_avg", "0.exp_avg_sq", "0.step", "beta1", "beta2", "eps",
+    assert sorted(opt.state_dict()) == ["0.exp_avg", "0.exp_avg_sq", "0.step", "beta1", "beta2",
+                                        "eps",
                                         "lr", "weight_decay"]

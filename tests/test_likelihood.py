@@ -1,5 +1,5 @@
-"""The likelihood metrics: ELBO and the importance-weighted bound L_K (Burda et al. 2015), checked on a
-linear-Gaussian VAE whose log p(x) is known in closed form, and on small random VAEs."""
+"""The likelihood metrics: ELBO and the importance-weighted bound L_K (Burda et al. 2015), checked
+on a linear-Gaussian VAE whose log p(x) is known in closed form, and on small random VAEs."""
 
 import math
 
@@ -14,9 +14,9 @@ from minigen.models import VAE, VAEGAN
 def linear_gaussian_vae(w, b, exact=True):
     """x = z w + b + noise with z ~ N(0, 1), noise ~ N(0, I): a VAE with no hidden layers, latent 1.
 
-    Then p(x) = N(b, w^T w + I) and the posterior is N(s2 w.(x - b), s2) with s2 = 1 / (1 + w.w): linear
-    in x with a constant variance, so the encoder can be set to it exactly (``exact``), or to a
-    deliberately wrong one.
+    Then p(x) = N(b, w^T w + I) and the posterior is N(s2 w.(x - b), s2) with s2 = 1 / (1 + w.w):
+    linear in x with a constant variance, so the encoder can be set to it exactly (``exact``), or to
+    a deliberately wrong one.
     """
     d = len(w)
     model = VAE(d, hidden=(), latent_dim=1, likelihood="gaussian")
@@ -52,8 +52,8 @@ def _points(n=40, seed=0):
 
 
 def test_exact_posterior_gives_log_px_for_every_k(backend):
-    # With q(z|x) = p(z|x) every importance weight equals p(x): L_K = log p(x) exactly, for any K, and
-    # the K draws may be split into uneven chunks (7 = 3 + 3 + 1) without changing anything.
+    # With q(z|x) = p(z|x) every importance weight equals p(x): L_K = log p(x) exactly, for any K,
+    # and the K draws may be split into uneven chunks (7 = 3 + 3 + 1) without changing anything.
     model, x = linear_gaussian_vae(W, B), _points()
     expected = log_px_closed_form(x, W, B)
     for k, rows in ((1, 20000), (7, 3 * 40), (50, 20000)):
@@ -86,7 +86,8 @@ def _binary(n, seed=0):
 
 
 def test_k1_bound_is_the_elbo_in_expectation(backend):
-    # L_1 = log p(x|z) + log p(z) - log q(z|x) (all sampled) and the ELBO (analytic KL) agree on average
+    # L_1 = log p(x|z) + log p(z) - log q(z|x) (all sampled) and the ELBO (analytic KL) agree on
+    # average
     model = _random_vae()
     x = mg.Tensor(np.tile(_binary(4).numpy(), (3000, 1)), dtype=mg.get_default_dtype())
     l1 = metrics.iwae_bound(model, x, k=1, batch_size=2000).numpy()

@@ -1,6 +1,6 @@
 """minigen.losses: values against SciPy/NumPy references, gradients against central differences,
-stability at extreme logits, the closed-form Gaussian KL against Monte Carlo and numerical integration,
-reductions and error messages."""
+stability at extreme logits, the closed-form Gaussian KL against Monte Carlo and numerical
+integration, reductions and error messages."""
 
 import re
 
@@ -61,7 +61,8 @@ LOSSES = {
 @given(data=st.data())
 def test_loss_values_and_gradients(backend, name, data):
     loss, reference, ranges = LOSSES[name]
-    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3), label="shape")
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3),
+                      label="shape")
     reduction = data.draw(st.sampled_from(losses.REDUCTIONS), label="reduction")
     inputs = [data.draw(arrays(shape, low, high), label=f"input {i}")
               for i, (low, high) in enumerate(ranges)]
@@ -143,9 +144,9 @@ def test_gaussian_nll_with_a_number_or_a_broadcast_log_var(backend):
         losses.gaussian_nll(mg.Tensor(mean), mg.Tensor(target), mg.zeros(2))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The closed-form KL against independent estimates
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_gaussian_kl_agrees_with_monte_carlo():
     mu, log_var = np.array([0.0, 0.3, -1.2, 2.0]), np.array([0.0, -0.5, 0.7, -2.0])
@@ -156,7 +157,8 @@ def test_gaussian_kl_agrees_with_monte_carlo():
     samples = scipy.stats.norm.logpdf(z, mu, sigma) - scipy.stats.norm.logpdf(z)
     estimate, standard_error = samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(n)
     kl = losses.gaussian_kl(mg.Tensor(mu), mg.Tensor(log_var), reduction="none").numpy()
-    assert np.all(np.abs(kl - estimate) <= 4 * standard_error + 1e-12), (kl, estimate, standard_error)
+    assert np.all(np.abs(kl - estimate) <= 4 * standard_error + 1e-12), (kl, estimate,
+                                                                         standard_error)
 
 
 @pytest.mark.parametrize("mu, log_var", [(0.0, 0.0), (0.7, -1.0), (-2.0, 1.5), (0.1, -4.0)])
@@ -172,9 +174,9 @@ def test_gaussian_kl_agrees_with_numerical_integration(mu, log_var):
     assert kl.item() == pytest.approx(expected, rel=1e-7, abs=1e-10)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Errors
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 TWO_INPUT_LOSSES = [losses.bce, losses.bce_with_logits, losses.mse, losses.gaussian_kl,
                     losses.gaussian_nll]
@@ -202,9 +204,9 @@ def test_dtype_mismatch_is_refused():
     assert mg.backend.dtype_name(out.dtype) == "float32"
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # float32 all the way, on the strict no-float64 device too
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(LOSSES))
 @pytest.mark.parametrize("reduction", losses.REDUCTIONS)

@@ -1,5 +1,6 @@
-"""minigen.models: shapes, config round trips, float32 training, losses against hand formulas, and the
-VAE-GAN's gradient routing (Larsen et al. 2016): each network learns only from its own objective."""
+"""minigen.models: shapes, config round trips, float32 training, losses against hand formulas, and
+the VAE-GAN's gradient routing (Larsen et al. 2016): each network learns only from its own
+objective."""
 
 import json
 
@@ -43,9 +44,9 @@ def mlp_numpy(state, prefix, x, count):
     return x
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Shapes and checkpoints
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["vae", "gan", "vaegan"])
 def test_shapes_and_config_round_trip(backend, kind):
@@ -102,9 +103,9 @@ def test_bad_names_and_sizes():
         GAN(2, latent_dim=0)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Training in float32 (strict-float32 refuses any float64 array)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _blobs(n=64):
     """Two tight 2-D blobs far from the origin: (2, -1) and (3, 0)."""
@@ -168,9 +169,9 @@ def test_vaegan_trains_in_float32(backend32, llike):
     assert _distance_of_mean(reconstructed, x) < 0.5 * before     # from about 2.5 away
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Losses against formulas written out in NumPy
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_vae_loss_matches_numpy(backend, likelihood):
@@ -200,7 +201,8 @@ def test_vae_loss_matches_numpy(backend, likelihood):
     np.testing.assert_allclose(out["kl"].item(), kl.mean(), rtol=1e-10)
     np.testing.assert_allclose(out["loss"].item(), -log_px.mean() + 0.7 * kl.mean(), rtol=1e-10)
     mg.manual_seed(7)
-    np.testing.assert_allclose(model.elbo(mg.Tensor(x)).numpy(), log_px - kl, rtol=1e-10)  # beta = 1
+    # beta = 1
+    np.testing.assert_allclose(model.elbo(mg.Tensor(x)).numpy(), log_px - kl, rtol=1e-10)
     expected_mean = scipy.special.expit(mlp_numpy(s, "decoder", mu, 3)) \
         if likelihood == "bernoulli" else mlp_numpy(s, "decoder", mu, 3)
     np.testing.assert_allclose(model.reconstruct(mg.Tensor(x)).numpy(), expected_mean, rtol=1e-10)
@@ -234,7 +236,8 @@ def test_gan_packs_consecutive_points(backend):
     mg.manual_seed(0)
     model = GAN(3, hidden=(5, 4), pack=2)
     assert model.discriminator.body[0].weight.shape == (6, 5)         # 2 points of 3 coordinates
-    assert [layer.out_features for layer in model.generator] == [4, 5, 3]   # the generator is as before
+    # the generator is as before
+    assert [layer.out_features for layer in model.generator] == [4, 5, 3]
     x = np.arange(21.0).reshape(7, 3)
     packed = model.packed(mg.Tensor(x)).numpy()
     np.testing.assert_array_equal(packed, [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11],
@@ -254,10 +257,12 @@ def test_gan_packs_consecutive_points(backend):
     first = twin.discriminator_loss(mg.Tensor(x), model.sample(7)).item()
     mg.manual_seed(1)
     assert model.discriminator_loss(mg.Tensor(x), model.sample(7)).item() == first
-    with pytest.raises(ValueError, match="mis-shaped"):               # a pack-1 discriminator differs
+    # a pack-1 discriminator differs
+    with pytest.raises(ValueError, match="mis-shaped"):
         build_model("gan", **dict(config, pack=1)).load_state_dict(model.state_dict())
 
-    out = model.train_step(mg.randn(9, 3), model.make_optimizers(lr=0.01))   # 4 packs of the 9 points
+    # 4 packs of the 9 points
+    out = model.train_step(mg.randn(9, 3), model.make_optimizers(lr=0.01))
     assert set(out) == {"d_loss", "g_loss"} and all(np.isfinite(v) for v in out.values())
     assert model.sample(5).shape == (5, 3)
 
@@ -292,7 +297,8 @@ def test_vaegan_losses_match_formulas(backend, llike):
         llike = 0.5 * ((features(x) - features(x_rec)) ** 2).sum(axis=1).mean()
     else:                            # -log N(x; x~, I), the constant included
         llike = (0.5 * (x - x_rec) ** 2 + 0.5 * np.log(2 * np.pi)).sum(axis=1).mean()
-    d_loss = softplus(-logit(x)).mean() + softplus(logit(x_rec)).mean() + softplus(logit(x_p)).mean()
+    d_loss = (softplus(-logit(x)).mean() + softplus(logit(x_rec)).mean()
+              + softplus(logit(x_p)).mean())
     g_loss = softplus(-logit(x_rec)).mean() + softplus(-logit(x_p)).mean()
     expected = {"prior": prior, "llike": llike, "d_loss": d_loss, "g_loss": g_loss,
                 "encoder_loss": 0.5 * prior + llike, "decoder_loss": 2.5 * llike + g_loss}
@@ -300,9 +306,9 @@ def test_vaegan_losses_match_formulas(backend, llike):
         np.testing.assert_allclose(out[name].item(), value, rtol=1e-10, err_msg=name)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # VAE-GAN gradient routing
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _routed(model, x, seed=5):
     mg.manual_seed(seed)
@@ -436,9 +442,9 @@ def test_gan_train_step_updates_discriminator_then_generator(backend):
     assert all(p.grad is None for p in model.discriminator.parameters())
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Sampling from the moving average of the generator's weights
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["gan", "vaegan"])
 def test_samples_come_from_the_moving_average(backend, kind):
@@ -448,7 +454,8 @@ def test_samples_come_from_the_moving_average(backend, kind):
                      else (model.decoder, model.decoder_ema))
     assert average.parameters() == []                      # buffers: no optimizer ever sees them
     saved = [name for name in model.state_dict() if "_ema." in name]
-    assert len(saved) == 6 and all(name.startswith(("generator_ema.", "decoder_ema.")) for name in saved)
+    assert len(saved) == 6 and all(name.startswith(("generator_ema.", "decoder_ema."))
+                                   for name in saved)
     x = mg.randn(6, 2)
     old = [b.numpy().copy() for _, b in average.named_buffers()]
     model.train_step(x, model.make_optimizers(lr=0.05))

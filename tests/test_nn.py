@@ -1,5 +1,5 @@
-"""minigen.nn: Dense (one fused op), activations, Sequential, Dropout, BatchNorm1d, Module bookkeeping,
-state_dict / save / load, and moving a model between devices."""
+"""minigen.nn: Dense (one fused op), activations, Sequential, Dropout, BatchNorm1d, Module
+bookkeeping, state_dict / save / load, and moving a model between devices."""
 
 import pickle
 import re
@@ -29,19 +29,23 @@ def dtype_of(t):
 
 
 NUMPY_ACTIVATIONS = {None: lambda y: y, "tanh": np.tanh, "sigmoid": scipy.special.expit,
-                     "softplus": lambda y: np.logaddexp(0.0, y), "relu": lambda y: np.maximum(y, 0.0),
+                     "softplus": lambda y: np.logaddexp(0.0, y),
+                     "relu": lambda y: np.maximum(y, 0.0),
                      "leaky_relu": lambda y: np.where(y > 0, y, 0.01 * y)}
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Dense
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @given(data=st.data())
 def test_dense_forward_and_gradients(backend, data):
-    batch = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3), label="batch")
-    n_in, n_out = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 3), label="out")
-    activation = data.draw(st.sampled_from([None, "tanh", "sigmoid", "softplus", "relu", "leaky_relu"]),
+    batch = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3),
+                      label="batch")
+    n_in, n_out = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 3),
+                                                                      label="out")
+    activation = data.draw(st.sampled_from([None, "tanh", "sigmoid", "softplus", "relu",
+                                            "leaky_relu"]),
                            label="activation")
     x = data.draw(arrays(batch + (n_in,)), label="x")
     w = data.draw(arrays((n_in, n_out)), label="w")
@@ -77,7 +81,8 @@ def test_dense_with_a_fused_activation_has_second_derivatives(backend, activatio
     b = leaf(data.draw(arrays((n_out,), offset=1 / 8192)))
     y = nn.dense(x, w, b, activation=activation)
     assert y.creator.activation == activation
-    assert mg.gradgradcheck(lambda x, w, b: nn.dense(x, w, b, activation=activation) ** 2, [x, w, b])
+    assert mg.gradgradcheck(lambda x, w, b: nn.dense(x, w, b, activation=activation) ** 2,
+                            [x, w, b])
 
 
 def test_dense_fuses_what_it_can_and_applies_the_rest_after():
@@ -133,7 +138,8 @@ def test_dense_converts_host_input_to_its_own_dtype(backend32):
     layer = nn.Dense(3, 2)
     y = layer(np.ones((4, 3)))                       # float64 NumPy data into a float32 layer
     assert dtype_of(y) == "float32" and y.device == layer.weight.device
-    np.testing.assert_allclose(y.numpy(), np.tile(layer.weight.numpy().sum(axis=0), (4, 1)), rtol=1e-6)
+    np.testing.assert_allclose(y.numpy(), np.tile(layer.weight.numpy().sum(axis=0), (4, 1)),
+                               rtol=1e-6)
 
 
 def test_dense_initialisation_follows_the_seed():
@@ -173,9 +179,9 @@ def test_dense_callable_activations():
     np.testing.assert_allclose(layer(x).numpy(), 2 * (x.numpy() @ layer.weight.numpy()), rtol=1e-6)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Activation modules
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 ACTIVATION_MODULES = [
     (nn.ReLU(), lambda x: np.maximum(x, 0.0)),
@@ -198,9 +204,9 @@ def test_activation_modules(backend, module, reference, data):
     assert module.parameters() == []
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Module bookkeeping
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Custom(nn.Module):
     def __init__(self):
@@ -278,9 +284,9 @@ def test_zero_grad_sets_gradients_to_none():
     assert all(p.grad is None for p in model.parameters())
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # state_dict, save, load, to
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _model():
     return nn.Sequential(nn.Dense(3, 4, activation="tanh"), nn.BatchNorm1d(4), nn.Dense(4, 2))
@@ -414,9 +420,9 @@ def test_to_moves_parameters_gradients_and_buffers_in_place():
         model.to("tpu")
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # BatchNorm1d and Dropout
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _numpy_batchnorm(x, w, b, mean, var, eps):
     return (x - mean) / np.sqrt(var + eps) * w + b
@@ -438,7 +444,8 @@ def test_batchnorm_training_and_evaluation_match_the_formula(backend):
     np.testing.assert_allclose(bn.running_mean.numpy(), rm, rtol=1e-12)
     np.testing.assert_allclose(bn.running_var.numpy(), rv, rtol=1e-12)
 
-    bn.eval()                                        # evaluation: running statistics, left unchanged
+    # evaluation: running statistics, left unchanged
+    bn.eval()
     y = bn(mg.Tensor(x))
     np.testing.assert_allclose(y.numpy(), _numpy_batchnorm(x, w, b, rm, rv, 1e-3), rtol=1e-12)
     np.testing.assert_allclose(bn(mg.Tensor(x[:1])).numpy(), y.numpy()[:1], rtol=1e-12)
@@ -460,7 +467,8 @@ def test_batchnorm_gradients(backend, data):
 
 def test_batchnorm_errors():
     bn = nn.BatchNorm1d(3)
-    with pytest.raises(ValueError, match=re.escape("expected input of shape (N, 3), got shape (4, 2)")):
+    with pytest.raises(ValueError,
+                       match=re.escape("expected input of shape (N, 3), got shape (4, 2)")):
         bn(mg.zeros(4, 2))
     with pytest.raises(ValueError, match="more than one example"):
         bn(mg.zeros(1, 3))
@@ -480,7 +488,8 @@ def test_dropout_in_training_and_evaluation():
     assert abs(zero.mean() - p) < 4 * np.sqrt(p * (1 - p) / n)
     np.testing.assert_allclose(values[~zero], 1.0 / (1.0 - p), rtol=1e-12)   # inverted dropout
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), values)   # the gradient goes through the same mask
+    # the gradient goes through the same mask
+    np.testing.assert_array_equal(x.grad.numpy(), values)
     drop.eval()
     assert drop(x) is x
     assert nn.Dropout(0.0)(x) is x
@@ -498,16 +507,17 @@ def test_dropout_draws_follow_the_seed(backend):
     assert 0 < np.count_nonzero(a) < 50
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Everything in float32, on the strict no-float64 device too
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _layers32():
     yield nn.Sequential(nn.Dense(3, 4, activation="relu"), nn.Dense(4, 4, activation="leaky_relu"),
                         nn.Dense(4, 4, activation="sigmoid"), nn.Dense(4, 4, activation="tanh"),
                         nn.Dense(4, 2, activation="softplus", init="he"))
     yield nn.Sequential(nn.Dense(3, 4), nn.BatchNorm1d(4), nn.LeakyReLU(0.2), nn.Dropout(0.5),
-                        nn.Dense(4, 4, bias=False), nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.Softplus())
+                        nn.Dense(4, 4, bias=False), nn.ReLU(), nn.Sigmoid(), nn.Tanh(),
+                        nn.Softplus())
 
 
 def test_every_layer_stays_float32(backend32):

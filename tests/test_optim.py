@@ -1,6 +1,6 @@
 """minigen.optim: SGD, Adam and AdamW against their update equations written out by hand (PyTorch's
-documented algorithms), clip_grad_norm_, in-place updates, state on the parameter's device, exact resume
-from a state_dict, and a network that learns two moons."""
+documented algorithms), clip_grad_norm_, in-place updates, state on the parameter's device, exact
+resume from a state_dict, and a network that learns two moons."""
 
 import time
 
@@ -22,8 +22,10 @@ def _problem(seed=0):
 
 
 def _run(make_optimizer, values, grads):
-    """Run the minigen optimizer, giving it each step's gradients; the parameters after each step."""
-    params = [mg.Tensor(v.copy(), requires_grad=True) for v in values]   # (NumPy arrays are not copied)
+    """Run the minigen optimizer, giving it each step's gradients; the parameters after each
+    step."""
+    # (NumPy arrays are not copied)
+    params = [mg.Tensor(v.copy(), requires_grad=True) for v in values]
     opt = make_optimizer(params)
     history = []
     for step_grads in grads:
@@ -34,7 +36,7 @@ def _run(make_optimizer, values, grads):
     return history
 
 
-# --- the update equations, written out by hand ---------------------------------------------------------
+# --- the update equations, written out by hand ----------------------------------------------------
 
 def sgd_by_hand(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
     """torch.optim.SGD's documented algorithm, for one parameter."""
@@ -137,9 +139,11 @@ def test_updates_are_in_place_and_gradients_are_only_read(backend, make):
 
 
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
-                                  lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1)], ids=["SGD", "Adam"])
+                                  lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1)],
+                                  ids=["SGD", "Adam"])
 def test_a_scalar_parameter_is_updated_like_any_other(backend, make):
-    # (NumPy turns 0-d results into scalars, which cannot be updated in place: the state must stay arrays)
+    # (NumPy turns 0-d results into scalars, which cannot be updated in place: the state must stay
+    # arrays)
     values, grads = [np.array(1.5)], [[np.array(g)] for g in (0.3, -0.2, 0.4)]
     history = _run(make, values, grads)
     reference = _run(make, [np.array([1.5])], [[g[0].reshape(1)] for g in grads])
@@ -155,7 +159,8 @@ def test_parameters_without_a_gradient_are_skipped(backend):
         opt.step()
     np.testing.assert_array_equal(b.numpy(), values[1])
     assert opt.state[1] == {} and opt.state[0]["step"] == 3
-    b.grad = mg.Tensor(grads[3][1])                  # b's first step is its step 1 (bias correction)
+    # b's first step is its step 1 (bias correction)
+    b.grad = mg.Tensor(grads[3][1])
     a.grad = None
     opt.step()
     np.testing.assert_allclose(b.numpy(), adam_by_hand(values[1], [grads[3][1]], lr=0.1)[0],
@@ -173,7 +178,8 @@ def test_zero_grad_sets_gradients_to_none():
 def test_state_lives_on_the_parameters_device_in_its_dtype(backend32):
     model = nn.Sequential(nn.Dense(3, 4, activation="tanh"), nn.BatchNorm1d(4), nn.Dense(4, 1))
     x = mg.randn(8, 3)
-    for opt in (optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+    for opt in (optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                          weight_decay=0.1),
                 optim.Adam(model.parameters(), weight_decay=0.1), optim.AdamW(model.parameters())):
         for _ in range(2):
             opt.zero_grad()
@@ -199,12 +205,13 @@ def test_state_follows_the_model_to_another_device():
         model(mg.randn(4, 2)).sum().backward()
     opt.step()
     assert all(p.device == "strict" for p in model.parameters())
-    assert all(mg.Tensor(v).device == "strict" for s in opt.state for k, v in s.items() if k != "step")
+    assert all(mg.Tensor(v).device == "strict" for s in opt.state for k, v in s.items()
+               if k != "step")
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Resuming from a checkpoint
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _train(model, opt, x, y, steps):
     for _ in range(steps):
@@ -215,7 +222,8 @@ def _train(model, opt, x, y, steps):
 
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
                                   lambda ps: optim.Adam(ps, lr=0.05, weight_decay=0.01),
-                                  lambda ps: optim.AdamW(ps, lr=0.05)], ids=["SGD", "Adam", "AdamW"])
+                                  lambda ps: optim.AdamW(ps, lr=0.05)],
+                                  ids=["SGD", "Adam", "AdamW"])
 def test_a_run_resumes_exactly_from_state_dicts(backend, make, tmp_path):
     mg.manual_seed(0)
     x, y = mg.randn(16, 2), mg.rand(16, 1)
@@ -276,9 +284,9 @@ def test_invalid_arguments_are_refused():
         optim.SGD([mg.Tensor([1.0])], lr=0.1)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # clip_grad_norm_
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_clip_grad_norm(backend):
     rng = np.random.default_rng(0)
@@ -296,7 +304,8 @@ def test_clip_grad_norm(backend):
     scale = (total / 2) / (total + 1e-6)
     for p, g, o in zip(params, grads, old):
         np.testing.assert_allclose(p.grad.numpy(), g * scale, rtol=1e-12)
-        np.testing.assert_array_equal(o.numpy(), g)            # the old gradient arrays are unchanged
+        # the old gradient arrays are unchanged
+        np.testing.assert_array_equal(o.numpy(), g)
     assert idle.grad is None
     clipped = np.sqrt(sum((p.grad.numpy() ** 2).sum() for p in params))
     assert clipped == pytest.approx(total / 2, rel=1e-6)
@@ -306,9 +315,9 @@ def test_clip_grad_norm(backend):
         np.testing.assert_allclose(p.grad.numpy(), g * scale, rtol=1e-15)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Learning something: two moons
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def two_moons(n, noise, rng):
     """Two interleaving half circles (as sklearn.datasets.make_moons), labels 0 and 1."""
@@ -325,7 +334,8 @@ def test_a_dense_network_learns_two_moons():
     with mg.using_backend("numpy"):
         mg.manual_seed(0)
         x, y = two_moons(400, 0.1, np.random.default_rng(0))
-        model = nn.Sequential(nn.Dense(2, 32, activation="relu"), nn.Dense(32, 32, activation="relu"),
+        model = nn.Sequential(nn.Dense(2, 32, activation="relu"),
+                              nn.Dense(32, 32, activation="relu"),
                               nn.Dense(32, 1))
         opt = optim.Adam(model.parameters(), lr=0.01)
         xt, yt = mg.Tensor(x), mg.Tensor(y)

@@ -1,4 +1,5 @@
-"""Figures are built without pyplot (no global backend change, no open figures) and saved atomically."""
+"""Figures are built without pyplot (no global backend change, no open figures) and saved
+atomically."""
 
 import sys
 
@@ -36,7 +37,8 @@ def test_every_figure_saves_a_png_without_touching_pyplot(tmp_path):
         path = plots.save(figure, tmp_path / f"{name}.png")
         assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.get_backend() == backend_before
-    assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    assert pyplot is None or not pyplot.get_fignums()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in figures)
 
 

@@ -1,4 +1,5 @@
-"""The stable forms: finite values and gradients at extreme inputs (±1e3), exact where it matters."""
+"""The stable forms: finite values and gradients at extreme inputs (±1e3), exact where it
+matters."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ EXTREME = [-1e3, -50.0, -1.0, 0.0, 1.0, 50.0, 1e3]
     ("sigmoid", expit, lambda x: expit(x) * expit(-x)),
     ("softplus", lambda x: -log_expit(-x), expit),
 ])
-def test_extreme_inputs_give_finite_exact_values_and_gradients(backend, name, reference, derivative):
+def test_extreme_inputs_give_finite_exact_values_and_gradients(backend, name, reference,
+                                                               derivative):
     x = mg.Tensor(EXTREME, requires_grad=True)
     y = getattr(mg, name)(x)
     y.sum().backward()

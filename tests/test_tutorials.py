@@ -1,8 +1,9 @@
-"""The tutorials: each runs in smoke mode, each notebook matches its script, the README lists them all.
+"""The tutorials: each runs in smoke mode, each notebook matches its script, the README lists them
+all.
 
 Tutorials are found by name (``tutorials/NN_slug.py``), so a new one is tested as soon as it exists.
-The notebook comparison parses the jupytext "percent" format and the .ipynb JSON directly, so it needs
-nothing beyond the standard library.
+The notebook comparison parses the jupytext "percent" format and the .ipynb JSON directly, so it
+needs nothing beyond the standard library.
 """
 
 import json
@@ -25,18 +26,20 @@ def _ids(paths):
     return [p.stem for p in paths]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Parsing the two formats
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def script_cells(path):
     """The cells of a jupytext percent script as (cell_type, source) pairs.
 
-    A line starting with ``# %%`` opens a cell (markdown when it says ``[markdown]``); a markdown cell's
-    lines lose their leading ``# `` (or a lone ``#``). Sources are stripped of surrounding blank lines.
+    A line starting with ``# %%`` opens a cell (markdown when it says ``[markdown]``); a markdown
+    cell's lines lose their leading ``# `` (or a lone ``#``). Sources are stripped of surrounding
+    blank lines.
     """
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines and lines[0].startswith("# %%"), f"{path.name} must start with a '# %%' cell marker"
+    assert lines and lines[0].startswith("# %%"), \
+        f"{path.name} must start with a '# %%' cell marker"
     cells, kind, body = [], None, []
 
     def close():
@@ -69,9 +72,9 @@ def notebook_cells(path):
     return cells, notebook
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Tests
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_tutorials_exist():
     assert SCRIPTS, f"no tutorials found in {TUTORIALS}"
@@ -83,12 +86,13 @@ def test_tutorial_runs_in_smoke_mode(script, tmp_path):
     # small matrix products ten times slower
     env = dict(os.environ, MINIGEN_TUTORIAL_SMOKE="1", MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            capture_output=True,
                             text=True, timeout=5 * SMOKE_LIMIT_S)
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, (
-        f"{script.name} exited with {result.returncode}\n--- stdout (end) ---\n{result.stdout[-3000:]}"
-        f"\n--- stderr (end) ---\n{result.stderr[-3000:]}")
+        f"{script.name} exited with {result.returncode}\n--- stdout (end) "
+        f"---\n{result.stdout[-3000:]}\n--- stderr (end) ---\n{result.stderr[-3000:]}")
     figures = sorted(p.name for p in tmp_path.glob("*.png"))
     assert figures, f"{script.name} wrote no PNG figure to its working folder"
     assert elapsed < SMOKE_LIMIT_S, f"{script.name} took {elapsed:.0f} s in smoke mode"
@@ -123,8 +127,8 @@ def test_notebook_matches_its_script(script):
                     f"run python tutorials/build_notebooks.py {script.stem[:2]}")
     expected = script_cells(script)
     found, notebook = notebook_cells(path)
-    stale = f"{path.name} is out of date with {script.name}; run python tutorials/build_notebooks.py " \
-            f"{script.stem[:2]}"
+    stale = (f"{path.name} is out of date with {script.name}; "
+             f"run python tutorials/build_notebooks.py {script.stem[:2]}")
     expected_code = [source for kind, source in expected if kind == "code"]
     found_code = [source for kind, source in found if kind == "code"]
     assert found_code == expected_code, stale + " (code cells differ)"
@@ -132,9 +136,11 @@ def test_notebook_matches_its_script(script):
 
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert all(cell.get("execution_count") for cell in code), f"{path.name} was not executed"
-    errors = [o for cell in code for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [o for cell in code for o in cell.get("outputs", [])
+              if o.get("output_type") == "error"]
     assert not errors, f"{path.name} has an error output: {errors[0].get('ename')}"
-    images = [o for cell in code for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    images = [o for cell in code for o in cell.get("outputs", [])
+              if "image/png" in o.get("data", {})]
     assert images, f"{path.name} shows no figure"
     assert path.stat().st_size < NOTEBOOK_LIMIT, f"{path.name} is over {NOTEBOOK_LIMIT // 1000} kB"
 

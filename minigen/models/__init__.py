@@ -5,14 +5,15 @@
     optimizers = model.make_optimizers()
     for x in loader:
         model.train_step(x, optimizers)
-    same = build_model(model.kind, **model.config())     # the same architecture, e.g. to load a checkpoint
+    same = build_model(model.kind, **model.config())     # the same architecture
 
 * :class:`VAE` - variational autoencoder (Kingma & Welling 2013), Bernoulli or Gaussian likelihood;
 * :class:`GAN` - generative adversarial network (Goodfellow et al. 2014), non-saturating loss;
 * :class:`VAEGAN` - the VAE/GAN hybrid (Larsen et al. 2016).
 
-Every model has ``kind``, ``config()``, ``sample(n)``, ``make_optimizers(lr=...)`` (a dict of optimizers)
-and ``train_step(x, optimizers)`` (a dict of Python floats), so one training loop serves all three.
+Every model has ``kind``, ``config()``, ``sample(n)``, ``make_optimizers(lr=...)`` (a dict of
+optimizers) and ``train_step(x, optimizers)`` (a dict of Python floats), so one training loop serves
+all three.
 """
 
 from .blocks import Discriminator, Encoder, mlp

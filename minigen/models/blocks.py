@@ -1,6 +1,6 @@
-"""The parts the models share: networks (``mlp``, ``Encoder``, ``Discriminator``), the moving average
-of a network's weights, prior noise, likelihoods, argument checks, and ``EncoderDecoder`` (what the VAE
-and the VAE-GAN have in common).
+"""The parts the models share: networks (``mlp``, ``Encoder``, ``Discriminator``), the moving
+average of a network's weights, prior noise, likelihoods, argument checks, and ``EncoderDecoder``
+(what the VAE and the VAE-GAN have in common).
 """
 
 import math
@@ -20,9 +20,9 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Networks
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def mlp(sizes, activation="relu"):
     """A stack of Dense layers through ``sizes`` (in, h1, ..., out) with ``activation`` after every
@@ -33,8 +33,8 @@ def mlp(sizes, activation="relu"):
 
 
 def averaged_copy(network):
-    """A copy of ``network`` whose weights are buffers (saved and moved with the model, never given to
-    an optimizer): the home of an exponential moving average of ``network``'s weights."""
+    """A copy of ``network`` whose weights are buffers (saved and moved with the model, never given
+    to an optimizer): the home of an exponential moving average of ``network``'s weights."""
     copy = mlp([network[0].in_features] + [layer.out_features for layer in network],
                network[0].activation_name or network[0].activation)
     for source, layer in zip(network, copy):
@@ -44,11 +44,12 @@ def averaged_copy(network):
 
 
 def update_average(average, network, decay):
-    """Polyak averaging:  w_avg <- decay * w_avg + (1 - decay) * w,  for every weight of ``network``.
+    """Polyak averaging:  w_avg <- decay * w_avg + (1 - decay) * w,  for every weight of
+    ``network``.
 
     Averaging a GAN generator's weights over the last ~1 / (1 - decay) steps cancels much of the
-    jitter of the adversarial game (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN
-    Training"; Karras et al. 2018 sample from such an average).
+    jitter of the adversarial game (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"; Karras et al. 2018 sample from such an average).
     """
     with no_grad():
         for (_, avg), p in zip(average.named_buffers(), network.parameters()):
@@ -77,8 +78,9 @@ class Encoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """x -> logit.  A hidden stack ``body`` (whose output :meth:`features` returns: the VAE-GAN measures
-    its reconstruction error there) and a linear ``head`` giving one logit per example, shape (N, 1)."""
+    """x -> logit.  A hidden stack ``body`` (whose output :meth:`features` returns: the VAE-GAN
+    measures its reconstruction error there) and a linear ``head`` giving one logit per example,
+    shape (N, 1)."""
 
     def __init__(self, data_dim, hidden, activation="relu"):
         super().__init__()
@@ -99,8 +101,8 @@ def check_sizes(who, data_dim, hidden, latent_dim):
     """Positive integer sizes, ``hidden`` as a tuple (ValueError naming the model otherwise)."""
     hidden = tuple(int(h) for h in hidden)
     if int(data_dim) < 1 or int(latent_dim) < 1 or any(h < 1 for h in hidden):
-        raise ValueError(f"{who}: sizes must be positive, got data_dim={data_dim}, hidden={hidden}, "
-                         f"latent_dim={latent_dim}")
+        raise ValueError(f"{who}: sizes must be positive, got data_dim={data_dim}, "
+                         f"hidden={hidden}, latent_dim={latent_dim}")
     return int(data_dim), hidden, int(latent_dim)
 
 
@@ -122,7 +124,8 @@ def check_likelihood(who, likelihood):
 def log_likelihood(likelihood, x, decoded):
     """log p(x | z) per example (N,), summed over the data dimensions, in nats.
 
-    ``decoded`` is the decoder's output: logits for "bernoulli", the mean for "gaussian" (unit variance).
+    ``decoded`` is the decoder's output: logits for "bernoulli", the mean for "gaussian" (unit
+    variance).
     """
     if likelihood == "bernoulli":
         return -bce_with_logits(decoded, x, reduction="none").sum(axis=1)
@@ -140,13 +143,15 @@ def negative_log_likelihood(likelihood, x, decoded):
 
 
 def to_data_space(likelihood, decoded):
-    """The mean of p(x | z): sigmoid(logits) for "bernoulli", the decoder's output for "gaussian"."""
+    """The mean of p(x | z): sigmoid(logits) for "bernoulli", the decoder's output for
+    "gaussian"."""
     return sigmoid(decoded) if likelihood == "bernoulli" else decoded
 
 
 def prior_noise(n, latent_dim, like):
-    """z ~ N(0, I) of shape (n, latent_dim) from the backend's seeded generator, in the dtype and on the
-    device of the Tensor ``like`` (a parameter of the model), so a float32 or GPU model stays so."""
+    """z ~ N(0, I) of shape (n, latent_dim) from the backend's seeded generator, in the dtype and on
+    the device of the Tensor ``like`` (a parameter of the model), so a float32 or GPU model stays
+    so."""
     return randn(int(n), latent_dim, like=like)
 
 
@@ -164,13 +169,13 @@ def as_floats(values):
     return dict(zip(names, host.tolist()))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # What the VAE and the VAE-GAN share
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class EncoderDecoder(nn.Module):
-    """What the VAE and the VAE-GAN share: an ``encoder`` to q(z | x), a ``decoder`` to p(x | z) with
-    the given ``likelihood``, and the methods built from them."""
+    """What the VAE and the VAE-GAN share: an ``encoder`` to q(z | x), a ``decoder`` to p(x | z)
+    with the given ``likelihood``, and the methods built from them."""
 
     def _like(self):
         return self.encoder.mu.weight
@@ -180,7 +185,8 @@ class EncoderDecoder(nn.Module):
         return self.encoder(as_tensor(x, self._like()))
 
     def decode(self, z):
-        """The decoder's output for z (N, latent_dim): logits ("bernoulli") or the mean ("gaussian")."""
+        """The decoder's output for z (N, latent_dim): logits ("bernoulli") or the mean
+        ("gaussian")."""
         return self.decoder(as_tensor(z, self._like()))
 
     def forward(self, x):
@@ -193,7 +199,7 @@ class EncoderDecoder(nn.Module):
         return to_data_space(self.likelihood, self.decode(mu))
 
     def log_px_given_z(self, x, decoded):
-        """log p(x | z) per example (N,), summed over the data dimensions, in nats (Bernoulli through
-        ``bce_with_logits``; Gaussian with unit variance, the constant -0.5 log(2 pi) per dimension
-        included).  ``decoded`` is :meth:`decode`'s output."""
+        """log p(x | z) per example (N,), summed over the data dimensions, in nats (Bernoulli
+        through ``bce_with_logits``; Gaussian with unit variance, the constant -0.5 log(2 pi) per
+        dimension included).  ``decoded`` is :meth:`decode`'s output."""
         return log_likelihood(self.likelihood, as_tensor(x, self._like()), decoded)

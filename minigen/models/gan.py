@@ -1,21 +1,23 @@
-"""The generative adversarial network (Goodfellow et al., 2014), with the non-saturating generator loss.
+"""The generative adversarial network (Goodfellow et al., 2014), with the non-saturating generator
+loss.
 
-A generator G maps noise z ~ N(0, I) to data space; a discriminator D maps a point to a logit, the log-odds
-that the point is real (D's probability is sigmoid(logit)).  They play a game:
+A generator G maps noise z ~ N(0, I) to data space; a discriminator D maps a point to a logit, the
+log-odds that the point is real (D's probability is sigmoid(logit)).  They play a game:
 
 * the discriminator minimises the binary cross-entropy of telling real from generated points,
 
       L_D = bce_with_logits(D(x), 1) + bce_with_logits(D(G(z)), 0)
-          = -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))        (batch means; PyTorch's errD_real +
+          = -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))        (batch means; PyTorch's errD_real
+          +
                                                                    errD_fake)
 
 * the generator *maximises* log sigmoid(D(G(z))), the non-saturating form of Goodfellow et al.:
 
       L_G = bce_with_logits(D(G(z)), 1) = -log sigmoid(D(G(z)))
 
-  The minimax form - the generator minimising log(1 - sigmoid(D(G(z)))) - has almost no gradient early
-  in training, when the discriminator easily rejects the samples; the non-saturating form has the same
-  fixed point and a strong gradient exactly then.
+  The minimax form - the generator minimising log(1 - sigmoid(D(G(z)))) - has almost no gradient
+  early in training, when the discriminator easily rejects the samples; the non-saturating form has
+  the same fixed point and a strong gradient exactly then.
 
 Each player has its own optimizer and learns only from its own loss: a step updates D on real points
 and a detached batch of fakes, then G through the updated D.
@@ -53,10 +55,11 @@ class GAN(nn.Module):
     pack=1)``
 
     * generator: latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear output);
-    * discriminator: pack * data_dim -> disc_hidden[0] -> ... -> 1 logit, one logit per pack of ``pack``
-      points (see :meth:`packed`); ``disc_hidden`` defaults to ``hidden``;
-    * ``generator_ema``: the moving average of the generator's weights (buffers) that ``sample`` uses,
-      updated after every ``train_step`` with decay ``ema`` (0: none; ``sample`` uses the generator).
+    * discriminator: pack * data_dim -> disc_hidden[0] -> ... -> 1 logit, one logit per pack of
+      ``pack`` points (see :meth:`packed`); ``disc_hidden`` defaults to ``hidden``;
+    * ``generator_ema``: the moving average of the generator's weights (buffers) that ``sample``
+      uses, updated after every ``train_step`` with decay ``ema`` (0: none; ``sample`` uses the
+      generator).
     """
 
     kind = "gan"
@@ -64,7 +67,8 @@ class GAN(nn.Module):
     def __init__(self, data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None,
                  ema=0.999, pack=1):
         super().__init__()
-        self.data_dim, self.hidden, self.latent_dim = check_sizes("GAN", data_dim, hidden, latent_dim)
+        self.data_dim, self.hidden, self.latent_dim = check_sizes("GAN", data_dim, hidden,
+                                                                  latent_dim)
         _, self.disc_hidden, _ = check_sizes("GAN", data_dim, hidden if disc_hidden is None
                                              else disc_hidden, latent_dim)
         self.activation = activation
@@ -79,7 +83,8 @@ class GAN(nn.Module):
 
     def config(self):
         """The constructor's arguments as a JSON-able dict: ``build_model("gan", **m.config())``."""
-        return {"data_dim": self.data_dim, "latent_dim": self.latent_dim, "hidden": list(self.hidden),
+        return {"data_dim": self.data_dim, "latent_dim": self.latent_dim,
+                "hidden": list(self.hidden),
                 "activation": self.activation, "disc_hidden": list(self.disc_hidden),
                 "ema": self.ema, "pack": self.pack}
 
@@ -91,25 +96,27 @@ class GAN(nn.Module):
         return self.generator(as_tensor(z, self._like()))
 
     def generate(self, n):
-        """``n`` generated points G(z), z ~ N(0, I), in the graph (gradients reach the generator)."""
+        """``n`` generated points G(z), z ~ N(0, I), in the graph (gradients reach the
+        generator)."""
         return self.generator(prior_noise(n, self.latent_dim, self._like()))
 
     def sample(self, n):
-        """``n`` generated points as an (n, data_dim) constant (no graph), from the averaged generator
-        when there is one."""
+        """``n`` generated points as an (n, data_dim) constant (no graph), from the averaged
+        generator when there is one."""
         with no_grad():
             network = self.generator_ema if self.ema else self.generator
             return network(prior_noise(n, self.latent_dim, self._like()))
 
-    # --- the two losses -------------------------------------------------------------------------------
+    # --- the two losses ---------------------------------------------------------------------------
     def packed(self, x):
         """The discriminator's input: the points ``x`` (N, data_dim) grouped ``pack`` at a time,
-        (N // pack, pack * data_dim); row k is x[k*pack], ..., x[k*pack + pack - 1] side by side.  The
-        last N mod pack points are left out (a ValueError when N < pack)."""
+        (N // pack, pack * data_dim); row k is x[k*pack], ..., x[k*pack + pack - 1] side by side.
+        The last N mod pack points are left out (a ValueError when N < pack)."""
         x = as_tensor(x, self._like())
         n = (x.shape[0] // self.pack) * self.pack
         if n == 0:
-            raise ValueError(f"GAN: a batch of {x.shape[0]} points cannot fill a pack of {self.pack}")
+            raise ValueError(f"GAN: a batch of {x.shape[0]} points cannot fill a pack of "
+                             f"{self.pack}")
         if self.pack == 1:
             return x
         if n < x.shape[0]:
@@ -119,7 +126,8 @@ class GAN(nn.Module):
     def discriminator_loss(self, real, fake):
         """L_D = bce_with_logits(D(real), 1) + bce_with_logits(D(fake), 0) (each a mean over packs).
 
-        Pass ``fake.detach()`` when only the discriminator should learn from it (as ``train_step`` does).
+        Pass ``fake.detach()`` when only the discriminator should learn from it (as ``train_step``
+        does).
         """
         return (bce_with_logits(self.discriminator(self.packed(real)), 1.0)
                 + bce_with_logits(self.discriminator(self.packed(fake)), 0.0))
@@ -128,9 +136,10 @@ class GAN(nn.Module):
         """The non-saturating L_G = bce_with_logits(D(fake), 1) = mean -log sigmoid(D(fake))."""
         return bce_with_logits(self.discriminator(self.packed(fake)), 1.0)
 
-    # --- training -------------------------------------------------------------------------------------
+    # --- training ---------------------------------------------------------------------------------
     def make_optimizers(self, lr=1e-3, betas=(0.5, 0.999)):
-        """One Adam per player; beta1 = 0.5 (Radford et al. 2015) damps the oscillations of the game."""
+        """One Adam per player; beta1 = 0.5 (Radford et al. 2015) damps the oscillations of the
+        game."""
         return {"discriminator": Adam(self.discriminator.parameters(), lr=lr, betas=betas),
                 "generator": Adam(self.generator.parameters(), lr=lr, betas=betas)}
 

@@ -1,7 +1,7 @@
 """The variational autoencoder (Kingma & Welling, 2013).
 
-A VAE is a latent-variable model  p(x, z) = p(z) p(x | z)  with the prior p(z) = N(0, I) and a decoder
-network giving p(x | z).  An encoder network gives an approximate posterior
+A VAE is a latent-variable model  p(x, z) = p(z) p(x | z)  with the prior p(z) = N(0, I) and a
+decoder network giving p(x | z).  An encoder network gives an approximate posterior
 
     q(z | x) = N(mu(x), diag(exp(log_var(x))))
 
@@ -10,8 +10,8 @@ and both are trained together by maximising the evidence lower bound (ELBO) of e
     log p(x) >= ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))
 
 The expectation is estimated with one draw z = mu + exp(0.5 * log_var) * eps, eps ~ N(0, I) (the
-reparameterization trick, ``mg.reparameterize``), so the gradient flows into mu and log_var.  Note the
-standard deviation is exp(0.5 * log_var): the founding document's exp(log_var) squares it.
+reparameterization trick, ``mg.reparameterize``), so the gradient flows into mu and log_var.  Note
+the standard deviation is exp(0.5 * log_var): the founding document's exp(log_var) squares it.
 
 The loss minimised is the negative ELBO per example (summed over the data dimensions and the latent
 dimensions, averaged over the batch), with beta weighting the KL term (beta = 1 is the true bound;
@@ -23,8 +23,9 @@ Two likelihoods p(x | z):
 
 * ``"bernoulli"`` for data in [0, 1] (MNIST): the decoder outputs logits l and
   log p(x | z) = -sum_d bce_with_logits(l_d, x_d).
-* ``"gaussian"`` for real-valued data (the 2-D sets): the decoder outputs the mean m, with unit variance,
-  log p(x | z) = -sum_d [0.5 (x_d - m_d)^2 + 0.5 log(2 pi)] - the founding document's squared error
+* ``"gaussian"`` for real-valued data (the 2-D sets): the decoder outputs the mean m, with unit
+  variance, log p(x | z) = -sum_d [0.5 (x_d - m_d)^2 + 0.5 log(2 pi)] - the founding document's
+  squared error
   ||x - G(E(x))||^2, halved, plus the constant that makes it a true log-density.
 """
 
@@ -38,21 +39,22 @@ from .blocks import (Encoder, EncoderDecoder, as_floats, check_likelihood, check
 __all__ = ["VAE"]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The VAE
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class VAE(EncoderDecoder):
     """A variational autoencoder with Dense encoder and decoder.
 
-    ``VAE(data_dim, hidden=(64, 32), latent_dim=2, likelihood="bernoulli", beta=1.0, activation="relu")``
+    ``VAE(data_dim, hidden=(64, 32), latent_dim=2, likelihood="bernoulli", beta=1.0,
+    activation="relu")``
 
     * encoder: data_dim -> hidden[0] -> hidden[1] ... -> (mu, log_var), each of size latent_dim;
-    * decoder: the mirror image, latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear output:
-      logits for "bernoulli", the mean for "gaussian").
+    * decoder: the mirror image, latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear
+      output: logits for "bernoulli", the mean for "gaussian").
 
-    The defaults are the founding document's network for 2-D data (use ``likelihood="gaussian"`` there);
-    for MNIST the PyTorch example is ``VAE(784, hidden=(400,), latent_dim=20)``.
+    The defaults are the founding document's network for 2-D data (use ``likelihood="gaussian"``
+    there); for MNIST the PyTorch example is ``VAE(784, hidden=(400,), latent_dim=20)``.
     """
 
     kind = "vae"
@@ -60,7 +62,8 @@ class VAE(EncoderDecoder):
     def __init__(self, data_dim, hidden=(64, 32), latent_dim=2, likelihood="bernoulli", beta=1.0,
                  activation="relu"):
         super().__init__()
-        self.data_dim, self.hidden, self.latent_dim = check_sizes("VAE", data_dim, hidden, latent_dim)
+        self.data_dim, self.hidden, self.latent_dim = check_sizes("VAE", data_dim, hidden,
+                                                                  latent_dim)
         self.likelihood = check_likelihood("VAE", likelihood)
         self.beta = float(beta)
         self.activation = activation
@@ -69,17 +72,18 @@ class VAE(EncoderDecoder):
 
     def config(self):
         """The constructor's arguments as a JSON-able dict: ``build_model("vae", **m.config())``."""
-        return {"data_dim": self.data_dim, "hidden": list(self.hidden), "latent_dim": self.latent_dim,
+        return {"data_dim": self.data_dim, "hidden": list(self.hidden),
+                "latent_dim": self.latent_dim,
                 "likelihood": self.likelihood, "beta": self.beta, "activation": self.activation}
 
-    # --- the model: encode, decode, forward, reconstruct come from EncoderDecoder -------------------
+    # --- the model: encode, decode, forward, reconstruct come from EncoderDecoder -----------------
     def sample(self, n):
         """``n`` draws z ~ N(0, I) decoded to the mean of p(x | z), as an (n, data_dim) constant."""
         with no_grad():
             z = prior_noise(n, self.latent_dim, self._like())
             return to_data_space(self.likelihood, self.decode(z))
 
-    # --- the objective --------------------------------------------------------------------------------
+    # --- the objective ----------------------------------------------------------------------------
     def losses(self, x):
         """The training loss and its two parts, as Tensors in the graph (batch means, nats):
 
@@ -97,8 +101,8 @@ class VAE(EncoderDecoder):
         return {"loss": reconstruction + self.beta * kl, "reconstruction": reconstruction, "kl": kl}
 
     def elbo(self, x):
-        """The ELBO of each example (N,) in nats: log p(x | z) - KL(q(z | x) || p(z)) with one draw of
-        z and beta = 1 (whatever the training beta), without recording a graph."""
+        """The ELBO of each example (N,) in nats: log p(x | z) - KL(q(z | x) || p(z)) with one draw
+        of z and beta = 1 (whatever the training beta), without recording a graph."""
         with no_grad():
             x = as_tensor(x, self._like())
             mu, log_var = self.encode(x)
@@ -106,7 +110,7 @@ class VAE(EncoderDecoder):
             kl = gaussian_kl(mu, log_var, reduction="none").sum(axis=1)
             return self.log_px_given_z(x, self.decode(z)) - kl
 
-    # --- training -------------------------------------------------------------------------------------
+    # --- training ---------------------------------------------------------------------------------
     def make_optimizers(self, lr=1e-3):
         """``{"vae": Adam}`` over every parameter (encoder and decoder learn from the same loss)."""
         return {"vae": Adam(self.parameters(), lr=lr)}

@@ -1,7 +1,7 @@
 """The VAE/GAN of Larsen et al. (2016): a VAE whose decoder is also a GAN's generator.
 
-Three networks: an encoder Enc (x -> q(z | x)), a decoder Dec (z -> x, the generator) and a discriminator
-Dis (x -> logit, with a hidden layer Dis_l(x) used as a feature map).  For a batch x:
+Three networks: an encoder Enc (x -> q(z | x)), a decoder Dec (z -> x, the generator) and a
+discriminator Dis (x -> logit, with a hidden layer Dis_l(x) used as a feature map).  For a batch x:
 
     z   = Enc(x) sampled by reparameterization,   x~  = Dec(z)       (reconstructions)
     z_p ~ N(0, I),                                x_p = Dec(z_p)     (prior samples)
@@ -17,33 +17,37 @@ and three losses (batch means, nats):
 Each network follows its own objective (Larsen et al., Algorithm 1):
 
     encoder        minimises  beta * L_prior + L_llike
-    decoder        minimises  gamma * L_llike + L_G,   L_G = -log D(x~) - log D(x_p)   (non-saturating)
+    decoder        minimises  gamma * L_llike + L_G,   L_G = -log D(x~) - log D(x_p)
+                                                   (non-saturating)
     discriminator  minimises  L_D = -L_GAN = bce(Dis(x), 1) + bce(Dis(x~), 0) + bce(Dis(x_p), 0)
 
-So no GAN gradient reaches the encoder; L_llike, although measured through the discriminator's hidden
-layer, does not train the discriminator (it is only a feature extractor there); and gamma weighs only the
-decoder's reconstruction term against its GAN term.  ``gradients`` computes each network's gradient from
-its own objective with a separate ``mg.grad`` call, so this routing is exact.
+So no GAN gradient reaches the encoder; L_llike, although measured through the discriminator's
+hidden layer, does not train the discriminator (it is only a feature extractor there); and gamma
+weighs only the decoder's reconstruction term against its GAN term.  ``gradients`` computes each
+network's gradient from its own objective with a separate ``mg.grad`` call, so this routing is
+exact.
 
-Samples come from an exponential moving average of the decoder's weights (``ema``, the decay; 0: off),
-as in the GAN (Yazici et al. 2019).  Keep its horizon short (0.99: about 100 steps): the KL term and the
-prior are unchanged by a rotation of the latent space, so encoder and decoder drift together, and an
-average over a long window would mix decoders that disagree.
+Samples come from an exponential moving average of the decoder's weights (``ema``, the decay; 0:
+off), as in the GAN (Yazici et al. 2019).  Keep its horizon short (0.99: about 100 steps): the KL
+term and the prior are unchanged by a rotation of the latent space, so encoder and decoder drift
+together, and an average over a long window would mix decoders that disagree.
 
-The founding document's "VAGAN" loss.  It writes one loss, L = L_G + lambda * L_D, minimised by all the
-networks together: L_G the generator's (autoencoder's) loss, L_D the adversarial term weighted by lambda.
-That cannot describe a game: whatever sign L_D carries, one player ends up working for its opponent.
+The founding document's "VAGAN" loss.  It writes one loss, L = L_G + lambda * L_D, minimised by all
+the networks together: L_G the generator's (autoencoder's) loss, L_D the adversarial term weighted
+by lambda. That cannot describe a game: whatever sign L_D carries, one player ends up working for
+its opponent.
 
-* If L_D is the discriminator's cross-entropy (-log D(x) - log(1 - D(G(z)))), the generator minimising
-  it makes its samples *easier* to reject - it helps the discriminator.
+* If L_D is the discriminator's cross-entropy (-log D(x) - log(1 - D(G(z)))), the generator
+  minimising it makes its samples *easier* to reject - it helps the discriminator.
 * If L_D is the GAN value (log D(x) + log(1 - D(G(z)))), the discriminator minimising it calls real
   points fake and fakes real - the discriminator helps the generator.
 
-The correct version (above) gives each network its own objective: the discriminator minimises -L_GAN,
-while the generator *maximises* log D(G(z)) - it minimises -log D(G(z)), the non-saturating form
-(Goodfellow et al. 2014), not log(1 - D(G(z))), whose gradient vanishes while the discriminator wins.
-The document's L_G is this model's encoder/decoder term L_prior + L_llike (with gamma on the decoder's
-copy) and its lambda is 1 / gamma: lambda weighs the adversarial term against the reconstruction.
+The correct version (above) gives each network its own objective: the discriminator minimises
+-L_GAN, while the generator *maximises* log D(G(z)) - it minimises -log D(G(z)), the non-saturating
+form (Goodfellow et al. 2014), not log(1 - D(G(z))), whose gradient vanishes while the discriminator
+wins. The document's L_G is this model's encoder/decoder term L_prior + L_llike (with gamma on the
+decoder's copy) and its lambda is 1 / gamma: lambda weighs the adversarial term against the
+reconstruction.
 """
 
 from ..autograd import as_tensor, grad, no_grad
@@ -66,29 +70,29 @@ class VAEGAN(EncoderDecoder):
     ``VAEGAN(data_dim, hidden=(64, 32), latent_dim=2, gamma=30.0, llike="pixels",
     likelihood="gaussian", beta=0.01, activation="relu", disc_hidden=None, ema=0.99)``
 
-    * encoder: data_dim -> hidden -> (mu, log_var); decoder: latent_dim -> reversed hidden -> data_dim;
-      discriminator: data_dim -> disc_hidden (default: hidden) -> 1 logit; its last hidden layer gives
-      the features of L_llike.
-    * ``gamma`` weighs the decoder's reconstruction term against its GAN term; ``beta`` the encoder's
-      prior term.
+    * encoder: data_dim -> hidden -> (mu, log_var); decoder: latent_dim -> reversed hidden ->
+      data_dim; discriminator: data_dim -> disc_hidden (default: hidden) -> 1 logit; its last hidden
+      layer gives the features of L_llike.
+    * ``gamma`` weighs the decoder's reconstruction term against its GAN term; ``beta`` the
+      encoder's prior term.
     * ``llike``: "pixels" (the data-space likelihood) or "features" (the discriminator's last hidden
       layer: the paper's choice for images).
-    * ``likelihood``: the data-space p(x | z), "gaussian" (unit variance: the 2-D sets) or "bernoulli"
-      (MNIST); the decoder's output is its mean (or logits), and it is what ``elbo`` and the
-      importance-weighted metrics measure.
-    * ``ema``: the decay of ``decoder_ema``, the moving average of the decoder's weights (buffers) that
-      ``sample`` uses; 0 turns it off.
+    * ``likelihood``: the data-space p(x | z), "gaussian" (unit variance: the 2-D sets) or
+      "bernoulli" (MNIST); the decoder's output is its mean (or logits), and it is what ``elbo`` and
+      the importance-weighted metrics measure.
+    * ``ema``: the decay of ``decoder_ema``, the moving average of the decoder's weights (buffers)
+      that ``sample`` uses; 0 turns it off.
 
     The defaults are tuned for the 2-D sets (the ring: 8/8 modes and about 88% high-quality samples
     after 100 epochs of 10,000 points in batches of 256, ``make_optimizers()``'s Adam at 2e-3):
 
-    * beta = 0.01: for the encoder, beta * KL + 0.5 ||x - x~||^2 is the objective of a Gaussian p(x | z)
-      with variance beta (std 0.1) instead of 1.  With unit variance the ring's 8 modes (std 0.02,
-      radius 2) are not worth the KL of telling them apart, and the posterior collapses.
-    * llike = "pixels": a discriminator only needs to tell real from fake, so on 2-D data its features
-      barely say *which* mode a point belongs to, and feature-space reconstructions land on wrong modes.
-      On images, where the discriminator's features are rich, use "features" (and ``beta=1``,
-      ``likelihood="bernoulli"`` for MNIST).
+    * beta = 0.01: for the encoder, beta * KL + 0.5 ||x - x~||^2 is the objective of a Gaussian p(x
+      | z) with variance beta (std 0.1) instead of 1.  With unit variance the ring's 8 modes (std
+      0.02, radius 2) are not worth the KL of telling them apart, and the posterior collapses.
+    * llike = "pixels": a discriminator only needs to tell real from fake, so on 2-D data its
+      features barely say *which* mode a point belongs to, and feature-space reconstructions land on
+      wrong modes. On images, where the discriminator's features are rich, use "features" (and
+      ``beta=1``, ``likelihood="bernoulli"`` for MNIST).
     * gamma = 30: strong enough to keep reconstructions on their modes, weak enough to let the GAN
       term shape the decoder between the encoder's clusters, where prior samples also fall.
     """
@@ -117,8 +121,9 @@ class VAEGAN(EncoderDecoder):
             self.decoder_ema = averaged_copy(self.decoder)
 
     def config(self):
-        """The constructor's arguments as a JSON-able dict: ``build_model("vaegan", **m.config())``."""
-        return {"data_dim": self.data_dim, "hidden": list(self.hidden), "latent_dim": self.latent_dim,
+        """The constructor's arguments as a JSON-able dict (``build_model("vaegan", **config)``)."""
+        return {"data_dim": self.data_dim, "hidden": list(self.hidden),
+                "latent_dim": self.latent_dim,
                 "gamma": self.gamma, "llike": self.llike, "likelihood": self.likelihood,
                 "beta": self.beta, "activation": self.activation,
                 "disc_hidden": list(self.disc_hidden), "ema": self.ema}
@@ -141,14 +146,15 @@ class VAEGAN(EncoderDecoder):
             kl = gaussian_kl(mu, log_var, reduction="none").sum(axis=1)
             return self.log_px_given_z(x, decoded) - kl
 
-    # --- the three losses ---------------------------------------------------------------------------
+    # --- the three losses -------------------------------------------------------------------------
     def losses(self, x):
         """Every term as a Tensor in one graph (batch means):
 
-        ``prior`` (L_prior), ``llike`` (L_llike), ``d_loss`` (the discriminator's -L_GAN), ``g_loss``
-        (the decoder's non-saturating GAN loss), and each network's objective: ``encoder_loss`` =
-        beta * prior + llike, ``decoder_loss`` = gamma * llike + g_loss (the discriminator's is d_loss).
-        The discriminator sees the real batch, the reconstructions and the prior samples in one pass.
+        ``prior`` (L_prior), ``llike`` (L_llike), ``d_loss`` (the discriminator's -L_GAN),
+        ``g_loss`` (the decoder's non-saturating GAN loss), and each network's objective:
+        ``encoder_loss`` = beta * prior + llike, ``decoder_loss`` = gamma * llike + g_loss (the
+        discriminator's is d_loss). The discriminator sees the real batch, the reconstructions and
+        the prior samples in one pass.
         """
         x = as_tensor(x, self._like())
         n = x.shape[0]
@@ -187,19 +193,20 @@ class VAEGAN(EncoderDecoder):
         }
         return out, grads
 
-    # --- training -------------------------------------------------------------------------------------
+    # --- training ---------------------------------------------------------------------------------
     def make_optimizers(self, lr=2e-3, betas=None):
-        """One Adam per network.  ``betas`` by default: (0.9, 0.999) for a Gaussian likelihood (on the
-        ring beta1 = 0.9 did better than the GAN's 0.5: the reconstruction term steadies the game);
-        (0.5, 0.999) for a Bernoulli one, i.e. images (on MNIST: test ELBO -170 nats against -193
-        with 0.9, measured for tutorial 8)."""
+        """One Adam per network.  ``betas`` by default: (0.9, 0.999) for a Gaussian likelihood (on
+        the ring beta1 = 0.9 did better than the GAN's 0.5: the reconstruction term steadies the
+        game); (0.5, 0.999) for a Bernoulli one, i.e. images (on MNIST: test ELBO -170 nats against
+        -193 with 0.9, measured for tutorial 8)."""
         if betas is None:
             betas = (0.5, 0.999) if self.likelihood == "bernoulli" else (0.9, 0.999)
         return {name: Adam(getattr(self, name).parameters(), lr=lr, betas=betas)
                 for name in ("encoder", "decoder", "discriminator")}
 
     def train_step(self, x, optimizers):
-        """One step for all three networks, each from its own gradient; returns the losses as floats."""
+        """One step for all three networks, each from its own gradient; returns the losses as
+        floats."""
         out, grads = self.gradients(x)
         for name, opt in optimizers.items():
             opt.zero_grad()

@@ -13,5 +13,6 @@ from .layers import (ACTIVATIONS, BatchNorm1d, Dense, DenseFunction, Dropout, Le
                      Sequential, Sigmoid, Softplus, Tanh, dense)
 from .module import Module, Parameter
 
-__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU", "LeakyReLU",
+__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU",
+           "LeakyReLU",
            "Sigmoid", "Tanh", "Softplus", "Dropout", "BatchNorm1d", "ACTIVATIONS", "init"]

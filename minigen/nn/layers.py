@@ -1,7 +1,7 @@
 """Layers: Dense, activation modules, Sequential, Dropout and BatchNorm1d.
 
-Shapes follow the founding document's Keras convention: a batch is (N, features) and a Dense weight is
-(in_features, out_features), so a layer computes ``x @ W + b`` with no transpose.
+Shapes follow the founding document's Keras convention: a batch is (N, features) and a Dense weight
+is (in_features, out_features), so a layer computes ``x @ W + b`` with no transpose.
 """
 
 from .. import backend as B
@@ -27,30 +27,35 @@ def _activation(activation):
     return ACTIVATIONS[activation]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Dense: y = activation(x @ W + b)  (the op itself, fused or not, is minigen.fused.dense)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Dense(Module):
     """A fully connected layer: ``y = activation(x @ weight + bias)``.
 
-    * ``weight``: (in_features, out_features); ``bias``: (out_features,), zeros (``bias=False``: none).
+    * ``weight``: (in_features, out_features); ``bias``: (out_features,), zeros (``bias=False``:
+      none).
     * ``init="glorot"`` (default, as Keras): W ~ U(-a, a), a = sqrt(6 / (in + out)).
       ``init="he"``: W ~ N(0, 2 / in), better for deep ReLU stacks.  See ``minigen.nn.init``.
-    * ``activation``: None (linear), a name ("relu", "leaky_relu" with slope 0.01, "sigmoid", "tanh",
-      "softplus") or any callable, e.g. ``LeakyReLU(0.2)``.
+    * ``activation``: None (linear), a name ("relu", "leaky_relu" with slope 0.01, "sigmoid",
+      "tanh", "softplus") or any callable, e.g. ``LeakyReLU(0.2)``.
     * The input is (..., in_features); any leading axes are batch axes.
     """
 
-    def __init__(self, in_features, out_features, activation=None, init="glorot", bias=True, dtype=None):
+    def __init__(self, in_features, out_features, activation=None, init="glorot", bias=True,
+                 dtype=None):
         super().__init__()
         if init not in _init.INITIALIZERS:
-            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(_init.INITIALIZERS)}")
+            raise ValueError(f"unknown init {init!r}; choose one of "
+                             f"{', '.join(_init.INITIALIZERS)}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         # a name, or the name of the fused op an activation module computes (ReLU() -> "relu")
-        self.activation_name = activation if isinstance(activation, str) else _fused_name(activation)
+        named = isinstance(activation, str)
+        self.activation_name = activation if named else _fused_name(activation)
         self.activation = _activation(activation)
-        self.weight = Parameter(_init.INITIALIZERS[init](self.in_features, self.out_features, dtype))
+        self.weight = Parameter(_init.INITIALIZERS[init](self.in_features, self.out_features,
+                                                         dtype))
         self.bias = Parameter(zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
@@ -69,9 +74,10 @@ class Dense(Module):
         return f"{self.in_features}, {self.out_features}" + (f", activation={act!r}" if act else "")
 
 
-# ----------------------------------------------------------------------------------------------------
-# Activations as modules (the functions themselves, with their derivatives, are in minigen.functions)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+# Activations as modules (the functions themselves, with their derivatives, are in
+# minigen.functions)
+# --------------------------------------------------------------------------------------------------
 
 def _fused_name(module):
     """The name of the fused activation that the activation module ``module`` computes, or None."""
@@ -123,14 +129,15 @@ class Softplus(Module):
         return F.softplus(x)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Sequential
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Sequential(Module):
     """Modules applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
 
-    The children are named "0", "1", "2"... as in PyTorch, so the parameters are "0.weight", "0.bias"...
+    The children are named "0", "1", "2"... as in PyTorch, so the parameters are "0.weight",
+    "0.bias"...
     """
 
     def __init__(self, *layers):
@@ -168,9 +175,9 @@ class Sequential(Module):
         return x
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Dropout and batch normalisation: different in training and in evaluation
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Dropout(Module):
     """In training, zero each element with probability ``p`` and scale the survivors by 1 / (1 - p)
@@ -212,9 +219,10 @@ class BatchNorm1d(Module):
         running_mean <- (1 - momentum) * running_mean + momentum * m
         running_var  <- (1 - momentum) * running_var  + momentum * v * N / (N - 1)
 
-    Evaluation: the same formula with running_mean and running_var in place of m and v, so the output
-    for one example no longer depends on the rest of its batch.  ``weight`` starts at ones and ``bias``
-    at zeros (``affine=False``: neither); running_mean and running_var are buffers, saved by state_dict.
+    Evaluation: the same formula with running_mean and running_var in place of m and v, so the
+    output for one example no longer depends on the rest of its batch.  ``weight`` starts at ones
+    and ``bias`` at zeros (``affine=False``: neither); running_mean and running_var are buffers,
+    saved by state_dict.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=None):
@@ -247,7 +255,8 @@ class BatchNorm1d(Module):
         return y
 
     def _update_running_stats(self, mean, var, n):
-        """The running averages, updated in place (no gradient: they are statistics, not weights)."""
+        """The running averages, updated in place (no gradient: they are statistics, not
+        weights)."""
         with no_grad():
             m = self.momentum
             running_mean, running_var = self.running_mean.data, self.running_var.data

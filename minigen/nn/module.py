@@ -1,7 +1,8 @@
 """Module and Parameter: the containers that layers and models are built from.
 
-A :class:`Module` owns *parameters* (learnable tensors), *buffers* (tensors that are part of its state but
-not learned, like batch norm's running averages) and *sub-modules*.  Assigning one as an attribute
+A :class:`Module` owns *parameters* (learnable tensors), *buffers* (tensors that are part of its
+state but not learned, like batch norm's running averages) and *sub-modules*.  Assigning one as an
+attribute
 registers it, in assignment order::
 
     class Encoder(mg.nn.Module):
@@ -30,8 +31,8 @@ __all__ = ["Parameter", "Module"]
 
 
 class Parameter(Tensor):
-    """A Tensor that is a learnable weight: it always requires grad, and a Module registers it when it is
-    assigned as an attribute.  ``Parameter(data, dtype=None)`` takes what ``Tensor`` takes."""
+    """A Tensor that is a learnable weight: it always requires grad, and a Module registers it when
+    it is assigned as an attribute.  ``Parameter(data, dtype=None)`` takes what ``Tensor`` takes."""
 
     __slots__ = ()
 
@@ -43,8 +44,9 @@ class Parameter(Tensor):
 
 
 class Module:
-    """The base class of layers and models.  Subclasses call ``super().__init__()`` first, assign their
-    parameters and sub-modules as attributes, and define ``forward``; ``module(x)`` calls ``forward(x)``.
+    """The base class of layers and models.  Subclasses call ``super().__init__()`` first, assign
+    their parameters and sub-modules as attributes, and define ``forward``; ``module(x)`` calls
+    ``forward(x)``.
 
     ``training`` is True after construction; ``eval()`` sets it to False in this module and every
     sub-module (Dropout and BatchNorm1d behave differently then), ``train()`` back to True.
@@ -56,7 +58,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
 
-    # --- registration -------------------------------------------------------------------------------
+    # --- registration -----------------------------------------------------------------------------
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(
@@ -81,27 +83,29 @@ class Module:
     def register_buffer(self, name, tensor):
         """Register ``tensor`` (no gradient) as state: saved by state_dict, moved by to()."""
         if not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer: {name!r} must be a Tensor, not {type(tensor).__name__}")
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor, not "
+                            f"{type(tensor).__name__}")
         object.__setattr__(self, name, tensor)
         for registry in (self._parameters, self._modules):
             registry.pop(name, None)
         self._buffers[name] = tensor
 
-    # --- calling --------------------------------------------------------------------------------------
+    # --- calling ----------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    # --- walking the tree ---------------------------------------------------------------------------
+    # --- walking the tree -------------------------------------------------------------------------
     def named_modules(self):
         """(dotted name, module) for this module ("") and every sub-module, parents first."""
         for prefix, module in self._prefixed_modules():
             yield prefix[:-1], module
 
     def _prefixed_modules(self, prefix=""):
-        """(prefix, module) pairs, the prefix ready to put in front of a name: "", "encoder.0."..."""
+        """(prefix, module) pairs, the prefix ready to put in front of a name: "",
+        "encoder.0."..."""
         yield prefix, self
         for name, child in self._modules.items():
             yield from child._prefixed_modules(prefix + name + ".")
@@ -118,9 +122,9 @@ class Module:
                 yield prefix + name, b
 
     def named_parameters(self):
-        """(dotted name, Parameter) pairs: a module's own parameters in assignment order (weight before
-        bias), then each sub-module's; ``Sequential`` children are named "0", "1"...  A parameter shared
-        by two modules is listed once."""
+        """(dotted name, Parameter) pairs: a module's own parameters in assignment order (weight
+        before bias), then each sub-module's; ``Sequential`` children are named "0", "1"...  A
+        parameter shared by two modules is listed once."""
         seen = set()
         for prefix, module in self._prefixed_modules():
             for name, p in module._parameters.items():
@@ -137,10 +141,11 @@ class Module:
             for name, b in module._buffers.items():
                 yield prefix + name, b
 
-    # --- training state -----------------------------------------------------------------------------
+    # --- training state ---------------------------------------------------------------------------
     def zero_grad(self):
-        """Forget the gradients (set every ``p.grad`` to None).  Gradients *accumulate* over backward
-        passes until this is called, so a training step calls it once before ``loss.backward()``."""
+        """Forget the gradients (set every ``p.grad`` to None).  Gradients *accumulate* over
+        backward passes until this is called, so a training step calls it once before
+        ``loss.backward()``."""
         for p in self.parameters():
             p.grad = None
 
@@ -155,9 +160,9 @@ class Module:
         return self.train(False)
 
     def to(self, device):
-        """Move every parameter, gradient and buffer to ``device`` ("cpu", "gpu", or a backend name such
-        as "strict"), in place: the Parameter objects stay the same (an optimizer that holds them keeps
-        working, and moves its own state along at its next step).  Returns the module."""
+        """Move every parameter, gradient and buffer to ``device`` ("cpu", "gpu", or a backend name
+        such as "strict"), in place: the Parameter objects stay the same (an optimizer that holds
+        them keeps working, and moves its own state along at its next step).  Returns the module."""
         with no_grad():
             for _, t in self._named_tensors():
                 t.data = t.to(device).data
@@ -166,7 +171,7 @@ class Module:
                     t.grad = t.grad.to(device).detach()
         return self
 
-    # --- checkpoints --------------------------------------------------------------------------------
+    # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self):
         """An ordered ``{name: NumPy array}`` of every parameter and buffer: copies, so training on
         afterwards does not change them."""
@@ -184,7 +189,8 @@ class Module:
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
         misshaped = [f"{name}: checkpoint {tuple(state[name].shape)}, model {own[name].shape}"
-                     for name in own if name in state and tuple(state[name].shape) != own[name].shape]
+                     for name in own if name in state
+                     and tuple(state[name].shape) != own[name].shape]
         problems = []
         if strict and missing:
             problems.append("missing: " + ", ".join(missing))
@@ -193,8 +199,8 @@ class Module:
         if misshaped:
             problems.append("mis-shaped: " + "; ".join(misshaped))
         if problems:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the checkpoint does not fit the "
-                             "model (" + " | ".join(problems) + ")")
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the checkpoint does not fit "
+                             "the model (" + " | ".join(problems) + ")")
         for name, t in own.items():
             if name in state:
                 value = state[name]
@@ -203,14 +209,15 @@ class Module:
         return self
 
     def save(self, path):
-        """Write ``state_dict()`` to ``path`` as .npz, atomically (a temporary file, then a rename)."""
+        """Write ``state_dict()`` to ``path`` as .npz, atomically (a temporary file, then a
+        rename)."""
         B.save_arrays(path, self.state_dict())
 
     def load(self, path):
         """Read a file written by :meth:`save` (pickled objects are refused) into this module."""
         return self.load_state_dict(B.load_arrays(path))
 
-    # --- printing -------------------------------------------------------------------------------------
+    # --- printing ---------------------------------------------------------------------------------
     def extra_repr(self):
         return ""
 
