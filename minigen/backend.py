@@ -4,14 +4,14 @@ Every op in minigen is written against an *array namespace* ``xp`` that follows 
 standard (``xp.exp``, ``xp.sum(x, axis=...)``, ``xp.permute_dims``...).  Which namespace that is
 depends on where the data lives:
 
-=================  ==========================================  ==============  ==================
-backend name       arrays                                      ``Tensor.device``  use
-=================  ==========================================  ==============  ==================
-``"numpy"``        ``numpy.ndarray``                           ``"cpu"``       the default
-``"cupy"``         ``cupy.ndarray``                            ``"gpu"``       an NVIDIA GPU
-``"strict"``       ``array_api_strict.Array`` on ``device1``   ``"strict"``    tests without a GPU
-``"strict-float32"`` the same on its ``no_float64`` device     ``"strict"``    tests without a GPU
-=================  ==========================================  ==============  ==================
+==================== ========================================= ================= ===================
+backend name         arrays                                    ``Tensor.device`` use
+==================== ========================================= ================= ===================
+``"numpy"``          ``numpy.ndarray``                         ``"cpu"``         the default
+``"cupy"``           ``cupy.ndarray``                          ``"gpu"``         an NVIDIA GPU
+``"strict"``         ``array_api_strict.Array`` on ``device1`` ``"strict"``      tests without a GPU
+``"strict-float32"`` the same on its ``no_float64`` device     ``"strict"``      tests without a GPU
+==================== ========================================= ================= ===================
 
 The two *strict* backends exist for the test suite: `array-api-strict` refuses exactly the mistakes
 that would only show up on a GPU (a NumPy array or NumPy scalar mixed into device arrays, an

@@ -1,0 +1,448 @@
+"""The generated half of minigen's documentation site: a small Sphinx extension.
+
+Before Sphinx reads any page (``config-inited``), it writes, from the repository's own sources:
+
+* ``docs/api/``: one page per public module (``minigen`` and each module in ``minigen.__all__``,
+  ``mg.nn``, ``mg.losses``...), listing exactly that module's ``__all__``, grouped by the comments
+  written in ``__all__``; an object exported by two modules is described once, where it is defined,
+  and linked from the other;
+* ``docs/tutorials/``: the executed notebooks of ``tutorials/notebooks`` (outputs as committed,
+  never re-run), in file-name order, each with a link to its script, and ``tutorials/README.md`` as
+  the index;
+* ``docs/_generated/readme/``: sections of the README (Quickstart, Results, Performance, Layout...),
+  included by the hand-written pages, so the README stays the one copy of that text.
+
+While Sphinx resolves cross-references (``missing-reference``), a docstring's reference to an object
+by the path of the file that defines it (``:class:`~minigen.autograd.Function```) is sent to where
+that object is documented (``minigen.Function``); Python's built-ins render as code.  Anything else
+that names nothing stays a warning, which ``-W`` turns into a failed build.
+"""
+
+import importlib
+import inspect
+import io
+import json
+import os
+import re
+import shutil
+import tokenize
+import types
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent
+ROOT = DOCS.parent
+_BUILTIN_VALUES = (dict, list, tuple, set, frozenset, str, bytes, int, float, bool)
+
+# The modules the issue requires on the site; each must be reachable from minigen.__all__.
+REQUIRED = ["minigen", "minigen.nn", "minigen.losses", "minigen.distributions", "minigen.optim",
+            "minigen.data", "minigen.metrics", "minigen.models"]
+
+
+class DocsError(RuntimeError):
+    """A source of the site is not as this generator expects (the message names it)."""
+
+
+def _write(path, text):
+    """Write only when the text changed, so Sphinx's incremental rebuilds stay incremental."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown from the repository: sections and relative links
+# --------------------------------------------------------------------------------------------------
+
+_LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)\)")
+
+
+def markdown_sections(path):
+    """``{heading: body}`` for each ``## heading`` of a Markdown file, plus ``""``: the text before
+    the first ``##`` heading, without the ``#`` title.  No line of a fenced code block is a
+    heading."""
+    sections, name, lines, fenced = {}, "", [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("## "):
+            sections[name] = "\n".join(lines).strip() + "\n"
+            name, lines = line[3:].strip(), []
+        elif not (not fenced and name == "" and line.startswith("# ")):
+            lines.append(line)
+    sections[name] = "\n".join(lines).strip() + "\n"
+    return sections
+
+
+def section(sections, heading, source):
+    try:
+        return sections[heading]
+    except KeyError:
+        have = ", ".join(repr(name) for name in sections if name)
+        raise DocsError(f"{source}: the documentation site includes its section '## {heading}', "
+                        f"which is missing (it has {have}); restore the heading or change "
+                        f"docs/_ext/minigen_docs.py") from None
+
+
+def _site_path(repo_path):
+    """Where a repository file appears on the site (a path under docs/), or None."""
+    parts = repo_path.relative_to(ROOT).parts
+    if parts[:1] == ("docs",):
+        return repo_path
+    if parts == ("tutorials", "README.md") or parts == ("tutorials", "notebooks"):
+        return DOCS / "tutorials" / "index.md"
+    if parts[:2] == ("tutorials", "notebooks") and repo_path.suffix == ".ipynb":
+        return DOCS / "tutorials" / repo_path.name
+    if len(parts) == 2 and parts[0] == "tutorials" and repo_path.suffix == ".py":
+        return DOCS / "tutorials" / repo_path.name
+    if parts == ("README.md",):
+        return DOCS / "index.md"
+    return None
+
+
+def rewrite_links(text, source_dirs, page_dir):
+    """Point the relative links and images of Markdown written for the repository (relative to one
+    of ``source_dirs``) at the same files on the site, for a page in ``page_dir``.  A link to a
+    repository file that is not on the site keeps its text and loses the link; a link to nothing is
+    left as it is, so the strict build reports it."""
+    def replace(match):
+        bang, label, target = match.groups()
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return match.group(0)
+        path_part, _, anchor = target.partition("#")
+        for base in source_dirs:
+            candidate = (base / path_part).resolve()
+            if candidate.exists():
+                break
+        else:
+            return match.group(0)
+        on_site = _site_path(candidate)
+        if on_site is None:
+            return label if not bang else match.group(0)
+        new = Path(os.path.relpath(on_site, page_dir)).as_posix() + (f"#{anchor}" if anchor else "")
+        return f"{bang}[{label}]({new})"
+    return _LINK.sub(replace, text)
+
+
+def write_readme_fragments():
+    """README sections as fragments under _generated/readme/, for pages at the root of docs/."""
+    readme = ROOT / "README.md"
+    sections = markdown_sections(readme)
+    out = DOCS / "_generated" / "readme"
+
+    def fragment(name, text):
+        _write(out / f"{name}.md", rewrite_links(text, [ROOT], DOCS))
+
+    fragment("intro", section(sections, "", readme))
+    fragment("quickstart", section(sections, "Quickstart", readme))
+    results = section(sections, "Results", readme)
+    fragment("results", results)
+    figures = [m.group(0) for m in _LINK.finditer(results) if m.group(1)]
+    fragment("results_figures", " ".join(figures) + "\n")
+    for name, heading in [("performance", "Performance"), ("benchmarks", "Benchmarks"),
+                          ("layout", "Layout"), ("command_line", "The command line"),
+                          ("models", "Models from Python"), ("engine", "The engine"),
+                          ("backends", "Backends, and keeping the GPU path honest without a GPU"),
+                          ("tests", "Tests")]:
+        fragment(name, section(sections, heading, readme))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tutorials: the committed executed notebooks, in reading order
+# --------------------------------------------------------------------------------------------------
+
+def write_tutorials():
+    source = ROOT / "tutorials"
+    out = DOCS / "tutorials"
+    notebooks = sorted((source / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise DocsError("tutorials/notebooks holds no NN_name.ipynb notebook to render")
+    wanted = {"index.md"}
+    for nb_path in notebooks:
+        script = source / f"{nb_path.stem}.py"
+        nb = json.loads(nb_path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                cell["source"] = rewrite_links(text, [source, source / "notebooks"], out)
+        if script.exists():
+            _copy(script, out / script.name)
+            wanted.add(script.name)
+            note = (f"*This page is the executed notebook `tutorials/notebooks/{nb_path.name}`. "
+                    f"Its source is the script {{download}}`tutorials/{script.name} "
+                    f"<{script.name}>`: run it with `python tutorials/{script.name}`, or open it "
+                    f"in Jupyter with jupytext.*")
+        else:
+            note = f"*This page is the executed notebook `tutorials/notebooks/{nb_path.name}`.*"
+        _insert_after_title(nb, note, nb_path)
+        _write(out / nb_path.name, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        wanted.add(nb_path.name)
+
+    readme = source / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else "# Tutorials\n"
+    text = re.sub(r"^# .*$", "# Tutorials", text, count=1, flags=re.MULTILINE)
+    toctree = "\n".join(["", "```{toctree}", ":hidden:", ":maxdepth: 1", ""]
+                        + [nb.stem for nb in notebooks] + ["```", ""])
+    _write(out / "index.md", rewrite_links(text, [source], out) + toctree)
+    for stale in out.iterdir():                     # a tutorial renamed or removed since last build
+        if stale.name not in wanted and stale.is_file():
+            stale.unlink()
+
+
+def _copy(src, dst):
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if not dst.exists() or dst.read_bytes() != src.read_bytes():
+        shutil.copyfile(src, dst)
+
+
+def _insert_after_title(nb, note, nb_path):
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            lines = "".join(cell["source"]).split("\n")
+            if not lines[0].startswith("# "):
+                break
+            cell["source"] = "\n".join([lines[0], "", note] + lines[1:])
+            return
+    raise DocsError(f"{nb_path}: the first markdown cell must start with the tutorial's '# ' title")
+
+
+# --------------------------------------------------------------------------------------------------
+# API reference: one page per public module, from its __all__
+# --------------------------------------------------------------------------------------------------
+
+def public_modules():
+    """``minigen`` and every module named in its ``__all__`` (and theirs), in that order."""
+    import minigen
+    order, queue = [], [minigen]
+    while queue:
+        module = queue.pop(0)
+        if module.__name__ in order:
+            continue
+        order.append(module.__name__)
+        for name in _all(module):
+            value = getattr(module, name)
+            if isinstance(value, types.ModuleType) and value.__name__.startswith("minigen"):
+                queue.append(value)
+    missing = [m for m in REQUIRED if m not in order]
+    if missing:
+        raise DocsError(f"minigen.__all__ no longer reaches {', '.join(missing)}; the API "
+                        f"reference must cover them")
+    return order
+
+
+def _all(module):
+    names = getattr(module, "__all__", None)
+    if names is None:
+        raise DocsError(f"{module.__name__} has no __all__, and the API reference lists exactly "
+                        f"__all__")
+    missing = [n for n in names if not hasattr(module, n)]
+    if missing:
+        raise DocsError(f"{module.__name__}.__all__ names {', '.join(missing)}, which it does "
+                        f"not have")
+    return list(names)
+
+
+def all_groups(module):
+    """``[(heading or None, [names])]``: ``__all__`` split at the comment lines inside it."""
+    names = _all(module)
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        return [(None, names)]
+    groups, current, inside, depth = [], None, False, 0
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    for tok in tokens:
+        if not inside:
+            if tok.type == tokenize.NAME and tok.string == "__all__" and tok.start[1] == 0:
+                inside = True
+            continue
+        if tok.type == tokenize.OP and tok.string in "([":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]":
+            depth -= 1
+            if depth == 0:
+                break
+        elif tok.type == tokenize.COMMENT and depth:
+            current = tok.string.lstrip("#").strip()
+            groups.append((current[:1].upper() + current[1:], []))
+        elif tok.type == tokenize.STRING and depth:
+            if not groups:
+                groups.append((None, []))
+            groups[-1][1].append(tok.string.strip("\"'"))
+    listed = [n for _, group in groups for n in group]
+    if sorted(listed) != sorted(names):             # __all__ built by code: one plain group
+        return [(None, names)]
+    return [(h, g) for h, g in groups if g]
+
+
+def _kind(value):
+    if isinstance(value, types.ModuleType):
+        return "module"
+    if inspect.isclass(value):
+        return "exception" if issubclass(value, BaseException) else "class"
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        return "function"
+    if callable(value) and hasattr(value, "__wrapped__"):
+        return "function"
+    return "data"
+
+
+def _data_entry(fullname, value):
+    """A constant: its name and what it holds (autodoc would show the docstring of its type)."""
+    if isinstance(value, dict):
+        what = f"A dict with keys {', '.join(f'``{k!r}``' for k in value)}."
+    elif isinstance(value, _BUILTIN_VALUES) and len(repr(value)) <= 200:
+        what = f"``{value!r}``"
+    else:
+        what = f"A ``{type(value).__name__}``."
+    return [f".. py:data:: {fullname}", "", f"   {what}", ""]
+
+
+def homes(modules):
+    """``{id(object): documented name}`` for every class and function: an object listed by several
+    public modules is described in the one that contains its definition most closely."""
+    listed = {}
+    for modname in modules:
+        module = importlib.import_module(modname)
+        for name in _all(module):
+            value = getattr(module, name)
+            if _kind(value) in ("class", "exception", "function"):
+                listed.setdefault(id(value), (value, []))[1].append(modname)
+    home = {}
+    for key, (value, owners) in listed.items():
+        defined = getattr(value, "__module__", "") or ""
+        covering = [m for m in owners if defined == m or defined.startswith(m + ".")]
+        owner = max(covering, key=len) if covering else owners[0]
+        home[key] = f"{owner}.{value.__name__}" if owner else value.__name__
+    return home
+
+
+def write_api(modules, home):
+    out = DOCS / "api"
+    pages = []
+    for modname in modules:
+        module = importlib.import_module(modname)
+        lines = [modname, "=" * len(modname), "",
+                 f".. automodule:: {modname}", "   :no-members:", ""]
+        for heading, names in all_groups(module):
+            if heading:
+                lines += [heading, "-" * len(heading), ""]
+            lines += [".. autosummary::", "   :nosignatures:", ""]
+            lines += [f"   {n}" for n in names] + [""]
+            for name in names:
+                value = getattr(module, name)
+                kind = _kind(value)
+                if kind == "module":
+                    continue
+                if kind != "data" and home[id(value)] != f"{modname}.{name}":
+                    continue                         # described where it is defined; linked above
+                if kind == "data":
+                    lines += _data_entry(f"{modname}.{name}", value)
+                else:
+                    lines += [f".. auto{kind}:: {modname}.{name}", ""]
+        _write(out / f"{modname}.rst", "\n".join(lines))
+        pages.append(modname)
+    intro = ("Every public name of minigen, generated from the docstrings. Each page lists exactly "
+             "its module's `__all__`, grouped as the module groups it; an object exported by two "
+             "modules (`mg.VAE` and `mg.models.VAE`) is described where it is defined and linked "
+             "from the other.")
+    index = ["# API reference", "", intro, "", "```{toctree}", ":maxdepth: 1", ""] + pages
+    index += ["```", ""]
+    _write(out / "index.md", "\n".join(index))
+    for stale in out.iterdir():
+        if stale.suffix == ".rst" and stale.stem not in pages:
+            stale.unlink()
+
+
+# --------------------------------------------------------------------------------------------------
+# Sphinx hooks
+# --------------------------------------------------------------------------------------------------
+
+_HOME = {}
+
+
+def generate(app, config):
+    modules = public_modules()
+    _HOME.clear()
+    _HOME.update(homes(modules))
+    write_api(modules, _HOME)
+    write_tutorials()
+    write_readme_fragments()
+
+
+def _lookup(target):
+    """The object a dotted path names, importing the longest importable module prefix; or None."""
+    parts = target.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                value = getattr(value, attr)
+        except AttributeError:
+            return None
+        return value
+    return None
+
+
+def resolve_alias(app, env, node, contnode):
+    """A reference by the defining file's path (or to a built-in) finds its documented name."""
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"]
+    if target.startswith("minigen."):
+        parts = target.split(".")
+        for cut in range(len(parts), 1, -1):      # the longest prefix that is a documented object
+            value = _lookup(".".join(parts[:cut]))
+            if value is not None and id(value) in _HOME:
+                new = ".".join([_HOME[id(value)]] + parts[cut:])
+                if new == target:
+                    return None
+                domain = env.get_domain("py")
+                return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], new,
+                                           node, contnode)
+        if _lookup(target) is not None:               # real but not on the site (an internal
+            return contnode                           # helper): shown as code, without a link
+        return None
+    import builtins
+    if hasattr(builtins, target):
+        return contnode
+    return None
+
+
+_NOT_PROSE = re.compile(r"^(\.\. |[-*+] |\d+[.)] |=+\s|:[\w -]+:)")
+
+
+def indented_blocks_as_code(app, what, name, obj, options, lines):
+    """minigen's docstrings are written for ``help()`` as much as for the site: an indented block
+    after a paragraph (an example, a formula, an update rule) is text to show exactly as written.
+    reStructuredText would read it as a block quote and reflow it, so mark each such block literal
+    (a ``::`` line, which renders as nothing).  A constant's docstring is its type's: drop it."""
+    type_doc = (type(obj).__doc__ or "").strip()
+    if isinstance(obj, _BUILTIN_VALUES) and "\n".join(lines).strip() == type_doc:
+        lines[:] = []
+        return
+    if what == "module" and obj.__doc__:
+        # A module's docstring starts at column 0, so an example indented under its first line is
+        # indented; autodoc's dedent (by the smallest indent after line 1) would erase that.
+        raw = obj.__doc__.expandtabs().strip("\n").splitlines()
+        lines[:] = [line.rstrip() for line in raw] + [""]
+    out, previous = [], ""
+    for i, line in enumerate(lines):
+        starts_block = line.startswith(" ") and line.strip() and i > 0 and not lines[i - 1].strip()
+        if starts_block and previous and not previous.startswith(" ") \
+                and not previous.rstrip().endswith("::") and not _NOT_PROSE.match(previous):
+            out += ["::", ""]
+        out.append(line)
+        if line.strip():
+            previous = line
+    lines[:] = out
+
+
+def setup(app):
+    app.connect("config-inited", generate)
+    app.connect("autodoc-process-docstring", indented_blocks_as_code)
+    app.connect("missing-reference", resolve_alias)
+    app.setup_extension("sphinx.ext.autosummary")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
