@@ -387,24 +387,35 @@ def _lookup(target):
 
 
 def resolve_alias(app, env, node, contnode):
-    """A reference by the defining file's path (or to a built-in) finds its documented name."""
+    """A reference by the defining file's path (``minigen.autograd.Function``), or one relative to a
+    page where the object is only linked (``draw_graph`` on the ``minigen`` page), is sent to where
+    the object is documented; a real object that is not on the site (a private helper) and a
+    Python built-in render as code.  A reference to nothing stays unresolved: a warning."""
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]
     if target.startswith("minigen."):
-        parts = target.split(".")
+        candidates = [target]
+    else:
+        module, cls = node.get("py:module"), node.get("py:class")
+        candidates = [f"{module}.{cls}.{target}"] if module and cls else []
+        candidates += [f"{module}.{target}"] if module else []
+    domain = env.get_domain("py")
+    for candidate in candidates:
+        parts = candidate.split(".")
         for cut in range(len(parts), 1, -1):      # the longest prefix that is a documented object
             value = _lookup(".".join(parts[:cut]))
             if value is not None and id(value) in _HOME:
                 new = ".".join([_HOME[id(value)]] + parts[cut:])
-                if new == target:
-                    return None
-                domain = env.get_domain("py")
-                return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], new,
-                                           node, contnode)
-        if _lookup(target) is not None:               # real but not on the site (an internal
-            return contnode                           # helper): shown as code, without a link
-        return None
+                if new != candidate:
+                    found = domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
+                                                new, node, contnode)
+                    if found is not None:
+                        return found
+                break
+    for candidate in candidates:
+        if candidate.startswith("minigen.") and _lookup(candidate) is not None:
+            return contnode                           # real, but not on the site: code, no link
     import builtins
     if hasattr(builtins, target):
         return contnode
