@@ -57,6 +57,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 add_module_names = True
+smartquotes_action = "qe"                # quotes and ellipses, but "--flag" stays two hyphens
 
 html_theme = "furo"
 html_title = f"minigen {release}"

@@ -18,6 +18,7 @@ that object is documented (``minigen.Function``); Python's built-ins render as c
 that names nothing stays a warning, which ``-W`` turns into a failed build.
 """
 
+import ast
 import importlib
 import inspect
 import io
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tokenize
 import types
 from pathlib import Path
@@ -139,11 +141,15 @@ def write_readme_fragments():
     figures = [m.group(0) for m in _LINK.finditer(results) if m.group(1)]
     fragment("results_figures", " ".join(figures) + "\n")
     for name, heading in [("performance", "Performance"), ("benchmarks", "Benchmarks"),
-                          ("layout", "Layout"), ("command_line", "The command line"),
+                          ("layout", "Layout"),
                           ("models", "Models from Python"), ("engine", "The engine"),
                           ("backends", "Backends, and keeping the GPU path honest without a GPU"),
                           ("tests", "Tests")]:
         fragment(name, section(sections, heading, readme))
+    # The command line's usage lines are generated from the parser on the same page: keep the prose.
+    prose = re.sub(r"^```.*?^```\n*", "", section(sections, "The command line", readme),
+                   flags=re.MULTILINE | re.DOTALL)
+    fragment("command_line", prose)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -354,6 +360,109 @@ def write_api(modules, home):
 
 
 # --------------------------------------------------------------------------------------------------
+# How minigen is built: its modules in layers, from their imports; the fused ops and references
+# --------------------------------------------------------------------------------------------------
+
+def package_modules():
+    """``{module name: file}`` for every module of the package (``minigen.nn`` for its __init__)."""
+    found = {}
+    for path in sorted((ROOT / "minigen").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__main__":
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def module_imports(name, path, known):
+    """The package's modules that ``name`` imports at module level (an import inside a function is
+    a deliberate late call and makes no layer)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    deps = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            deps.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            deps.add(base)
+            deps.update(f"{base}.{alias.name}" for alias in node.names)
+    return sorted(d for d in deps if d in known and d != name)
+
+
+def layers(known):
+    """``([[module, ...], ...], imports)``: layer 0 imports nothing from minigen, layer k only from
+    the layers below k.  Modules caught in an import cycle make one last layer."""
+    deps = {name: module_imports(name, path, known) for name, path in known.items()}
+    level = {}
+    for _ in range(len(deps) + 1):
+        for name, needs in deps.items():
+            if name not in level and all(d in level for d in needs):
+                level[name] = 1 + max((level[d] for d in needs), default=-1)
+    stack = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for name in sorted(level):
+        stack[level[name]].append(name)
+    rest = sorted(set(deps) - set(level))
+    return (stack + [rest] if rest else stack), deps
+
+
+def fused_groups(fused):
+    """``minigen.fused.__all__`` cut at each ``*_reference``: [(reference, [what replaces it])]."""
+    groups = []
+    for name in _all(fused):
+        if name.endswith("_reference"):
+            groups.append((name, []))
+        elif groups:
+            groups[-1][1].append(name)
+    return groups
+
+
+def write_architecture(public, home):
+    """``_generated/architecture.md``: every module in its layer with its docstring, then the table
+    of fused ops and their references and the documentation of ``minigen.fused``."""
+    known = package_modules()
+    stack, deps = layers(known)
+    fused = importlib.import_module("minigen.fused") if "minigen.fused" in known else None
+    intro = ("Generated from each module's imports: a module in layer *k* imports only modules of "
+             "the layers below it, so reading them in this order you never meet a name that has "
+             "not been explained. (A package's `__init__`, after its modules, only gathers names.)")
+    lines = ["## The layers, from the imports", "", intro, ""]
+    named = set(home.values())              # mg.gradcheck, the function, is not minigen.gradcheck
+    for number, names in enumerate(stack):
+        lines += [f"### Layer {number}", ""]
+        for name in names:
+            uses = ", ".join(f"`{d}`" for d in deps[name]) or "nothing from minigen"
+            link = f" ([API reference](api/{name}.rst))" if name in public else ""
+            lines += [f"#### `{name}`{link}", "", f"*Imports {uses}.*", "",
+                      "```{eval-rst}", f".. automodule:: {name}", "   :no-members:"]
+            indexed = name not in public and name not in named
+            indexed = indexed and not (fused and name == fused.__name__)
+            lines += ([] if indexed else ["   :no-index:"]) + ["```", ""]
+    if fused is not None:
+        about = ("Each fused op computes what its reference computes with a few primitive ops, in "
+                 "fewer passes over memory and as one graph node. `mg.set_fusion(False)` makes "
+                 "every model run on the references instead. The table is generated from "
+                 "`minigen.fused.__all__`.")
+        lines += ["## Fused ops beside their references", "", about, "",
+                  "| reference | what replaces it |", "| --- | --- |"]
+        for reference, replacements in fused_groups(fused):
+            targets = ", ".join(
+                f"{{py:obj}}`{home.get(id(getattr(fused, r)), f'{fused.__name__}.{r}')}`"
+                for r in replacements)
+            lines.append(f"| {{py:func}}`{fused.__name__}.{reference}` | {targets} |")
+        elsewhere = [n for n in _all(fused) if id(getattr(fused, n)) in home]
+        lines += ["", "```{eval-rst}", f".. automodule:: {fused.__name__}", "   :members:"]
+        lines += [f"   :exclude-members: {', '.join(elsewhere)}"] if elsewhere else []
+        lines += ["```", ""]
+    _write(DOCS / "_generated" / "architecture.md", "\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------------
 # Sphinx hooks
 # --------------------------------------------------------------------------------------------------
 
@@ -365,6 +474,7 @@ def generate(app, config):
     _HOME.clear()
     _HOME.update(homes(modules))
     write_api(modules, _HOME)
+    write_architecture(modules, _HOME)
     write_tutorials()
     write_readme_fragments()
 
@@ -419,6 +529,8 @@ def resolve_alias(app, env, node, contnode):
     import builtins
     if hasattr(builtins, target):
         return contnode
+    if "." in target and not target.startswith("minigen.") and _lookup(target) is not None:
+        return contnode                               # another library's (no intersphinx offline)
     return None
 
 
@@ -451,9 +563,30 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
     lines[:] = out
 
 
+_ROLE = re.compile(r":(func|class|meth|attr|data|obj|exc|mod):`([A-Za-z_][\w.]*)`")
+
+
+def qualify_references(app, what, name, obj, options, lines):
+    """A docstring's short reference (``:func:`dense_reference```) means a name of the file that
+    defines the object; the object may be described on another module's page (``mg.nn.dense`` is
+    defined in ``minigen/fused.py``), so write the defining module into the target."""
+    home = obj if inspect.ismodule(obj) else sys.modules.get(getattr(obj, "__module__", "") or "")
+    if home is None or not home.__name__.startswith("minigen"):
+        return
+
+    def replace(match):
+        role, target = match.groups()
+        first = target.split(".")[0]
+        if target.startswith("minigen.") or not hasattr(home, first):
+            return match.group(0)
+        return f":{role}:`{target} <{home.__name__}.{target}>`"
+    lines[:] = [_ROLE.sub(replace, line) for line in lines]
+
+
 def setup(app):
     app.connect("config-inited", generate)
     app.connect("autodoc-process-docstring", indented_blocks_as_code)
+    app.connect("autodoc-process-docstring", qualify_references)
     app.connect("missing-reference", resolve_alias)
     app.setup_extension("sphinx.ext.autosummary")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
