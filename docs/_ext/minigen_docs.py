@@ -377,11 +377,15 @@ def package_modules():
 
 
 def module_imports(name, path, known):
-    """The package's modules that ``name`` imports at module level (an import inside a function is
-    a deliberate late call and makes no layer)."""
+    """The package's modules that ``name`` imports in its header.  An import inside a function, or
+    one placed after the module's own definitions (``autograd`` imports ``functions`` at its end, to
+    give Tensor its operators), is a deliberate late import and makes no layer."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     deps = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for i, node in enumerate(ast.parse(path.read_text(encoding="utf-8")).body):
+        docstring = i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        if not isinstance(node, (ast.Import, ast.ImportFrom)) and not docstring:
+            break
         if isinstance(node, ast.Import):
             deps.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -390,7 +394,8 @@ def module_imports(name, path, known):
                 parts = package.split(".")
                 parts = parts[: len(parts) - (node.level - 1)]
                 base = ".".join(parts + ([node.module] if node.module else []))
-            deps.add(base)
+            if node.module:                       # "from . import backend" needs backend only
+                deps.add(base)
             deps.update(f"{base}.{alias.name}" for alias in node.names)
     return sorted(d for d in deps if d in known and d != name)
 
@@ -534,14 +539,17 @@ def resolve_alias(app, env, node, contnode):
     return None
 
 
+_TABLE_BORDER = re.compile(r"^\s*(=+( +=+)+|\+(-+\+)+)\s*$")
 _NOT_PROSE = re.compile(r"^(\.\. |[-*+] |\d+[.)] |=+\s|:[\w -]+:)")
 
 
 def indented_blocks_as_code(app, what, name, obj, options, lines):
     """minigen's docstrings are written for ``help()`` as much as for the site: an indented block
-    after a paragraph (an example, a formula, an update rule) is text to show exactly as written.
-    reStructuredText would read it as a block quote and reflow it, so mark each such block literal
-    (a ``::`` line, which renders as nothing).  A constant's docstring is its type's: drop it."""
+    after a paragraph (an example, a formula, an update rule), with or without a blank line
+    between, is text to show exactly as written.  reStructuredText would read it as a block quote
+    or a definition list and reflow it, so mark each such block literal (a ``::`` line, which
+    renders as nothing) and end it with a blank line.  A constant's docstring is its type's: drop
+    it."""
     type_doc = (type(obj).__doc__ or "").strip()
     if isinstance(obj, _BUILTIN_VALUES) and "\n".join(lines).strip() == type_doc:
         lines[:] = []
@@ -551,12 +559,26 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
         # indented; autodoc's dedent (by the smallest indent after line 1) would erase that.
         raw = obj.__doc__.expandtabs().strip("\n").splitlines()
         lines[:] = [line.rstrip() for line in raw] + [""]
-    out, previous = [], ""
-    for i, line in enumerate(lines):
-        starts_block = line.startswith(" ") and line.strip() and i > 0 and not lines[i - 1].strip()
-        if starts_block and previous and not previous.startswith(" ") \
-                and not previous.rstrip().endswith("::") and not _NOT_PROSE.match(previous):
-            out += ["::", ""]
+    out, previous, block = [], "", 0          # block: the indent of the literal block we opened
+    table = False                             # inside a reST table, indentation is layout
+    for line in lines:
+        indent = len(line) - len(line.lstrip()) if line.strip() else None
+        if _TABLE_BORDER.match(line):
+            table = True
+        elif table and indent is None and _TABLE_BORDER.match(previous):
+            table = False
+        if table:
+            out.append(line)
+            previous = line if line.strip() else previous
+            continue
+        if block and indent is not None and indent < block:
+            block = 0                             # the block ends: reST wants a blank line here
+            if out and out[-1].strip():
+                out.append("")
+        if (not block and indent and previous and not previous.startswith(" ")
+                and not previous.rstrip().endswith("::") and not _NOT_PROSE.match(previous)):
+            out += (["", "::", ""] if out and out[-1].strip() else ["::", ""])
+            block = indent
         out.append(line)
         if line.strip():
             previous = line
