@@ -17,7 +17,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))            # document this checkout's minigen, installed or not
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import minigen
+import minigen  # noqa: E402  (after the sys.path lines above)
 
 project = "minigen"
 author = "the minigen authors"

@@ -223,7 +223,7 @@ def frechet_distance(features_a, features_b):
 
     with mu and C each set's mean and unbiased covariance.  This is the formula of the Frechet
     Inception Distance (FID, Heusel et al. 2017), here on the features of minigen's own small
-    classifier (:func:`image_features`), so its values are **not comparable with Inception-based
+    classifier (``image_features``), so its values are **not comparable with Inception-based
     FID** numbers in papers: compare runs measured with the same features and number of samples
     (the estimate is biased upwards for small sets).  0 for identical statistics; it grows as the
     means move apart and as the spreads differ.  Computed in float64 on the features' backend

@@ -1,6 +1,6 @@
-"""The generator behind the documentation site (docs/_ext/minigen_docs.py) and the event checks of
-its browser test (docs/check_site.py): plain Python, so tested without Sphinx or a browser.  The site
-itself is built and opened in Chromium by .ci/run (bash docs/build.sh; python docs/check_site.py)."""
+"""The generator behind the documentation site (docs/_ext/minigen_docs.py) and the event checks
+of its browser test (docs/check_site.py): plain Python, so tested without Sphinx or a browser.  The
+site itself is built and opened in Chromium by .ci/run (bash docs/build.sh, docs/check_site.py)."""
 
 import importlib
 import sys
@@ -31,6 +31,11 @@ def test_indented_block_without_blank_lines_is_closed_properly():
     # reST would read this as a definition list and complain about the unindent
     assert transform("Backward:\n    dL/dx = g\nafter") == \
         "Backward:\n\n::\n\n    dL/dx = g\n\nafter"
+
+
+def test_indented_block_inside_a_list_item_stays_in_the_item():
+    assert transform("* the loss,\n\n      L = a\n          + b\n\n  more") == \
+        "* the loss,\n\n  ::\n\n      L = a\n          + b\n\n  more"
 
 
 def test_literal_blocks_lists_directives_and_tables_are_left_alone():

@@ -540,7 +540,8 @@ def resolve_alias(app, env, node, contnode):
 
 
 _TABLE_BORDER = re.compile(r"^\s*(=+( +=+)+|\+(-+\+)+)\s*$")
-_NOT_PROSE = re.compile(r"^(\.\. |[-*+] |\d+[.)] |=+\s|:[\w -]+:)")
+_NOT_PROSE = re.compile(r"^(\.\. |=+\s|:[\w -]+:)")
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)]) +")
 
 
 def indented_blocks_as_code(app, what, name, obj, options, lines):
@@ -559,7 +560,7 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
         # indented; autodoc's dedent (by the smallest indent after line 1) would erase that.
         raw = obj.__doc__.expandtabs().strip("\n").splitlines()
         lines[:] = [line.rstrip() for line in raw] + [""]
-    out, previous, block = [], "", 0          # block: the indent of the literal block we opened
+    out, previous, block = [], "", None       # block: the indent the literal block sits under
     table = False                             # inside a reST table, indentation is layout
     for line in lines:
         indent = len(line) - len(line.lstrip()) if line.strip() else None
@@ -571,18 +572,28 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
             out.append(line)
             previous = line if line.strip() else previous
             continue
-        if block and indent is not None and indent < block:
-            block = 0                             # the block ends: reST wants a blank line here
+        if block is not None and indent is not None and indent <= block:
+            block = None                          # the block ends: reST wants a blank line here
             if out and out[-1].strip():
                 out.append("")
-        if (not block and indent and previous and not previous.startswith(" ")
-                and not previous.rstrip().endswith("::") and not _NOT_PROSE.match(previous)):
-            out += (["", "::", ""] if out and out[-1].strip() else ["::", ""])
-            block = indent
+        base = _content_indent(previous)
+        if block is None and indent is not None and base is not None and indent > base:
+            marker = " " * base + "::"            # inside a list item, the marker is indented too
+            out += (["", marker, ""] if out and out[-1].strip() else [marker, ""])
+            block = base
         out.append(line)
         if line.strip():
             previous = line
     lines[:] = out
+
+
+def _content_indent(line):
+    """Where the text of a prose line starts (after a list marker), or None for a line after which
+    an indented block means something else: nothing yet, a directive, a field, a ``::`` line."""
+    if not line.strip() or line.rstrip().endswith("::") or _NOT_PROSE.match(line.lstrip()):
+        return None
+    item = _LIST_ITEM.match(line)
+    return item.end() if item else len(line) - len(line.lstrip())
 
 
 _ROLE = re.compile(r":(func|class|meth|attr|data|obj|exc|mod):`([A-Za-z_][\w.]*)`")
