@@ -48,27 +48,42 @@ def _tensors(a, b):
     return as_tensor(a, b), b
 
 
+def _smallest(t):
+    return float(B.of(t.data).to_numpy(t.data).min()) if t.size else float("nan")
+
+
 class Normal:
     """The normal distribution N(loc, scale^2), elementwise ("diagonal") over a batch of any shape.
 
-    ``loc`` and ``scale`` (> 0) are Tensors or Python numbers and broadcast together; gradients
-    reach both through ``rsample``, ``log_prob``, ``entropy`` and ``kl_divergence``.
+    ``loc`` and ``scale`` (> 0) are Tensors or Python numbers and broadcast together; gradients reach
+    both through ``rsample``, ``log_prob``, ``entropy`` and ``kl_divergence``.
+
+    As PyTorch (``validate_args`` on by default), a scale that is not > 0 everywhere, or a NaN loc, is
+    a ValueError: the density would silently be NaN.  The check reads the values, one device-to-host
+    copy; ``validate_args=False`` skips it.
     """
 
-    def __init__(self, loc, scale):
+    def __init__(self, loc, scale, validate_args=True):
         loc, scale = _tensors(loc, scale)
         shape = _broadcast_shape(loc.shape, scale.shape)
+        if validate_args:
+            xp = B.namespace(scale.data)
+            if not bool(xp.all(scale.data > 0)):
+                raise ValueError(f"Normal: scale must be > 0 everywhere; the scale of shape "
+                                 f"{scale.shape} has values <= 0 or NaN (min {_smallest(scale)})")
+            if bool(xp.any(xp.isnan(loc.data))):
+                raise ValueError(f"Normal: loc of shape {loc.shape} has NaN values")
         self.loc, self.scale = broadcast_to(loc, shape), broadcast_to(scale, shape)
 
     @classmethod
-    def from_log_var(cls, loc, log_var):
+    def from_log_var(cls, loc, log_var, validate_args=True):
         """N(loc, exp(log_var)): the variance is exp(log_var), so scale = exp(0.5 * log_var).
 
         (The founding document uses exp(log_var) as the scale: a bug that squares the standard
         deviation.)
         """
         loc, log_var = _tensors(loc, log_var)
-        return cls(loc, exp(0.5 * log_var))
+        return cls(loc, exp(0.5 * log_var), validate_args=validate_args)
 
     @property
     def batch_shape(self):

@@ -136,7 +136,8 @@ class Pow(_Broadcasting):
 
 
 class PowScalar(Function):
-    """y = x ** c for a Python number c;  dy/dx = c x^(c-1)  (0 for c = 0, also at x = 0)."""
+    """y = x ** c for a Python number c;  dy/dx = c x^(c-1)  (0 for c = 0, also at x = 0, where the
+    formula would give 0 * inf; so the second derivative of x ** 1, through x ** 0, is 0 too)."""
 
     def __init__(self, c):
         self.c = c
@@ -148,8 +149,6 @@ class PowScalar(Function):
         (x,) = self.inputs
         if self.c == 0:
             return gy * 0.0
-        if self.c == 1:
-            return gy
         if self.c == 2:
             return gy * 2.0 * x
         return gy * self.c * x ** (self.c - 1)

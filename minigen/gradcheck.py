@@ -1,20 +1,28 @@
 """Numerical gradient checking: is a backward rule right?
 
-For a function ``y = f(x1, ..., xn)`` and a random upstream gradient ``u`` (the shape of ``y``), the
-scalar ``L = sum(u * f(x))`` has the gradient that backpropagation computes from ``u``.  Each
-element of that gradient is compared with a central difference
+For a function ``y = f(x1, ..., xn)``, each entry of the Jacobian dy[j]/dx[i] that backpropagation
+computes (one backward pass per output element j, with the upstream gradient e_j) is compared with a
+central difference of that output element alone
 
-    dL/dx[i]  ~  (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)
+    dy[j]/dx[i]  ~  (y[j](x + eps e_i) - y[j](x - eps e_i)) / (2 eps)
 
-whose error is O(eps^2).  In float64 with eps = 1e-6 the two agree to about 1e-8 when the backward
-rule is right; a wrong rule is off by far more.  A random ``u`` (rather than all ones) catches rules
-that are only right on average, e.g. a transposed gradient of a square matrix.
+whose error is O(eps^2) plus the rounding of y[j] itself, divided by eps.  In float64 with eps = 1e-6
+the two agree to about 1e-8 of y[j]'s size when the rule is right; a wrong rule is off by far more.
+Entry by entry (as PyTorch's gradcheck), so outputs of very different sizes do not mix: rounding in a
+large output never hides, or fakes, an error in a small one.  An entry passes when
 
-``gradgradcheck`` applies the same test to the gradient itself (second order): the function checked
-is ``x -> dL/dx`` computed with ``create_graph=True``.
+    |analytic - numerical| <= atol + rtol * |numerical|
+
+and a numerical derivative that is not finite (the function overflows near the point) is an error,
+never a pass.  The check also fails a backward that changes its upstream gradient ``gy`` in place, and
+one that returns a gradient of the wrong shape.
+
+``gradgradcheck`` applies the same test to the gradient itself (second order): the function checked is
+``x -> dL/dx`` with L = sum(u * f(x)) for a fixed random ``u``, computed with ``create_graph=True``.
 """
 
 import itertools
+import math
 
 from . import backend as B
 from .autograd import Tensor, grad
@@ -45,80 +53,111 @@ def _check_inputs(inputs):
     return inputs
 
 
-def _weighted_sum(fn, inputs, u):
-    """L(x) = sum(u * f(x)) as a Python float."""
-    out = fn(*inputs)
+def _indices(shape):
+    return list(itertools.product(*(range(d) for d in shape)))
+
+
+def _values(fn, inputs):
+    """fn's output as a flat list of Python floats."""
+    return fn(*inputs).numpy().ravel().tolist()
+
+
+def _analytic_jacobian(out, xs):
+    """jac[k][i][j] = d out[j] / d xs[k][i] by backpropagation: one backward per output element."""
+    jac = [[[0.0] * out.size for _ in range(x.size)] for x in xs]
+    if not out.requires_grad:                 # the output depends on no input: every entry is 0
+        return jac
+    owner = B.of(out.data)
     xp = B.namespace(out.data)
-    return float(xp.sum(out.data * u.data))
+    for j, index in enumerate(_indices(out.shape)):
+        u = Tensor._wrap(owner.zeros(out.shape, like=out.data))
+        u.data[index] = 1.0
+        grads = grad(out, xs, grad_outputs=u, retain_graph=True)
+        if float(u.data[index]) != 1.0 or float(xp.sum(xp.abs(u.data))) != 1.0:
+            raise GradcheckError(
+                "gradcheck: a backward changed its upstream gradient gy in place; gy may be shared "
+                "with other gradients, so a backward must compute new tensors (gy * 2, not gy *= 2)")
+        for k, (x, g) in enumerate(zip(xs, grads)):
+            if g.shape != x.shape:
+                raise GradcheckError(
+                    f"gradcheck: the gradient of input {k} has shape {g.shape}, "
+                    f"but the input has shape {x.shape}")
+            for i, value in enumerate(g.numpy().ravel().tolist()):
+                jac[k][i][j] = value
+    return jac
+
+
+def _numerical_column(fn, inputs, x, index, eps):
+    """d out / d x[index] by central differences, one entry per output element."""
+    # A Python float holds a float64 exactly, so writing it back restores the input bit for bit
+    # (x.data[index] itself would be a view on CuPy, changed by the writes below).  fn runs with
+    # recording on: it may itself differentiate, as in gradgradcheck.
+    value = float(x.data[index])
+    try:
+        x.data[index] = value + eps
+        plus = _values(fn, inputs)
+        x.data[index] = value - eps
+        minus = _values(fn, inputs)
+    finally:
+        x.data[index] = value
+    return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0):
     """Check the gradients of ``fn(*inputs)`` against central differences; True or GradcheckError.
 
-    ``inputs``: float64 Tensors; those with ``requires_grad=True`` are checked.  An element passes
-    when ``|analytic - numerical| <= atol + rtol * |numerical|``.  ``verbose=True`` prints every
-    comparison. The inputs are perturbed in place during the check and restored exactly afterwards.
+    ``inputs``: float64 Tensors; those with ``requires_grad=True`` are checked.  Every Jacobian entry
+    d out[j] / d input[i] passes when ``|analytic - numerical| <= atol + rtol * |numerical|``.
+    ``verbose=True`` prints every entry that is not 0 on both sides.  The inputs are perturbed in place
+    during the check and restored exactly afterwards.  (``seed`` chooses gradgradcheck's random
+    upstream gradient; the first-order check uses none.)
     """
     inputs = _check_inputs(inputs)
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, not {type(out).__name__}")
-    checked = [x for x in inputs if x.requires_grad]
-    u = _random_like(out, seed)
-    if out.requires_grad:
-        analytic = grad(out, checked, grad_outputs=u)
-    else:  # the output does not depend on any input: every gradient is zero
-        analytic = [Tensor._wrap(B.namespace(x.data).zeros_like(x.data)) for x in checked]
+    numbers = [n for n, x in enumerate(inputs) if x.requires_grad]
+    analytic = _analytic_jacobian(out, [inputs[n] for n in numbers])
+    out_indices = _indices(out.shape)
 
     rows, failures = [], []
-    for number, (x, g) in enumerate(zip(inputs, _align(inputs, analytic))):
-        if g is None:
-            continue
-        if g.shape != x.shape:
-            raise GradcheckError(
-                f"gradcheck: the gradient of input {number} has shape {g.shape}, "
-                f"but the input has shape {x.shape}")
-        g_host = g.numpy()
-        for index in itertools.product(*(range(d) for d in x.shape)):
-            # A Python float holds a float64 exactly, so writing it back restores the input bit for
-            # bit (x.data[index] itself would be a view on CuPy, changed by the writes below).
-            value = float(x.data[index])
-            # (not under no_grad: fn may itself differentiate, as in gradgradcheck)
-            x.data[index] = value + eps
-            plus = _weighted_sum(fn, inputs, u)
-            x.data[index] = value - eps
-            minus = _weighted_sum(fn, inputs, u)
-            x.data[index] = value
-            numerical = (plus - minus) / (2 * eps)
-            analytic_value = float(g_host[index])
-            ok = abs(analytic_value - numerical) <= atol + rtol * abs(numerical)
-            rows.append((number, index, analytic_value, numerical, ok))
-            if not ok:
-                failures.append(rows[-1])
+    for number, jac in zip(numbers, analytic):
+        x = inputs[number]
+        for i, index in enumerate(_indices(x.shape)):
+            numerical = _numerical_column(fn, inputs, x, index, eps)
+            for j, out_index in enumerate(out_indices):
+                a, n = jac[i][j], numerical[j]
+                if not math.isfinite(n):
+                    raise GradcheckError(
+                        f"gradcheck: the numerical derivative of output element {out_index} with "
+                        f"respect to input {number}, element {index} is {n}: fn is not finite within "
+                        f"eps={eps:g} of this point, so its gradient cannot be checked here; choose "
+                        "inputs where fn is finite and smooth")
+                ok = abs(a - n) <= atol + rtol * abs(n)
+                rows.append((number, index, out_index, a, n, ok))
+                if not ok:
+                    failures.append(rows[-1])
 
     if verbose:
         _print_table(rows)
     if failures:
-        number, index, a, n, _ = failures[0]
+        number, index, out_index, a, n, _ = failures[0]
         raise GradcheckError(
-            f"gradcheck: input {number}, element {index}: analytic {a:.8g}, numerical {n:.8g} "
-            f"(difference {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |numerical|); "
-            f"{len(failures)} of {len(rows)} elements disagree")
+            f"gradcheck: input {number}, element {index}, output element {out_index}: analytic "
+            f"{a:.8g}, numerical {n:.8g} (difference {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} "
+            f"* |numerical|); {len(failures)} of {len(rows)} Jacobian entries disagree")
     return True
 
 
-def _align(inputs, analytic):
-    """One entry per input: its analytic gradient, or None for inputs that are not checked."""
-    grads = iter(analytic)
-    return [next(grads) if x.requires_grad else None for x in inputs]
-
-
 def _print_table(rows):
-    print(f"{'input':>5}  {'element':<14} {'analytic':>14} {'numerical':>14} {'|difference|':>13}  "
-          "ok")
-    for number, index, a, n, ok in rows:
-        print(f"{number:>5}  {str(index):<14} {a:>14.8g} {n:>14.8g} {abs(a - n):>13.3g}  "
-              f"{'yes' if ok else 'NO'}")
+    shown = [row for row in rows if row[3] != 0.0 or row[4] != 0.0]
+    print(f"{'input':>5}  {'element':<12} {'output':<12} {'analytic':>14} {'numerical':>14} "
+          f"{'|difference|':>13}  ok")
+    for number, index, out_index, a, n, ok in shown:
+        print(f"{number:>5}  {str(index):<12} {str(out_index):<12} {a:>14.8g} {n:>14.8g} "
+              f"{abs(a - n):>13.3g}  {'yes' if ok else 'NO'}")
+    if len(shown) < len(rows):
+        print(f"({len(rows) - len(shown)} entries that are 0 on both sides not shown)")
 
 
 def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0):
@@ -137,7 +176,8 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, see
         wanted = [x for x in xs if x.requires_grad]
         if not out.requires_grad:
             return concatenate([reshape(x.detach() * 0.0, (-1,)) for x in wanted])
-        gs = grad(out, wanted, grad_outputs=u, create_graph=True)
+        upstream = Tensor._wrap(B.of(u.data).copy(u.data))   # a backward may not change ours
+        gs = grad(out, wanted, grad_outputs=upstream, create_graph=True)
         return concatenate([reshape(g, (-1,)) for g in gs])
 
     return gradcheck(first_order, inputs, eps=eps, atol=atol, rtol=rtol, verbose=verbose, seed=seed)

@@ -20,6 +20,7 @@ exactly.
 
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from . import backend as B
 from .autograd import Tensor, as_tensor, mark_modified
@@ -44,15 +45,7 @@ class Optimizer:
     buffers = ()
 
     def __init__(self, params):
-        self.params = list(params)
-        _check(len(self.params) > 0, f"{type(self).__name__}: got an empty parameter list")
-        seen = set()
-        for i, p in enumerate(self.params):
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: parameter {i} is not a tensor that "
-                                "requires grad (pass model.parameters())")
-            _check(id(p) not in seen, f"{type(self).__name__}: parameter {i} appears twice")
-            seen.add(id(p))
+        self.params = _parameter_list(type(self).__name__, params)
         self.state = [{} for _ in self.params]   # per parameter: "step" (an int) and buffer arrays
 
     def zero_grad(self):
@@ -97,9 +90,17 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state):
-        """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and
-        dtype. Everything is checked first: a ValueError lists missing, unexpected and mis-shaped
-        entries."""
+        """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and dtype.
+        Everything is checked first: a TypeError for a state that is not a mapping of arrays, a
+        ValueError listing missing, unexpected and mis-shaped entries."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names to "
+                            f"arrays (what state_dict() returns), not a {type(state).__name__}")
+        for key, value in state.items():
+            if not (isinstance(value, (Tensor, int, float)) or B.is_array(value)
+                    or B.is_host_array(value)):
+                raise TypeError(f"{type(self).__name__}.load_state_dict: entry {key!r} is a "
+                                f"{type(value).__name__}; expected an array or a Tensor")
         missing = [name for name in self.hyperparameters if name not in state]
         unexpected, misshaped, per_param = [], [], [{} for _ in self.params]
         for key, value in state.items():
@@ -133,6 +134,41 @@ def host_scalar(value, dtype):
     """A 0-d NumPy array holding the Python number ``value`` (checkpoints hold plain arrays)."""
     with B.using_backend("numpy"):
         return Tensor(value, dtype=dtype).numpy()
+
+
+def _parameter_list(who, params):
+    """``params`` (an iterable of tensors, or of ``(name, tensor)`` pairs as ``named_parameters()``
+    gives) as a list, checked as PyTorch checks it: a single tensor or a set is a TypeError (iterating
+    a tensor would give its rows), so is anything but a tensor in it; a tensor made by an op (not a
+    leaf) is a ValueError, since an update would not reach the leaf it came from.  Tensors that do not
+    require grad are accepted and never updated (they get no gradient), as in PyTorch."""
+    if isinstance(params, Tensor):
+        raise TypeError(f"{who}: params should be an iterable of Tensors, but got a single Tensor "
+                        "(pass [tensor], or model.parameters())")
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{who}: params must be an ordered collection (a list), not a set: a set's "
+                        "order changes between runs, and with it the meaning of a checkpoint")
+    out = []
+    for i, p in enumerate(params):
+        if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str):
+            p = p[1]                                # (name, parameter) from named_parameters()
+        if isinstance(p, dict):
+            raise TypeError(f"{who}: parameter groups (dicts) are not supported; pass one iterable "
+                            "of tensors (one optimizer per group)")
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{who}: can only optimize Tensors, but parameter {i} is a "
+                            f"{type(p).__name__}")
+        if not p.is_leaf:
+            raise ValueError(f"{who}: can't optimize a non-leaf Tensor (parameter {i}, shape "
+                             f"{p.shape}, was made by {p.creator.name}); optimize the leaf it was "
+                             "computed from, or .detach() it and set requires_grad")
+        out.append(p)
+    _check(len(out) > 0, f"{who}: got an empty parameter list")
+    seen = set()
+    for i, p in enumerate(out):
+        _check(id(p) not in seen, f"{who}: parameter {i} appears twice")
+        seen.add(id(p))
+    return out
 
 
 def _number(value):
@@ -268,25 +304,58 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
-def clip_grad_norm_(params, max_norm, eps=1e-6):
-    """Scale the gradients so that their global L2 norm is at most ``max_norm`` (as PyTorch):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale the gradients so that their total norm is at most ``max_norm``; PyTorch's function:
 
-        total = sqrt(sum over all parameters of sum(g^2))
-        g <- g * min(1, max_norm / (total + eps))
+        norm_i = ||g_i||_p for each gradient,   total = ||(norm_1, ..., norm_n)||_p
+        g <- g * min(1, max_norm / (total + 1e-6))
 
-    Each ``p.grad`` is replaced by a new tensor (the old arrays are not changed).  Parameters
-    without a gradient are ignored.  Returns the total norm before clipping, as a 0-d Tensor.
+    ``parameters``: a Tensor or an iterable of them; those without a gradient are ignored.
+    ``norm_type`` p: any float, ``float("inf")`` for the largest |g| (then -inf the smallest, 0 the
+    count of non-zero norms, as PyTorch's vector_norm).  With ``error_if_nonfinite=True`` a total that
+    is NaN or infinite is a RuntimeError (checking costs a device-to-host copy); otherwise the
+    gradients are scaled by it anyway, as in PyTorch.  Each ``p.grad`` is replaced by a new tensor of
+    its dtype (the old arrays, which may be shared, are not changed).  Returns the total norm before
+    clipping, as a 0-d Tensor.
     """
-    grads = [p for p in params if p.grad is not None]
-    if not grads:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    max_norm, p = float(max_norm), float(norm_type)
+    with_grads = [t for t in parameters if t.grad is not None]
+    if not with_grads:
         return Tensor(0.0)
-    xp = B.namespace(grads[0].grad.data)
-    total = 0.0
-    for p in grads:
-        g = p.grad.data
-        total = total + xp.sum(g * g)
-    norm = B.ensure_array(xp.sqrt(total))          # (NumPy answers 0-d results as scalars)
-    scale = B.ensure_array(xp.minimum(float(max_norm) / (norm + eps), 1.0))
-    for p in grads:
-        p.grad = Tensor._wrap(p.grad.data * scale)
-    return Tensor._wrap(norm)
+    first = with_grads[0].grad.data
+    for t in with_grads:
+        if type(t.grad.data) is not type(first):
+            raise ValueError(f"clip_grad_norm_: gradients on two devices ({with_grads[0].device} "
+                             f"and {t.device}); move the model to one device first")
+    xp = B.namespace(first)
+    norms = [xp.reshape(_vector_norm(xp, t.grad.data, p), ()) for t in with_grads]
+    total = B.ensure_array(_vector_norm(xp, xp.stack(norms), p))
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is non-finite "
+            f"({float(total)}), so it cannot be clipped; to scale the gradients by it anyway, set "
+            "error_if_nonfinite=False")
+    scale = B.ensure_array(xp.minimum(max_norm / (total + 1e-6), 1.0))
+    for t in with_grads:
+        g = t.grad.data
+        t.grad = Tensor._wrap(g * xp.astype(scale, g.dtype))
+    return Tensor._wrap(total)
+
+
+def _vector_norm(xp, a, p):
+    """||a||_p over all elements, as PyTorch's ``vector_norm`` (an empty array has norm 0)."""
+    if a.size == 0:
+        return B.of(a).full((), 0.0, a.dtype)
+    if p == math.inf:
+        return xp.max(xp.abs(a))
+    if p == -math.inf:
+        return xp.min(xp.abs(a))
+    if p == 0.0:
+        return xp.sum(xp.astype(a != 0, a.dtype))
+    if p == 1.0:
+        return xp.sum(xp.abs(a))
+    if p == 2.0:
+        return xp.sqrt(xp.sum(a * a))
+    return xp.sum(xp.abs(a) ** p) ** (1.0 / p)

@@ -233,3 +233,271 @@ def test_binary_ops_skip_the_gradient_of_a_constant(backend, op):
     f(c, x)
     gc, gx = f.backward(mg.ones(4, 5))
     assert gc is None and gx is not None
+
+
+# ----------------------------------------------------------------------------------------------------
+# 2 and 3: clip_grad_norm_ with PyTorch's signature; what optimizers accept
+# ----------------------------------------------------------------------------------------------------
+
+def _with_grads(grads):
+    params = [mg.Tensor(np.zeros(np.shape(g)), requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = mg.Tensor(np.asarray(g, dtype=np.float64))
+    return params
+
+
+@pytest.mark.parametrize("norm_type, total", [
+    (2.0, 13.0),                       # sqrt(3^2 + 4^2 + 12^2)
+    (1.0, 19.0),                       # 3 + 4 + 12
+    (float("inf"), 12.0),              # the largest |g|
+    (3.0, (27 + 64 + 1728) ** (1 / 3)),
+])
+def test_2_clip_grad_norm_takes_norm_type_third(backend, norm_type, total):
+    params = _with_grads([[3.0, -4.0], [12.0]])
+    norm = mg.optim.clip_grad_norm_(params, 1.0, norm_type)     # positional, as in PyTorch
+    assert norm.item() == pytest.approx(total, rel=1e-12)
+    scale = 1.0 / (total + 1e-6)
+    np.testing.assert_allclose(params[0].grad.numpy(), [3.0 * scale, -4.0 * scale], rtol=1e-12)
+    np.testing.assert_allclose(params[1].grad.numpy(), [12.0 * scale], rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")    # inf * 0, as in PyTorch
+def test_2_clip_grad_norm_leaves_small_gradients_and_reports_nonfinite(backend):
+    params = _with_grads([[0.3, 0.4]])
+    assert mg.optim.clip_grad_norm_(params, max_norm=1.0).item() == pytest.approx(0.5)
+    np.testing.assert_allclose(params[0].grad.numpy(), [0.3, 0.4], rtol=1e-15)
+    bad = _with_grads([[np.inf, 1.0]])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        mg.optim.clip_grad_norm_(bad, 1.0, error_if_nonfinite=True)
+    assert mg.optim.clip_grad_norm_(bad, 1.0).item() == np.inf   # scaled anyway, as PyTorch
+    f32 = mg.Tensor(np.zeros(2, np.float32), requires_grad=True)
+    f32.grad = mg.Tensor(np.array([3.0, 4.0], np.float32))
+    mg.optim.clip_grad_norm_([f32], 1.0)
+    assert _name(f32.grad) == "float32"
+
+
+def test_3_a_single_tensor_is_accepted_by_clip_and_refused_by_optimizers(backend):
+    (p,) = _with_grads([[[3.0, 4.0], [0.0, 0.0]]])   # a 2x2 weight: iterating it gives its rows
+    assert mg.optim.clip_grad_norm_(p, 1.0).item() == pytest.approx(5.0)
+    np.testing.assert_allclose(p.grad.numpy(), [[3 / (5 + 1e-6), 4 / (5 + 1e-6)], [0, 0]],
+                               rtol=1e-12)
+    for make in (lambda: mg.optim.SGD(p, lr=0.1), lambda: mg.optim.Adam(p),
+                 lambda: mg.optim.AdamW(p)):
+        with pytest.raises(TypeError, match="single Tensor"):
+            make()
+    with pytest.raises(TypeError, match="can only optimize Tensors"):
+        mg.optim.SGD([p, [1.0]], lr=0.1)
+    with pytest.raises(TypeError, match="set"):
+        mg.optim.SGD({p}, lr=0.1)
+
+
+def test_3_optimizers_refuse_non_leaf_tensors_and_take_named_parameters(backend):
+    leaf = mg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match="non-leaf"):
+        mg.optim.SGD([leaf * 2.0], lr=0.1)
+    layer = mg.nn.Dense(2, 1)
+    opt = mg.optim.SGD(layer.named_parameters(), lr=0.1)
+    assert opt.params == layer.parameters()
+
+
+# ----------------------------------------------------------------------------------------------------
+# 4: pow at base 0 (PyTorch's values: 0 where the limit is flat)
+# ----------------------------------------------------------------------------------------------------
+
+def test_4_pow_at_base_zero(backend):
+    x = mg.Tensor([0.0, 2.0], requires_grad=True)
+    (x ** 0).sum().backward()                        # d/dx x^0 = 0, also at 0
+    assert x.grad.tolist() == [0.0, 0.0]
+    x.grad = None
+    (g,) = mg.grad((x ** 1).sum(), x, create_graph=True)
+    (gg,) = mg.grad(g.sum(), x)                      # d2/dx2 x^1 = 0, also at 0
+    assert g.tolist() == [1.0, 1.0] and gg.tolist() == [0.0, 0.0]
+    b = mg.Tensor([0.0, 1.0, 2.5], requires_grad=True)
+    zero = mg.Tensor([0.0, 0.0, 0.0], requires_grad=True)
+    (zero ** b).sum().backward()                     # d/db 0^b = 0 for b >= 0; d/da 0^b = b 0^(b-1)
+    assert b.grad.tolist() == [0.0, 0.0, 0.0]
+    assert zero.grad.tolist() == [0.0, 1.0, 0.0]     # b = 0: 0;  b = 1: 1;  b = 2.5: 2.5 * 0
+    e = mg.Tensor([0.0, 2.0], requires_grad=True)
+    (0.0 ** e).sum().backward()                      # d/dx of 0.0 ** x
+    assert e.grad.tolist() == [0.0, 0.0]
+    e.grad = None
+    (2.0 ** e).sum().backward()                      # away from 0: log(2) 2^x
+    np.testing.assert_allclose(e.grad.numpy(), [np.log(2), 4 * np.log(2)], rtol=1e-12)
+
+
+def test_4_pow_at_base_zero_second_order_is_finite(backend):
+    a = mg.Tensor([0.0, 1.5], requires_grad=True)
+    b = mg.Tensor([2.0, 2.0], requires_grad=True)
+    ga, gb = mg.grad((a ** b).sum(), [a, b], create_graph=True)
+    second = mg.grad((ga + gb).sum(), [a, b])
+    for g in second:
+        assert np.isfinite(g.numpy()).all()
+    # d/da (b a^(b-1) + a^b log a) at a = 1.5, b = 2: b(b-1) a^(b-2) + a^(b-1) (b log a + 1)
+    expected = 2 * 1 * 1 + 1.5 * (2 * np.log(1.5) + 1)
+    assert second[0].numpy()[1] == pytest.approx(expected, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------------
+# 12: Tensor bounds for clip; NumPy conversions
+# ----------------------------------------------------------------------------------------------------
+
+def test_12_clip_takes_tensor_bounds_with_gradients(backend):
+    x = mg.Tensor([-2.0, 0.5, 3.0, 1.0], requires_grad=True)
+    low = mg.Tensor([-1.0, -1.0, -1.0, -1.0], requires_grad=True)
+    high = mg.Tensor(1.0, requires_grad=True)
+    y = mg.clip(x, low, high)
+    assert y.tolist() == [-1.0, 0.5, 1.0, 1.0]
+    (y * mg.Tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert x.grad.tolist() == [0.0, 2.0, 0.0, 4.0]   # x = high (a tie) keeps the gradient
+    assert low.grad.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert high.grad.item() == 3.0
+    assert mg.clip(x, None, high).tolist() == [-2.0, 0.5, 1.0, 1.0]
+    assert mg.clip(x, low).tolist() == [-1.0, 0.5, 3.0, 1.0]
+    with pytest.raises(TypeError, match="clip: low must be a number, a Tensor or None"):
+        mg.clip(x, "0")
+
+
+def test_12_numpy_conversion_is_the_array_or_a_clear_error(backend):
+    t = mg.Tensor([[1.0, 2.0]])
+    if backend == "numpy":
+        a = np.asarray(t)
+        assert a.dtype == np.float64 and a.shape == (1, 2) and a is t.data
+        assert np.asarray(t, dtype=np.float32).dtype == np.float32
+        assert np.array(t) is not t.data                 # np.array copies, as for arrays
+    else:
+        with pytest.raises(TypeError, match="tensor.numpy()"):
+            np.asarray(t)
+    y = np.ones((1, 2)) * t                              # NumPy defers to the Tensor
+    assert isinstance(y, mg.Tensor) and y.tolist() == [[1.0, 2.0]]
+    with pytest.raises(TypeError):
+        np.exp(t)                                        # no silent host round trip
+    with pytest.raises(TypeError, match="0-d"):
+        len(mg.Tensor(1.0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# 13: reductions at the edges
+# ----------------------------------------------------------------------------------------------------
+
+def test_13_reductions_of_empty_and_0d_tensors(backend):
+    empty = mg.Tensor(np.zeros((0, 3)), requires_grad=True)
+    assert np.isnan(empty.mean().item())
+    assert np.isnan(mg.losses.mse(empty, mg.Tensor(np.zeros((0, 3)))).item())
+    assert empty.mean(axis=0).numpy().shape == (3,) and np.isnan(empty.mean(axis=0).numpy()).all()
+    assert empty.sum().item() == 0.0
+    lse = mg.logsumexp(empty, axis=0)
+    assert lse.shape == (3,) and (lse.numpy() == -np.inf).all()
+    assert mg.logsumexp(empty, axis=1).shape == (0,)
+    lse.sum().backward()
+    assert empty.grad.shape == (0, 3)
+    with pytest.raises(ValueError, match="max: cannot reduce an empty axis"):
+        empty.max(axis=0)
+    s = mg.Tensor(2.5, requires_grad=True)
+    for axis in (0, -1, (0,)):
+        assert s.sum(axis).item() == 2.5 and s.mean(axis).item() == 2.5
+        assert s.max(axis).item() == 2.5
+        assert mg.logsumexp(s, axis).item() == pytest.approx(2.5)
+    s.sum(0).backward()
+    assert s.grad.item() == 1.0
+    with pytest.raises(ValueError, match="out of range"):
+        s.sum(1)
+
+
+def test_13_numpy_integer_axes_and_duplicate_axes(backend):
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.sum(axis=np.int64(1)).tolist() == [3.0, 12.0]
+    assert x.mean(axis=(np.int32(0), 1)).item() == 2.5
+    assert x.max(axis=np.int64(-1)).tolist() == [2.0, 5.0]
+    for bad in ((1, 1), (0, -2)):
+        with pytest.raises(ValueError, match="names an axis twice"):
+            x.sum(axis=bad)
+    with pytest.raises(TypeError, match="axis must be"):
+        x.sum(axis=1.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# 15: constructors validate their arguments
+# ----------------------------------------------------------------------------------------------------
+
+def test_15_tensor_dtype_must_be_known(backend):
+    for bad in ("nonsense", "float", 5):
+        with pytest.raises(TypeError, match="unknown dtype"):
+            mg.Tensor([1.0], dtype=bad)
+    with pytest.raises(TypeError, match="unknown dtype 'nonsense'"):
+        mg.zeros(2, dtype="nonsense")
+    assert _name(mg.Tensor([1.0], dtype=np.float32)) == "float32"
+
+
+def test_15_layer_and_model_sizes(backend):
+    for args, error in [((-1, 3), ValueError), ((3, 0), ValueError), (("3", 2), TypeError),
+                        ((2.5, 2), TypeError), ((True, 2), TypeError)]:
+        with pytest.raises(error, match="Dense: (in|out)_features must be a positive integer"):
+            mg.nn.Dense(*args)
+    assert mg.nn.Dense(np.int64(3), 2).weight.shape == (3, 2)
+    with pytest.raises(TypeError, match="VAE: hidden must be a sequence"):
+        mg.VAE(2, hidden="64")
+    with pytest.raises(TypeError, match="VAE: hidden must be a sequence"):
+        mg.VAE(2, hidden=64)
+    with pytest.raises(ValueError, match="VAE: each hidden size must be a positive integer"):
+        mg.VAE(2, hidden=(8, 0))
+    assert mg.VAE(2, hidden=[8], latent_dim=1).hidden == (8,)
+    with pytest.raises(ValueError, match="BatchNorm1d: num_features"):
+        mg.nn.BatchNorm1d(0)
+    with pytest.raises(ValueError, match="momentum"):
+        mg.nn.BatchNorm1d(2, momentum=1.5)
+
+
+def test_15_normal_needs_a_positive_scale(backend):
+    for scale in (-1.0, 0.0, mg.Tensor([1.0, -0.5]), float("nan")):
+        with pytest.raises(ValueError, match="Normal: scale must be > 0"):
+            mg.distributions.Normal(0.0, scale)
+    with pytest.raises(ValueError, match="loc .* NaN"):
+        mg.distributions.Normal(mg.Tensor([float("nan")]), 1.0)
+    assert mg.distributions.Normal(0.0, -1.0, validate_args=False).scale.item() == -1.0
+    assert mg.distributions.Normal.from_log_var(0.0, mg.Tensor([-2.0, 3.0])).scale.shape == (2,)
+
+
+def test_15_load_state_dict_checks_its_input_types(backend):
+    layer = mg.nn.Dense(2, 3)
+    with pytest.raises(TypeError, match="expected a mapping"):
+        layer.load_state_dict([1, 2, 3])
+    state = layer.state_dict()
+    state["weight"] = state["weight"].tolist()
+    with pytest.raises(TypeError, match="entry 'weight' is a list"):
+        layer.load_state_dict(state)
+    opt = mg.optim.Adam(layer.parameters())
+    with pytest.raises(TypeError, match="expected a mapping"):
+        opt.load_state_dict([("lr", 1.0)])
+    with pytest.raises(TypeError, match="entry 'lr' is a list"):
+        opt.load_state_dict({**opt.state_dict(), "lr": [0.1]})
+
+
+def test_15_a_registered_parameter_takes_only_parameters(backend):
+    layer = mg.nn.Dense(2, 3)
+    with pytest.raises(TypeError, match="cannot assign a Tensor as parameter 'weight'"):
+        layer.weight = mg.Tensor(np.ones((2, 3)))
+    assert isinstance(layer.weight, mg.nn.Parameter)
+    layer.weight = mg.nn.Parameter(np.ones((2, 3)))          # a Parameter is fine
+    layer.bias = None                                        # so is None
+    assert [n for n, _ in layer.named_parameters()] == ["weight"]
+    model = mg.nn.Sequential(mg.nn.Dense(2, 2))
+    with pytest.raises(TypeError, match="cannot assign a int as sub-module '0'"):
+        setattr(model, "0", 3)
+    bn = mg.nn.BatchNorm1d(2)
+    with pytest.raises(TypeError, match="buffer 'running_mean'"):
+        bn.running_mean = [0.0, 0.0]
+
+
+def test_15_batchnorm_momentum_none_is_the_cumulative_average(backend):
+    bn = mg.nn.BatchNorm1d(1, momentum=None, affine=False)
+    batches = [np.array([[1.0], [3.0]]), np.array([[5.0], [9.0]]), np.array([[0.0], [0.0]])]
+    for b in batches:
+        bn(mg.Tensor(b))
+    # the plain mean of the batch means (2, 7, 0) and of the unbiased variances (2, 8, 0)
+    assert bn.running_mean.numpy() == pytest.approx([3.0])
+    assert bn.running_var.numpy() == pytest.approx([10.0 / 3.0])
+    assert bn.num_batches_tracked.item() == 3
+    assert "num_batches_tracked" in bn.state_dict()
+    bn2 = mg.nn.BatchNorm1d(1)                        # momentum 0.1: 0.9 * 0 + 0.1 * 2 after one
+    bn2(mg.Tensor(batches[0]))
+    assert bn2.running_mean.numpy() == pytest.approx([0.2])

@@ -296,7 +296,7 @@ def test_state_dict_is_an_ordered_dict_of_numpy_copies(backend):
     model = _model()
     state = model.state_dict()
     assert list(state) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                           "1.running_var", "2.weight", "2.bias"]
+                           "1.running_var", "1.num_batches_tracked", "2.weight", "2.bias"]
     assert all(type(v) is np.ndarray for v in state.values())
     before = state["0.weight"].copy()
     state["0.weight"][...] = 123.0                  # changing the copy leaves the model alone
@@ -434,7 +434,8 @@ def test_batchnorm_training_and_evaluation_match_the_formula(backend):
     w, b = rng.normal(size=3), rng.normal(size=3)
     rm, rv = rng.normal(size=3), rng.uniform(0.5, 2.0, size=3)
     bn = nn.BatchNorm1d(3, eps=1e-3, momentum=0.3)
-    bn.load_state_dict({"weight": w, "bias": b, "running_mean": rm, "running_var": rv})
+    bn.load_state_dict({"weight": w, "bias": b, "running_mean": rm, "running_var": rv,
+                        "num_batches_tracked": np.array(0)})
 
     y = bn(mg.Tensor(x))                             # training: batch statistics
     expected = _numpy_batchnorm(x, w, b, x.mean(axis=0), x.var(axis=0), 1e-3)
@@ -459,7 +460,8 @@ def test_batchnorm_gradients(backend, data):
     x = data.draw(arrays((n, c)).filter(lambda a: np.all(a.std(axis=0) > 0.1)), label="x")
     bn = nn.BatchNorm1d(c)
     bn.load_state_dict({"weight": data.draw(arrays((c,))), "bias": data.draw(arrays((c,))),
-                        "running_mean": np.zeros(c), "running_var": np.ones(c)})
+                        "running_mean": np.zeros(c), "running_var": np.ones(c),
+                        "num_batches_tracked": np.array(0)})
     assert mg.gradcheck(lambda x, w, b: bn(x), [leaf(x), bn.weight, bn.bias])
     bn.eval()
     assert mg.gradcheck(lambda x, w, b: bn(x), [leaf(x), bn.weight, bn.bias])
@@ -530,9 +532,12 @@ def test_every_layer_stays_float32(backend32):
             (y * y).sum().backward()
             assert dtype_of(x.grad) == "float32"
             for name, t in model._named_tensors():
+                if name.endswith("num_batches_tracked"):      # a count, int64 as in PyTorch
+                    continue
                 assert dtype_of(t) == "float32", name
                 if t.requires_grad:
                     assert dtype_of(t.grad) == "float32", name
             model.zero_grad()
         model.load_state_dict(model.state_dict())
-        assert all(dtype_of(t) == "float32" for _, t in model._named_tensors())
+        assert all(dtype_of(t) == "float32" for name, t in model._named_tensors()
+                   if not name.endswith("num_batches_tracked"))

@@ -280,8 +280,9 @@ def test_invalid_arguments_are_refused():
                         (lambda: optim.AdamW([p, p]), "appears twice")]:
         with pytest.raises(ValueError, match=match):
             make()
-    with pytest.raises(TypeError, match="requires grad"):
-        optim.SGD([mg.Tensor([1.0])], lr=0.1)
+    frozen = mg.Tensor([1.0])                  # accepted, as in PyTorch: it never gets a gradient
+    optim.SGD([frozen], lr=0.1).step()
+    assert frozen.tolist() == [1.0]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -98,12 +98,15 @@ class Discriminator(nn.Module):
 
 
 def check_sizes(who, data_dim, hidden, latent_dim):
-    """Positive integer sizes, ``hidden`` as a tuple (ValueError naming the model otherwise)."""
-    hidden = tuple(int(h) for h in hidden)
-    if int(data_dim) < 1 or int(latent_dim) < 1 or any(h < 1 for h in hidden):
-        raise ValueError(f"{who}: sizes must be positive, got data_dim={data_dim}, "
-                         f"hidden={hidden}, latent_dim={latent_dim}")
-    return int(data_dim), hidden, int(latent_dim)
+    """Positive integer sizes and ``hidden`` a sequence of them, as a tuple: a TypeError for a string
+    or a single number (``hidden="64"`` would otherwise be the sizes 6 and 4), a ValueError for a
+    size below 1; both name the model."""
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise TypeError(f"{who}: hidden must be a sequence of layer sizes such as (64, 32), (64,) "
+                        f"or (), not {type(hidden).__name__} {hidden!r}")
+    hidden = tuple(nn.check_size(who, "each hidden size", h) for h in hidden)
+    return (nn.check_size(who, "data_dim", data_dim), hidden,
+            nn.check_size(who, "latent_dim", latent_dim))
 
 
 def check_decay(who, ema):

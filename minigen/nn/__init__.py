@@ -11,8 +11,8 @@
 from . import init
 from .layers import (ACTIVATIONS, BatchNorm1d, Dense, DenseFunction, Dropout, LeakyReLU, ReLU,
                      Sequential, Sigmoid, Softplus, Tanh, dense)
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
-__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU",
-           "LeakyReLU",
-           "Sigmoid", "Tanh", "Softplus", "Dropout", "BatchNorm1d", "ACTIVATIONS", "init"]
+__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU", "LeakyReLU",
+           "Sigmoid", "Tanh", "Softplus", "Dropout", "BatchNorm1d", "ACTIVATIONS", "init",
+           "check_size"]

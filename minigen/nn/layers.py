@@ -11,7 +11,7 @@ from ..creation import ones, rand, zeros
 from ..fused import ACTIVATIONS, DenseFunction, dense
 from ..fusion import is_fusion_enabled
 from . import init as _init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 __all__ = ["DenseFunction", "dense", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softplus",
            "Sequential", "Dropout", "BatchNorm1d", "ACTIVATIONS"]
@@ -47,9 +47,9 @@ class Dense(Module):
                  dtype=None):
         super().__init__()
         if init not in _init.INITIALIZERS:
-            raise ValueError(f"unknown init {init!r}; choose one of "
-                             f"{', '.join(_init.INITIALIZERS)}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(_init.INITIALIZERS)}")
+        self.in_features = check_size("Dense", "in_features", in_features)
+        self.out_features = check_size("Dense", "out_features", out_features)
         # a name, or the name of the fused op an activation module computes (ReLU() -> "relu")
         named = isinstance(activation, str)
         self.activation_name = activation if named else _fused_name(activation)
@@ -219,19 +219,32 @@ class BatchNorm1d(Module):
         running_mean <- (1 - momentum) * running_mean + momentum * m
         running_var  <- (1 - momentum) * running_var  + momentum * v * N / (N - 1)
 
-    Evaluation: the same formula with running_mean and running_var in place of m and v, so the
-    output for one example no longer depends on the rest of its batch.  ``weight`` starts at ones
-    and ``bias`` at zeros (``affine=False``: neither); running_mean and running_var are buffers,
-    saved by state_dict.
+    ``momentum=None`` gives PyTorch's cumulative average instead: momentum = 1 / t at the t-th training
+    batch, so the running statistics are the plain mean of every batch's (``num_batches_tracked``, a
+    buffer, counts them in both cases).
+
+    Evaluation: the same formula with running_mean and running_var in place of m and v, so the output
+    for one example no longer depends on the rest of its batch.  ``weight`` starts at ones and ``bias``
+    at zeros (``affine=False``: neither); running_mean, running_var and num_batches_tracked are
+    buffers, saved by state_dict under PyTorch's names.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=None):
         super().__init__()
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        who = type(self).__name__
+        self.num_features = check_size(who, "num_features", num_features)
+        self.eps = float(eps)
+        if not self.eps > 0.0:
+            raise ValueError(f"{who}: eps must be > 0, got {eps}")
+        if momentum is not None and not 0.0 <= float(momentum) <= 1.0:
+            raise ValueError(f"{who}: momentum must be in [0, 1] or None (cumulative average), "
+                             f"got {momentum}")
+        self.momentum = None if momentum is None else float(momentum)
         self.weight = Parameter(ones(self.num_features, dtype=dtype)) if affine else None
         self.bias = Parameter(zeros(self.num_features, dtype=dtype)) if affine else None
         self.register_buffer("running_mean", zeros(self.num_features, dtype=dtype))
         self.register_buffer("running_var", ones(self.num_features, dtype=dtype))
+        self.register_buffer("num_batches_tracked", zeros((), dtype="int64"))
 
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.num_features:
@@ -258,13 +271,17 @@ class BatchNorm1d(Module):
         """The running averages, updated in place (no gradient: they are statistics, not
         weights)."""
         with no_grad():
-            m = self.momentum
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:                  # the cumulative average: 1/1, 1/2, 1/3...
+                m = 1.0 / self.num_batches_tracked.item()
+            else:
+                m = self.momentum
             running_mean, running_var = self.running_mean.data, self.running_var.data
             running_mean *= 1.0 - m
             running_mean += m * mean
             running_var *= 1.0 - m
             running_var += (m * n / (n - 1)) * var
-            mark_modified(self.running_mean, self.running_var)
+            mark_modified(self.running_mean, self.running_var, self.num_batches_tracked)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -22,12 +22,29 @@ parameter and buffer to a NumPy array: a model trained on the GPU loads on the C
 never depends on where it was made.
 """
 
+import operator
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from .. import backend as B
 from ..autograd import Tensor, as_tensor, mark_modified, no_grad
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "check_size"]
+
+
+def check_size(who, name, value):
+    """``value`` as a positive int: a TypeError for anything that is not an integer (a string, a
+    float, a bool), a ValueError for one below 1; both name the layer and the argument."""
+    if isinstance(value, bool):
+        raise TypeError(f"{who}: {name} must be a positive integer, not {value!r}")
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{who}: {name} must be a positive integer, not {type(value).__name__} "
+                        f"{value!r}") from None
+    if size < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer, got {size}")
+    return size
 
 
 class Parameter(Tensor):
@@ -65,6 +82,15 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() at the start of __init__, "
                 f"before assigning self.{name}")
         was_buffer = name in self._buffers
+        if value is not None:              # a registered name keeps its kind, as in PyTorch
+            for registry, kind, label in ((self._parameters, Parameter, "parameter"),
+                                          (self._buffers, Tensor, "buffer"),
+                                          (self._modules, Module, "sub-module")):
+                if name in registry and not isinstance(value, kind):
+                    raise TypeError(
+                        f"{type(self).__name__}: cannot assign a {type(value).__name__} as {label} "
+                        f"{name!r} ({kind.__name__} or None expected)"
+                        + ("; wrap it: mg.nn.Parameter(tensor.data)" if kind is Parameter else ""))
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -185,6 +211,13 @@ class Module:
         lists every missing, unexpected and mis-shaped entry.  ``strict=False`` ignores missing and
         unexpected names (shapes are always checked).  Returns the module.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names to "
+                            f"arrays (what state_dict() returns), not a {type(state).__name__}")
+        for name, value in state.items():
+            if not (isinstance(value, Tensor) or B.is_array(value) or B.is_host_array(value)):
+                raise TypeError(f"{type(self).__name__}.load_state_dict: entry {name!r} is a "
+                                f"{type(value).__name__}; expected an array or a Tensor")
         own = OrderedDict(self._named_tensors())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
