@@ -55,12 +55,12 @@ def _smallest(t):
 class Normal:
     """The normal distribution N(loc, scale^2), elementwise ("diagonal") over a batch of any shape.
 
-    ``loc`` and ``scale`` (> 0) are Tensors or Python numbers and broadcast together; gradients reach
-    both through ``rsample``, ``log_prob``, ``entropy`` and ``kl_divergence``.
+    ``loc`` and ``scale`` (> 0) are Tensors or Python numbers and broadcast together; gradients
+    reach both through ``rsample``, ``log_prob``, ``entropy`` and ``kl_divergence``.
 
-    As PyTorch (``validate_args`` on by default), a scale that is not > 0 everywhere, or a NaN loc, is
-    a ValueError: the density would silently be NaN.  The check reads the values, one device-to-host
-    copy; ``validate_args=False`` skips it.
+    As PyTorch (``validate_args`` on by default), a scale that is not > 0 everywhere, or a NaN loc,
+    is a ValueError: the density would silently be NaN.  The check reads the values, one
+    device-to-host copy; ``validate_args=False`` skips it.
     """
 
     def __init__(self, loc, scale, validate_args=True):

@@ -6,19 +6,20 @@ central difference of that output element alone
 
     dy[j]/dx[i]  ~  (y[j](x + eps e_i) - y[j](x - eps e_i)) / (2 eps)
 
-whose error is O(eps^2) plus the rounding of y[j] itself, divided by eps.  In float64 with eps = 1e-6
-the two agree to about 1e-8 of y[j]'s size when the rule is right; a wrong rule is off by far more.
-Entry by entry (as PyTorch's gradcheck), so outputs of very different sizes do not mix: rounding in a
-large output never hides, or fakes, an error in a small one.  An entry passes when
+whose error is O(eps^2) plus the rounding of y[j] itself, divided by eps.  In float64 with eps =
+1e-6 the two agree to about 1e-8 of y[j]'s size when the rule is right; a wrong rule is off by far
+more. Entry by entry (as PyTorch's gradcheck), so outputs of very different sizes do not mix:
+rounding in a large output never hides, or fakes, an error in a small one.  An entry passes when
 
     |analytic - numerical| <= atol + rtol * |numerical|
 
 and a numerical derivative that is not finite (the function overflows near the point) is an error,
-never a pass.  The check also fails a backward that changes its upstream gradient ``gy`` in place, and
-one that returns a gradient of the wrong shape.
+never a pass.  The check also fails a backward that changes its upstream gradient ``gy`` in place,
+and one that returns a gradient of the wrong shape.
 
-``gradgradcheck`` applies the same test to the gradient itself (second order): the function checked is
-``x -> dL/dx`` with L = sum(u * f(x)) for a fixed random ``u``, computed with ``create_graph=True``.
+``gradgradcheck`` applies the same test to the gradient itself (second order): the function checked
+is ``x -> dL/dx`` with L = sum(u * f(x)) for a fixed random ``u``, computed with
+``create_graph=True``.
 """
 
 import itertools
@@ -75,8 +76,9 @@ def _analytic_jacobian(out, xs):
         grads = grad(out, xs, grad_outputs=u, retain_graph=True)
         if float(u.data[index]) != 1.0 or float(xp.sum(xp.abs(u.data))) != 1.0:
             raise GradcheckError(
-                "gradcheck: a backward changed its upstream gradient gy in place; gy may be shared "
-                "with other gradients, so a backward must compute new tensors (gy * 2, not gy *= 2)")
+                "gradcheck: a backward changed its upstream gradient gy in place; gy may be "
+                "shared with other gradients, so a backward must compute new tensors (gy * 2, not "
+                "gy *= 2)")
         for k, (x, g) in enumerate(zip(xs, grads)):
             if g.shape != x.shape:
                 raise GradcheckError(
@@ -106,11 +108,11 @@ def _numerical_column(fn, inputs, x, index, eps):
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0):
     """Check the gradients of ``fn(*inputs)`` against central differences; True or GradcheckError.
 
-    ``inputs``: float64 Tensors; those with ``requires_grad=True`` are checked.  Every Jacobian entry
-    d out[j] / d input[i] passes when ``|analytic - numerical| <= atol + rtol * |numerical|``.
-    ``verbose=True`` prints every entry that is not 0 on both sides.  The inputs are perturbed in place
-    during the check and restored exactly afterwards.  (``seed`` chooses gradgradcheck's random
-    upstream gradient; the first-order check uses none.)
+    ``inputs``: float64 Tensors; those with ``requires_grad=True`` are checked.  Every Jacobian
+    entry d out[j] / d input[i] passes when ``|analytic - numerical| <= atol + rtol * |numerical|``.
+    ``verbose=True`` prints every entry that is not 0 on both sides.  The inputs are perturbed in
+    place during the check and restored exactly afterwards.  (``seed`` chooses gradgradcheck's
+    random upstream gradient; the first-order check uses none.)
     """
     inputs = _check_inputs(inputs)
     out = fn(*inputs)
@@ -129,10 +131,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0)
                 a, n = jac[i][j], numerical[j]
                 if not math.isfinite(n):
                     raise GradcheckError(
-                        f"gradcheck: the numerical derivative of output element {out_index} with "
-                        f"respect to input {number}, element {index} is {n}: fn is not finite within "
-                        f"eps={eps:g} of this point, so its gradient cannot be checked here; choose "
-                        "inputs where fn is finite and smooth")
+                        f"gradcheck: the numerical derivative of output element {out_index} "
+                        f"with respect to input {number}, element {index} is {n}: fn is not "
+                        f"finite within eps={eps:g} of this point, so its gradient cannot be "
+                        "checked here; choose inputs where fn is finite and smooth")
                 ok = abs(a - n) <= atol + rtol * abs(n)
                 rows.append((number, index, out_index, a, n, ok))
                 if not ok:
@@ -144,8 +146,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, verbose=False, seed=0)
         number, index, out_index, a, n, _ = failures[0]
         raise GradcheckError(
             f"gradcheck: input {number}, element {index}, output element {out_index}: analytic "
-            f"{a:.8g}, numerical {n:.8g} (difference {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} "
-            f"* |numerical|); {len(failures)} of {len(rows)} Jacobian entries disagree")
+            f"{a:.8g}, numerical {n:.8g} (difference {abs(a - n):.3g} > atol {atol:g} + rtol "
+            f"{rtol:g} * |numerical|); {len(failures)} of {len(rows)} Jacobian entries disagree")
     return True
 
 

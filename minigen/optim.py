@@ -90,12 +90,12 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state):
-        """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and dtype.
-        Everything is checked first: a TypeError for a state that is not a mapping of arrays, a
-        ValueError listing missing, unexpected and mis-shaped entries."""
+        """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and
+        dtype.  Everything is checked first: a TypeError for a state that is not a mapping of
+        arrays, a ValueError listing missing, unexpected and mis-shaped entries."""
         if not isinstance(state, Mapping):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names to "
-                            f"arrays (what state_dict() returns), not a {type(state).__name__}")
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names "
+                            f"to arrays (what state_dict() returns), not a {type(state).__name__}")
         for key, value in state.items():
             if not (isinstance(value, (Tensor, int, float)) or B.is_array(value)
                     or B.is_host_array(value)):
@@ -138,10 +138,11 @@ def host_scalar(value, dtype):
 
 def _parameter_list(who, params):
     """``params`` (an iterable of tensors, or of ``(name, tensor)`` pairs as ``named_parameters()``
-    gives) as a list, checked as PyTorch checks it: a single tensor or a set is a TypeError (iterating
-    a tensor would give its rows), so is anything but a tensor in it; a tensor made by an op (not a
-    leaf) is a ValueError, since an update would not reach the leaf it came from.  Tensors that do not
-    require grad are accepted and never updated (they get no gradient), as in PyTorch."""
+    gives) as a list, checked as PyTorch checks it: a single tensor or a set is a TypeError
+    (iterating a tensor would give its rows), so is anything but a tensor in it; a tensor made by an
+    op (not a leaf) is a ValueError, since an update would not reach the leaf it came from.  Tensors
+    that do not require grad are accepted and never updated (they get no gradient), as in
+    PyTorch."""
     if isinstance(params, Tensor):
         raise TypeError(f"{who}: params should be an iterable of Tensors, but got a single Tensor "
                         "(pass [tensor], or model.parameters())")
@@ -312,11 +313,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
     ``parameters``: a Tensor or an iterable of them; those without a gradient are ignored.
     ``norm_type`` p: any float, ``float("inf")`` for the largest |g| (then -inf the smallest, 0 the
-    count of non-zero norms, as PyTorch's vector_norm).  With ``error_if_nonfinite=True`` a total that
-    is NaN or infinite is a RuntimeError (checking costs a device-to-host copy); otherwise the
-    gradients are scaled by it anyway, as in PyTorch.  Each ``p.grad`` is replaced by a new tensor of
-    its dtype (the old arrays, which may be shared, are not changed).  Returns the total norm before
-    clipping, as a 0-d Tensor.
+    count of non-zero norms, as PyTorch's vector_norm).  With ``error_if_nonfinite=True`` a total
+    that is NaN or infinite is a RuntimeError (checking costs a device-to-host copy); otherwise the
+    gradients are scaled by it anyway, as in PyTorch.  Each ``p.grad`` is replaced by a new tensor
+    of its dtype (the old arrays, which may be shared, are not changed).  Returns the total norm
+    before clipping, as a 0-d Tensor.
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]

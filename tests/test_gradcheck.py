@@ -75,13 +75,14 @@ def test_only_inputs_that_require_grad_are_checked(backend):
         mg.gradcheck(lambda c: c * c, [c])
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The checker must not lie (issue 10, items 6-8)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_6_outputs_of_very_different_sizes_are_checked_apart(backend):
-    # exp at [0, 20]: outputs 1 and 4.9e8; one weighted sum of both let the rounding of the large one
-    # (about 6e-8 absolute) swamp the derivative of the small one.  PyTorch's gradcheck passes it.
+    # exp at [0, 20]: outputs 1 and 4.9e8; one weighted sum of both let the rounding of the large
+    # one (about 6e-8 absolute) swamp the derivative of the small one.  PyTorch's gradcheck passes
+    # it.
     x = mg.Tensor([0.0, 20.0], requires_grad=True)
     assert mg.gradcheck(mg.exp, [x])
     y = mg.Tensor([0.0, 20.0, -3.0], requires_grad=True)

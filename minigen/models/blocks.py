@@ -98,9 +98,9 @@ class Discriminator(nn.Module):
 
 
 def check_sizes(who, data_dim, hidden, latent_dim):
-    """Positive integer sizes and ``hidden`` a sequence of them, as a tuple: a TypeError for a string
-    or a single number (``hidden="64"`` would otherwise be the sizes 6 and 4), a ValueError for a
-    size below 1; both name the model."""
+    """Positive integer sizes and ``hidden`` a sequence of them, as a tuple: a TypeError for a
+    string or a single number (``hidden="64"`` would otherwise be the sizes 6 and 4), a ValueError
+    for a size below 1; both name the model."""
     if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
         raise TypeError(f"{who}: hidden must be a sequence of layer sizes such as (64, 32), (64,) "
                         f"or (), not {type(hidden).__name__} {hidden!r}")

@@ -13,6 +13,6 @@ from .layers import (ACTIVATIONS, BatchNorm1d, Dense, DenseFunction, Dropout, Le
                      Sequential, Sigmoid, Softplus, Tanh, dense)
 from .module import Module, Parameter, check_size
 
-__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU", "LeakyReLU",
-           "Sigmoid", "Tanh", "Softplus", "Dropout", "BatchNorm1d", "ACTIVATIONS", "init",
-           "check_size"]
+__all__ = ["Module", "Parameter", "Dense", "DenseFunction", "dense", "Sequential", "ReLU",
+           "LeakyReLU", "Sigmoid", "Tanh", "Softplus", "Dropout", "BatchNorm1d", "ACTIVATIONS",
+           "init", "check_size"]

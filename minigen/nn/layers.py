@@ -47,7 +47,8 @@ class Dense(Module):
                  dtype=None):
         super().__init__()
         if init not in _init.INITIALIZERS:
-            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(_init.INITIALIZERS)}")
+            raise ValueError(f"unknown init {init!r}; choose one of "
+                             f"{', '.join(_init.INITIALIZERS)}")
         self.in_features = check_size("Dense", "in_features", in_features)
         self.out_features = check_size("Dense", "out_features", out_features)
         # a name, or the name of the fused op an activation module computes (ReLU() -> "relu")
@@ -219,14 +220,14 @@ class BatchNorm1d(Module):
         running_mean <- (1 - momentum) * running_mean + momentum * m
         running_var  <- (1 - momentum) * running_var  + momentum * v * N / (N - 1)
 
-    ``momentum=None`` gives PyTorch's cumulative average instead: momentum = 1 / t at the t-th training
-    batch, so the running statistics are the plain mean of every batch's (``num_batches_tracked``, a
-    buffer, counts them in both cases).
+    ``momentum=None`` gives PyTorch's cumulative average instead: momentum = 1 / t at the t-th
+    training batch, so the running statistics are the plain mean of every batch's
+    (``num_batches_tracked``, a buffer, counts them in both cases).
 
-    Evaluation: the same formula with running_mean and running_var in place of m and v, so the output
-    for one example no longer depends on the rest of its batch.  ``weight`` starts at ones and ``bias``
-    at zeros (``affine=False``: neither); running_mean, running_var and num_batches_tracked are
-    buffers, saved by state_dict under PyTorch's names.
+    Evaluation: the same formula with running_mean and running_var in place of m and v, so the
+    output for one example no longer depends on the rest of its batch.  ``weight`` starts at ones
+    and ``bias`` at zeros (``affine=False``: neither); running_mean, running_var and
+    num_batches_tracked are buffers, saved by state_dict under PyTorch's names.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=None):

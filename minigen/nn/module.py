@@ -212,8 +212,8 @@ class Module:
         unexpected names (shapes are always checked).  Returns the module.
         """
         if not isinstance(state, Mapping):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names to "
-                            f"arrays (what state_dict() returns), not a {type(state).__name__}")
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names "
+                            f"to arrays (what state_dict() returns), not a {type(state).__name__}")
         for name, value in state.items():
             if not (isinstance(value, Tensor) or B.is_array(value) or B.is_host_array(value)):
                 raise TypeError(f"{type(self).__name__}.load_state_dict: entry {name!r} is a "
