@@ -656,14 +656,15 @@ def from_dlpack(obj):
 # Files: arrays to and from .npz, safely.
 # --------------------------------------------------------------------------------------------------
 
-def save_arrays(path, arrays):
-    """Write ``{name: array}`` to ``path`` as .npz, atomically (:func:`minigen.io.atomic_write`): a
-    crash mid-write never leaves a half-written file where a good one was."""
+def save_arrays(path, arrays, fsync=True):
+    """Write ``{name: array}`` to ``path`` as .npz, atomically (:func:`minigen.io.atomic_write`, which
+    says what ``fsync`` does): a crash mid-write never leaves a half-written file where a good one
+    was."""
     host = {}
     for name, array in arrays.items():
         owner = of(array)
         host[name] = owner.to_numpy(array) if owner is not None else numpy.asarray(array)
-    with atomic_write(path) as f:
+    with atomic_write(path, fsync=fsync) as f:
         numpy.savez(f, **host)
 
 

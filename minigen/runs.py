@@ -458,10 +458,13 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     out = _check_out(out)
     old = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
     if old and not overwrite:
-        what = ("a run" if CHECKPOINT in old else
-                "the start of a run that never finished an epoch (no checkpoint)")
-        raise RunError(f"{out} already holds {what} ({', '.join(old)}). Continue it with --resume, "
-                       "train into a new --out, or replace it with --overwrite")
+        files = ", ".join(old)
+        if CHECKPOINT in old:
+            raise RunError(f"{out} already holds a run ({files}). Continue it with --resume, train "
+                           "into a new --out, or replace it with --overwrite")
+        what = "a finished run" if MODEL in old else "the start of a run that never finished an epoch"
+        raise RunError(f"{out} already holds {what} ({files}) and no checkpoint to --resume from. "
+                       "Train into a new --out, or replace it with --overwrite")
     run = dict(_all_defaults(kind, data), **given)
     dataset = load_dataset(data, seed=run["seed"], log=log, limit=run["limit"])
     model_config = _model_config(kind, dataset, run)
@@ -498,10 +501,12 @@ def _resume(kind, data, out, given, quiet, log):
         raise RunError("--resume needs --out: the folder of the run to continue")
     out = os.fspath(out)
     config_path, checkpoint = os.path.join(out, CONFIG), os.path.join(out, CHECKPOINT)
-    for path in (config_path, checkpoint):
-        if not os.path.isfile(path):
-            raise RunError(f"cannot resume: {path} does not exist (train without --resume to "
-                           "start a run)")
+    if not os.path.isfile(config_path):
+        raise RunError(f"cannot resume: {config_path} does not exist, so {out} holds no run to "
+                       "continue (train without --resume to start one)")
+    if not os.path.isfile(checkpoint):
+        raise RunError(f"cannot resume: {checkpoint} does not exist (the run never finished an "
+                       "epoch, or the file was removed); start the run again with --overwrite")
     with open(config_path, "rb") as f:
         original = f.read()
     config = read_run_config(config_path)
@@ -532,12 +537,15 @@ def _resume(kind, data, out, given, quiet, log):
     dataset = load_dataset(config["data"], seed=train["seed"], log=log, limit=train.get("limit"))
     B.manual_seed(train["seed"])
     model = _build(config, config_path)
-    start = load_checkpoint(checkpoint, model, model.make_optimizers(train["lr"]))   # checked
+    # everything is checked before anything is written: the checkpoint, and the history it
+    # holds (or, from a checkpoint without one, history.json)
+    start, history = load_checkpoint(checkpoint, model, model.make_optimizers(train["lr"]),
+                                     history=True)
     if train["epochs"] < start:
         raise RunError(f"cannot resume: {checkpoint} holds {start} finished epochs and --epochs "
                        f"{train['epochs']} is fewer; give --epochs {start} or more")
-    if os.path.exists(os.path.join(out, HISTORY)):
-        read_history(os.path.join(out, HISTORY))                                       # checked
+    if history is None and os.path.exists(os.path.join(out, HISTORY)):
+        read_history(os.path.join(out, HISTORY))
 
     remove_stale_temporaries(out)
     config = dict(config, train=train, backend=B.get_backend())
@@ -606,7 +614,12 @@ def _load_run(folder):
     config_path, model_path = os.path.join(folder, CONFIG), os.path.join(folder, MODEL)
     for path in (config_path, model_path):
         if not os.path.isfile(path):
-            raise RunError(f"{folder} is not a finished run: {os.path.basename(path)} is missing")
+            hint = ""
+            if path == model_path and os.path.isfile(os.path.join(folder, CHECKPOINT)):
+                kind = _kind_in(config_path)
+                hint = f"; its checkpoint can finish it: {_continue_hint(kind or 'MODEL', folder)}"
+            raise RunError(f"{folder} is not a finished run: {os.path.basename(path)} is missing"
+                           f"{hint}")
     config = read_run_config(config_path)
     model = _build(config, config_path)
     try:
@@ -617,6 +630,14 @@ def _load_run(folder):
         raise BadFileError(f"{model_path} does not fit the model of {config_path}: {err}") from None
     model.eval()
     return config, model
+
+
+def _kind_in(config_path):
+    """The model named in a config.json, or None when it cannot be read."""
+    try:
+        return read_run_config(config_path)["kind"]
+    except (OSError, BadFileError):
+        return None
 
 
 def _non_finite_parameters(model):

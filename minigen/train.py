@@ -10,6 +10,7 @@ derived from (s, e) and shuffles with the permutation of (s, e).  So a run stopp
 and resumed from its checkpoint computes exactly what the uninterrupted run would have.
 """
 
+import json
 import math
 import os
 import time
@@ -19,13 +20,14 @@ from tqdm import tqdm  # the plain bar: tqdm.auto needs ipywidgets in notebooks
 from . import backend as B
 from .autograd import Tensor
 from .data import DataLoader, binarize as binarize_batch
-from .io import BadFileError, read_json, write_json
+from .io import BadFileError, read_json, strict_json, write_json
 
 __all__ = ["NonFiniteLoss", "fit", "save_checkpoint", "load_checkpoint", "read_history",
            "write_json", "read_json", "epoch_seed", "set_learning_rate"]
 
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.json"
+DURABLE_EVERY = 60.0    # seconds between checkpoints forced to the disk (fsync), and the last one
 
 
 class NonFiniteLoss(RuntimeError):
@@ -37,18 +39,24 @@ def epoch_seed(seed, epoch):
     return (seed * 1_000_003 + epoch) % 2 ** 32
 
 
-def save_checkpoint(path, model, optimizers, epoch):
-    """Model parameters, every optimizer's state and the number of finished epochs, in one .npz
-    (written atomically: a crash leaves the previous checkpoint as it was)."""
+def save_checkpoint(path, model, optimizers, epoch, history=None, fsync=True):
+    """Model parameters, every optimizer's state, the number of finished epochs and (when given)
+    the history of those epochs, in one .npz, written atomically: a crash leaves the previous
+    checkpoint as it was.  The history rides along so that a resumed run has it exactly, whatever
+    became of history.json.  ``fsync=False``: see :func:`minigen.io.atomic_write`."""
     arrays = {"epoch": Tensor(epoch, dtype="int64").data}
     arrays.update({f"model.{k}": v for k, v in model.state_dict().items()})
     for name, optimizer in optimizers.items():
         arrays.update({f"optim.{name}.{k}": v for k, v in optimizer.state_dict().items()})
-    B.save_arrays(path, arrays)
+    if history is not None:   # JSON text as bytes: .npz holds no strings without pickling
+        text = json.dumps(strict_json(history), allow_nan=False).encode()
+        arrays["history"] = B.host_uint8(text, 0, (len(text),))
+    B.save_arrays(path, arrays, fsync=fsync)
 
 
-def load_checkpoint(path, model, optimizers):
-    """Restore what :func:`save_checkpoint` wrote; returns the number of finished epochs.
+def load_checkpoint(path, model, optimizers, history=False):
+    """Restore what :func:`save_checkpoint` wrote; returns the number of finished epochs, and with
+    ``history=True`` ``(epochs, records)`` (records: None for a checkpoint written without them).
 
     A file that is damaged, lacks the epoch count, or holds other arrays than this model and these
     optimizers have raises :class:`minigen.io.BadFileError` naming the file and what is wrong."""
@@ -58,8 +66,10 @@ def load_checkpoint(path, model, optimizers):
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise BadFileError(f"{path} is not a minigen checkpoint: it has no count of finished "
                            "epochs ('epoch', a whole number)")
+    records = _history_from(arrays.get("history"), path)
     prefixes = ["model."] + [f"optim.{name}." for name in optimizers]
-    strays = [k for k in arrays if k != "epoch" and not any(k.startswith(p) for p in prefixes)]
+    strays = [k for k in arrays if k not in ("epoch", "history")
+              and not any(k.startswith(p) for p in prefixes)]
     if strays:
         raise BadFileError(f"{path} does not fit this model: unexpected entries "
                            f"{', '.join(strays[:5])}{' ...' if len(strays) > 5 else ''}")
@@ -72,18 +82,32 @@ def load_checkpoint(path, model, optimizers):
                                        if k.startswith(prefix)})
     except (ValueError, TypeError) as err:
         raise BadFileError(f"{path} does not fit this model: {err}") from None
-    return value
+    return (value, records) if history else value
 
 
-def read_history(path):
-    """The per-epoch records in ``history.json`` (a list of dicts, each with its "epoch");
-    :class:`minigen.io.BadFileError` naming the file when it is something else."""
-    history = read_json(path)
+def _history_from(array, path):
+    if array is None:
+        return None
+    try:
+        if B.dtype_name(array.dtype) != "uint8" or len(array.shape) != 1:
+            raise ValueError("not a byte string")
+        return _checked_history(json.loads(bytes(array).decode()), path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadFileError(f"{path}: its history is damaged ({err})") from None
+
+
+def _checked_history(history, path):
     if not isinstance(history, list) or not all(
             isinstance(h, dict) and isinstance(h.get("epoch"), int) for h in history):
         raise BadFileError(f"{path} is not a training history: expected a list of per-epoch "
                            "records, each with its \"epoch\"")
     return history
+
+
+def read_history(path):
+    """The per-epoch records in ``history.json`` (a list of dicts, each with its "epoch");
+    :class:`minigen.io.BadFileError` naming the file when it is something else."""
+    return _checked_history(read_json(path), path)
 
 
 def set_learning_rate(optimizers, lr):
@@ -116,10 +140,9 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
         quiet=False, binarize=False, optimizers=None, on_epoch=None):
     """Train ``model`` on the rows of ``train_x`` for ``epochs`` epochs (in total, when resuming).
 
-    Writes ``history.json`` and then ``checkpoint.npz`` into ``out_dir`` after every epoch (each
-    atomically; in that order, so that the history never lacks an epoch the checkpoint has: a
-    resumed run cuts it back to the checkpoint's epochs).  With ``resume=True`` it first restores
-    the checkpoint there and continues after its epoch; a given ``lr`` then replaces the restored
+    Writes ``checkpoint.npz`` (which holds the history too) and ``history.json`` into ``out_dir``
+    after every epoch, each atomically.  With ``resume=True`` it first restores the
+    checkpoint there and continues after its epoch; a given ``lr`` then replaces the restored
     learning rate (the optimizers' moments and step counts are kept).  ``binarize=True`` draws a
     fresh binarization of each batch (for a Bernoulli likelihood on MNIST).  ``on_epoch(record)``,
     when given, is called after each epoch's files are written.  ``quiet=True`` shows neither the
@@ -135,15 +158,16 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
         path = os.path.join(out_dir or "", CHECKPOINT)
         if not os.path.exists(path):
             raise FileNotFoundError(f"cannot resume: no checkpoint at {path}")
-        start = load_checkpoint(path, model, optimizers)
+        start, history = load_checkpoint(path, model, optimizers, history=True)
         if start > epochs:
             raise ValueError(f"cannot resume: {path} has {start} finished epochs, more than the "
                              f"{epochs} asked for")
         if lr is not None:
             set_learning_rate(optimizers, lr)
-        history_path = os.path.join(out_dir, HISTORY)
-        history = read_history(history_path)[:start] if os.path.exists(history_path) else []
-    saved = start
+        if history is None:       # a checkpoint from before histories were kept in it
+            history_path = os.path.join(out_dir, HISTORY)
+            history = read_history(history_path)[:start] if os.path.exists(history_path) else []
+    saved, synced = start, time.monotonic()
 
     loader = DataLoader(train_x, batch_size=batch_size, shuffle=True, seed=seed)
     bar = tqdm(total=max(epochs - start, 0) * len(loader), disable=quiet, unit="batch",
@@ -169,9 +193,14 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
                 record["lr"] = float(lr)
             history.append(record)
             if out_dir:
-                write_json(os.path.join(out_dir, HISTORY), history)
-                save_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizers, epoch + 1)
-                saved = epoch + 1
+                # fsync costs about as much as a small epoch: only every DURABLE_EVERY seconds and
+                # at the end (a process killed at any moment loses nothing either way: the rename
+                # is atomic; fsync matters when the whole machine stops)
+                durable = epoch + 1 == epochs or time.monotonic() - synced >= DURABLE_EVERY
+                save_checkpoint(os.path.join(out_dir, CHECKPOINT), model, optimizers, epoch + 1,
+                                history=history, fsync=durable)
+                write_json(os.path.join(out_dir, HISTORY), history, fsync=durable)
+                saved, synced = epoch + 1, time.monotonic() if durable else synced
             if on_epoch is not None:
                 on_epoch(record)
             if not quiet:

@@ -1,5 +1,6 @@
 """The command line end to end, with tiny settings, in temporary folders."""
 
+import errno
 import json
 import os
 import subprocess
@@ -194,3 +195,225 @@ def test_ctrl_c_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, monkeypat
     assert code == 130 and "checkpoint after epoch 1 is kept" in err
     assert f"python -m minigen train vae --out {out} --resume" in err
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "config.json", "history.json"]
+
+
+# --- resuming with new settings -------------------------------------------------------------------
+
+TINY = ["--limit", "1024", "--quiet"]       # 4 steps an epoch for the ring VAE (batch 256)
+
+
+def _npz(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_resume_with_a_new_lr_and_epochs_applies_and_records_them(tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", "vae", "--epochs", 2, "--out", out, *TINY)[0] == 0
+    code, stdout, _ = cli("train", "vae", "--epochs", 3, "--lr", "1e-4", "--out", out, "--resume",
+                          *TINY)
+    assert code == 0
+    assert "resuming" in stdout and "epochs 2 -> 3" in stdout and "lr 0.001 -> 0.0001" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["lr"] == 1e-4 and config["train"]["epochs"] == 3
+    assert config["resumed"] == [{"after_epoch": 2, "changed": {"epochs": [2, 3],
+                                                                "lr": [0.001, 0.0001]}}]
+    assert [h["lr"] for h in json.loads((out / "history.json").read_text())] == [1e-3, 1e-3, 1e-4]
+    checkpoint = _npz(out / "checkpoint.npz")
+    assert checkpoint["optim.vae.lr"] == 1e-4
+    assert checkpoint["optim.vae.0.step"] == 3 * 4            # Adam's state went on, not reset
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--hidden", "8"], "--hidden (64 32, given 8)"),
+    (["--seed", "5"], "--seed (0, given 5)"),
+    (["--latent-dim", "3", "--beta", "2"], "--latent-dim (2, given 3); --beta (1, given 2)"),
+    (["--data", "grid"], "--data (ring, given grid)"),
+    (["--limit", "10"], "--limit (1024, given 10)"),
+])
+def test_resume_refuses_settings_that_cannot_change(tmp_path, flags, named):
+    out = tmp_path / "run"
+    assert cli("train", "vae", "--epochs", 1, "--out", out, *TINY)[0] == 0
+    before = snapshot(out)
+    code, _, err = cli("train", "vae", "--out", out, "--resume", "--quiet", *flags)
+    assert code == 2 and named in err and "fixed for a run" in err
+    assert snapshot(out) == before
+
+
+def test_resume_refuses_another_model_and_fewer_epochs(tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", "vae", "--epochs", 2, "--out", out, *TINY)[0] == 0
+    before = snapshot(out)
+    code, _, err = cli("train", "gan", "--out", out, "--resume")
+    assert code == 2 and "the model (vae, given gan)" in err
+    code, _, err = cli("train", "vae", "--out", out, "--resume", "--epochs", 1)
+    assert code == 2 and "holds 2 finished epochs" in err and "--epochs 2 or more" in err
+    assert snapshot(out) == before
+
+
+def test_divergence_advice_can_be_followed(tmp_path, monkeypatch):
+    """A loss that turns NaN in epoch 2 stops with '--resume --lr ...'; doing that finishes."""
+    from minigen.models import vae
+
+    original, calls = vae.VAE.train_step, []
+
+    def poisoned(self, x, optimizers):
+        calls.append(1)
+        values = original(self, x, optimizers)
+        return {**values, "loss": float("nan")} if len(calls) == 6 else values
+
+    monkeypatch.setattr(vae.VAE, "train_step", poisoned)
+    out = tmp_path / "run"
+    code, _, err = cli("train", "vae", "--epochs", 3, "--out", out, *TINY)
+    assert code == 1 and "epoch 2, step 2" in err and "after epoch 1" in err
+    assert "--resume --lr 0.0001" in err
+    monkeypatch.undo()
+    code, stdout, _ = cli("train", "vae", "--epochs", 3, "--out", out, "--resume", "--lr", "0.0001",
+                          *TINY)
+    assert code == 0 and "lr 0.001 -> 0.0001" in stdout
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "1e400", "0"])
+def test_lr_must_be_a_positive_finite_number(value, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "vae", f"--lr={value}"])
+    assert info.value.code == 2 and "positive number (finite)" in capsys.readouterr().err
+
+
+# --- evaluate, sample, output -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gan") / "run"
+    assert cli("train", "gan", "--epochs", 1, "--out", out, *TINY)[0] == 0
+    return out
+
+
+def _copy(run, tmp_path):
+    import shutil
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_evaluate_writes_nothing_when_nothing_changed(gan_run, tmp_path):
+    run = _copy(gan_run, tmp_path)
+    before = snapshot(run)
+    code, stdout, _ = cli("evaluate", run)
+    assert code == 0 and json.loads(stdout) == json.loads((run / "metrics.json").read_text())
+    assert snapshot(run) == before
+
+
+def test_evaluate_on_a_read_only_run_prints_the_metrics_and_writes_nothing(gan_run, tmp_path,
+                                                                              monkeypatch):
+    run = _copy(gan_run, tmp_path)
+    expected = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").unlink()                  # so that evaluate wants to write it
+    before = snapshot(run)
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, stdout, err = cli("evaluate", run)
+    assert code == 0 and json.loads(stdout) == expected
+    assert "metrics.json not written (Read-only file system)" in err
+    assert snapshot(run) == before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root writes to read-only folders (the monkeypatched test covers it)")
+def test_evaluate_on_a_folder_without_write_permission(gan_run, tmp_path):
+    run = _copy(gan_run, tmp_path)
+    (run / "metrics.json").unlink()
+    os.chmod(run, 0o555)
+    try:
+        code, stdout, err = cli("evaluate", run)
+        assert code == 0 and "modes_covered" in stdout and "not written" in err
+        assert not (run / "metrics.json").exists()
+    finally:
+        os.chmod(run, 0o755)
+
+
+def test_non_finite_weights_warn_and_give_null_metrics(gan_run, tmp_path):
+    run = _copy(gan_run, tmp_path)
+    weights = _npz(run / "model.npz")
+    name = next(k for k in weights if k.startswith("generator"))
+    weights[name] = np.full_like(weights[name], np.nan)
+    np.savez(run / "model.npz", **weights)
+    code, stdout, err = cli("evaluate", run)
+    assert code == 0
+    assert "minigen: warning:" in err and "non-finite weights" in err and name in err
+    assert "NaN" not in stdout and "Infinity" not in stdout
+    assert json.loads(stdout)["reverse_kl"] is None             # no sample near a mode
+    assert "NaN" not in (run / "metrics.json").read_text()
+
+
+def test_sample_with_a_seed_draws_the_same_figure(gan_run, tmp_path):
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for path, seed in zip(paths, (3, 3, 4)):
+        code, stdout, _ = cli("sample", gan_run, "-n", 50, "--seed", seed, "--out", path)
+        assert code == 0 and str(path) in stdout
+    assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
+
+
+def test_sample_out_must_be_a_file(gan_run, tmp_path):
+    code, _, err = cli("sample", gan_run, "--out", tmp_path)
+    assert code == 2 and "is a folder" in err and "samples.png" in err
+    (tmp_path / "f").write_text("x")
+    code, _, err = cli("sample", gan_run, "--out", tmp_path / "f" / "s.png")
+    assert code == 2 and "is a file" in err
+
+
+def test_quiet_hides_only_the_progress(tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = cli("train", "gan", "--epochs", 2, "--out", out, *TINY)
+    assert code == 0 and "epoch 1/2" not in stdout + err and "batch/s" not in err
+    lines = stdout.strip().splitlines()
+    assert lines[0] == f"training gan on ring for 2 epochs -> {out}"
+    assert "modes covered" in lines[-3]
+    assert lines[-2] == f"run folder: {out}"
+    assert lines[-1] == f"figures: {out / 'loss.png'}, {out / 'samples.png'}"
+
+
+def test_threads_beyond_the_cpus_are_clamped_with_a_note():
+    code, _, err = cli("demo", "--steps", 1, "--threads", 100_000)
+    assert code == 0 and "--threads 100000 is more than the" in err and "CPUs available" in err
+
+
+def test_train_help_shows_help_and_defaults_for_every_flag():
+    from minigen.cli import build_parser
+    from minigen.runs import SETTINGS
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    for action in train._actions:
+        assert action.help, action.dest
+    text = train.format_help()
+    for setting in SETTINGS:
+        assert setting.flag in text
+    assert "vae 50 (mnist/fashion-mnist 10), gan 150 (grid 250" in " ".join(text.split())
+    assert "GAN: the discriminator judges" in " ".join(text.split())
+
+
+def _python(*args, env=None):
+    env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          check=False)
+
+
+def test_an_invalid_minigen_backend_is_a_message_and_backend_overrides_it():
+    bad = {"MINIGEN_BACKEND": "tpu"}
+    result = _python("-m", "minigen", "demo", "--steps", "1", env=bad)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "minigen: error: MINIGEN_BACKEND='tpu' cannot be used: unknown backend 'tpu'; choose one "
+        "of numpy, cupy, strict, strict-float32. Set MINIGEN_BACKEND to numpy or cupy, or choose "
+        "with --backend"]
+    result = _python("-m", "minigen", "demo", "--steps", "1", "--backend", "numpy", env=bad)
+    assert result.returncode == 0 and result.stderr == ""
+    result = _python("-c", "import minigen; print(minigen.get_backend())", env=bad)
+    assert result.returncode == 0 and result.stdout == "numpy\n"
+    assert "MINIGEN_BACKEND='tpu' cannot be used" in result.stderr     # a warning for library use

@@ -1,0 +1,354 @@
+"""Fault injection: runs that are killed, that run out of disk or permission, and run folders that
+are damaged.  What must hold: a resumed run ends with exactly the parameters (and history) of an
+uninterrupted one; the previous checkpoint survives a failed save; no command shows a traceback,
+each exits with 2 for bad input or 1 for a fault during work, names the file, and changes nothing.
+"""
+
+import errno
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import minigen
+from minigen import io as mio
+from runfolders import cli, snapshot
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(minigen.__file__)))
+ENV = dict(os.environ, PYTHONPATH=PACKAGE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           MPLBACKEND="Agg")
+ENV.pop("MINIGEN_BACKEND", None)
+
+# A training process as small as can be: a VAE on 512 ring points, 8 steps an epoch, through the
+# same fit() the command line uses.  "hook" announces each os.replace (the last step of every atomic
+# write, once the temporary file is complete) and waits, so that the parent can kill it right there.
+CHILD = r"""
+import os, sys, time
+import minigen as mg
+from minigen import backend as B
+from minigen.data import make_toy
+from minigen.io import remove_stale_temporaries
+from minigen.models import build_model
+from minigen.train import CHECKPOINT, fit
+
+out, epochs, hook = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "hook"
+B.set_num_threads(1)
+if hook:
+    real_replace = os.replace
+    def announced(src, dst):
+        print("W", os.path.basename(dst), flush=True)
+        time.sleep(0.5)
+        real_replace(src, dst)
+    os.replace = announced
+remove_stale_temporaries(out)          # what train_run does on start
+print("READY", flush=True)
+x, _ = make_toy("ring", 512, seed=0)
+mg.manual_seed(0)
+model = build_model("vae", data_dim=2, hidden=[16], latent_dim=2, likelihood="gaussian")
+fit(model, x, epochs=epochs, batch_size=64, seed=3, lr=1e-2, out_dir=out, quiet=True,
+    resume=os.path.exists(os.path.join(out, CHECKPOINT)))
+print("DONE", flush=True)
+"""
+EPOCHS = 400      # about 3 ms each: kills at random moments land in different epochs
+KILLS = 6
+
+
+def _child(out, hook=False):
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(EPOCHS),
+                             "hook" if hook else "plain"], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _checkpoint(folder):
+    with np.load(os.path.join(folder, "checkpoint.npz")) as f:
+        arrays = {k: f[k] for k in f.files}
+    history = json.loads(bytes(arrays.pop("history")).decode())
+    return arrays, [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def _assert_same_run(a, b):
+    (arrays_a, history_a), (arrays_b, history_b) = _checkpoint(a), _checkpoint(b)
+    assert arrays_a.keys() == arrays_b.keys()
+    for name in arrays_a:
+        np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
+    assert history_a == history_b and len(history_b) == EPOCHS
+    written = json.loads((b / "history.json").read_text())    # the copy for people and plots
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in written] == history_b
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_path):
+    """KILLS kills at random moments of training (mid-epoch, mid-write), and as many exactly inside
+    an atomic write of the checkpoint or of history.json; each next process resumes from what the
+    last one left.  The end: the uninterrupted run's parameters, optimizer state and history."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    reference = _child(straight)                      # runs alongside the kills
+    rng = random.Random(20261201)
+    kills = {"random": 0, "in a write": 0}
+    for attempt in range(2 * KILLS):
+        in_write = attempt % 2 == 1
+        process = _child(killed, hook=in_write)
+        assert process.stdout.readline() == "READY\n", process.communicate()[1]
+        if in_write:                     # kill at the n-th announced replace
+            target, seen = rng.randint(1, 4), 0
+            for line in process.stdout:
+                seen += line.startswith("W")
+                if seen == target:
+                    break
+        else:
+            time.sleep(rng.uniform(0.0, 0.25))
+        process.kill()
+        process.communicate()
+        if process.returncode == 0:      # finished before the kill: the rest cannot be tested
+            break
+        assert process.returncode == -9, process.stderr
+        kills["in a write" if in_write else "random"] += 1
+    finish = _child(killed)
+    _, err = finish.communicate()
+    assert finish.returncode == 0, err
+    _, err = reference.communicate()
+    assert reference.returncode == 0, err
+    assert kills == {"random": KILLS, "in a write": KILLS}, kills
+    _assert_same_run(straight, killed)
+    assert not [n for n in os.listdir(killed) if n.startswith(mio.TMP_PREFIX)]
+
+
+def test_sigkill_of_the_command_line_then_resume_or_overwrite(tmp_path):
+    """The real command: killed before its first checkpoint (config.json alone stays: a new train
+    needs --overwrite), and after some epochs (--resume); the model equals an uninterrupted run's."""
+    args = ["train", "vae", "--epochs", "6", "--limit", "1024", "--batch-size", "64",
+            "--hidden", "16", "--quiet"]
+
+    def start(out, *extra):
+        return subprocess.Popen([sys.executable, "-m", "minigen", *args, "--out", str(out), *extra],
+                                env=ENV, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    reference = start(tmp_path / "straight")
+    out = tmp_path / "killed"
+    first = start(out)
+    while not (out / "config.json").exists() and first.poll() is None:
+        time.sleep(0.01)
+    first.kill()
+    first.communicate()
+    if not (out / "checkpoint.npz").exists():
+        code, _, err = cli(*args, "--out", out)
+        assert code == 2 and "never finished an epoch" in err and "--overwrite" in err
+        second = start(out, "--overwrite")
+    else:                                                   # a very fast machine
+        second = start(out, "--resume")
+    while not (out / "history.json").exists() and second.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    second.kill()
+    second.communicate()
+    flag = "--resume" if (out / "checkpoint.npz").exists() else "--overwrite"
+    finish = start(out, flag)
+    _, err = finish.communicate()
+    assert finish.returncode == 0, err
+    _, err = reference.communicate()
+    assert reference.returncode == 0, err
+    with np.load(tmp_path / "straight" / "model.npz") as a, np.load(out / "model.npz") as b:
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# --- a full disk, a lost permission ------------------------------------------------------------
+
+RUN = ["train", "gan", "--epochs", "3", "--limit", "512", "--quiet"]
+
+
+class _FailingFile:
+    """A file whose first write puts half of its bytes down, then fails with ``error``."""
+
+    def __init__(self, f, error):
+        self._f, self._error = f, error
+
+    def write(self, data):
+        self._f.write(data[: len(data) // 2])
+        raise self._error
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def _fail_nth_write(monkeypatch, name, n, error):
+    """Make the n-th write of a file called ``name`` fail with ``error`` (a full disk, a lost
+    permission) after part of its temporary file is written, whichever module writes it."""
+    real_open, real_fdopen = os.open, os.fdopen
+    opened, count = {}, {"n": 0}
+
+    def open_(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        opened[fd] = os.path.basename(os.fspath(path))
+        return fd
+
+    def fdopen(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        if opened.pop(fd, "").startswith(f"{mio.TMP_PREFIX}{name}-"):
+            count["n"] += 1
+            if count["n"] == n:
+                return _FailingFile(f, error)
+        return f
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+@pytest.mark.parametrize("error, words", [
+    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+    (PermissionError(errno.EACCES, "Permission denied"), "Permission denied"),
+])
+def test_a_failed_checkpoint_save_keeps_the_previous_one(tmp_path, monkeypatch, error, words):
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert cli(*RUN, "--out", straight)[0] == 0
+    _fail_nth_write(monkeypatch, "checkpoint.npz", 2, error)
+    code, _, err = cli(*RUN, "--out", out)
+    assert code == 1
+    assert f"{out / 'checkpoint.npz'}: {words}" in err
+    assert "the checkpoint after epoch 1 is kept" in err and "--resume" in err
+    assert "Traceback" not in err
+    assert not [n for n in os.listdir(out) if n.startswith(mio.TMP_PREFIX)]
+    monkeypatch.undo()
+    assert cli(*RUN, "--out", out, "--resume")[0] == 0
+    with np.load(straight / "model.npz") as a, np.load(out / "model.npz") as b:
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_a_full_disk_when_the_model_is_written_keeps_the_finished_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _fail_nth_write(monkeypatch, "model.npz", 1, OSError(errno.ENOSPC, "No space left on device"))
+    code, _, err = cli(*RUN, "--out", out)
+    assert code == 1 and "model.npz: No space left on device" in err
+    assert "the checkpoint after epoch 3 is kept" in err
+    assert not (out / "model.npz").exists()
+    monkeypatch.undo()
+    code, stdout, err = cli(*RUN, "--out", out, "--resume")
+    assert code == 0 and (out / "model.npz").exists()
+
+
+# --- damaged run folders against every command of the README -----------------------------------
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "run"
+    assert cli("train", "gan", "--epochs", "2", "--limit", "512", "--out", out, "--quiet")[0] == 0
+    return out
+
+
+def _npz_bytes(tmp_path, **arrays):
+    path = tmp_path / "made.npz"
+    np.savez(path, **arrays)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def _damage(kind, folder, tmp_path):
+    """Damage ``folder`` in the way ``kind`` names; returns the damaged file's name."""
+    name, how = kind.split(":")
+    path = folder / name
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif how == "random bytes":
+        path.write_bytes(np.random.default_rng(1).bytes(len(data)))
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "pickled objects":
+        path.write_bytes(_npz_bytes(tmp_path, **{"epoch": np.array(1),
+                                                 "x": np.array([{"a": 1}], dtype=object)}))
+    elif how == "wrong shapes":
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays = {k: (np.zeros(v.shape[:-1] + (v.shape[-1] + 1,), v.dtype)
+                      if v.ndim and k != "history" else v) for k, v in arrays.items()}
+        path.write_bytes(_npz_bytes(tmp_path, **arrays))
+    elif how == "no epoch":
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files if k != "epoch"}
+        path.write_bytes(_npz_bytes(tmp_path, **arrays))
+    elif how == "{}":
+        path.write_text("{}")
+    elif how == "not JSON":
+        path.write_text('{"kind": "gan", ')
+    elif how == "NaN":
+        path.write_text(path.read_text().replace('"seed": 0', '"seed": NaN'))
+    elif how == "hidden as text":
+        config = json.loads(data)
+        config["model"]["hidden"] = "64"
+        path.write_text(json.dumps(config))
+    elif how == "missing":
+        path.unlink()
+    else:
+        raise AssertionError(kind)
+    return name
+
+
+# (damage, {command: expected exit code}); 0 = the damaged file is not one the command reads
+DAMAGES = [(f"model.npz:{how}", {"evaluate": 2, "sample": 2}) for how in (
+    "truncated", "random bytes", "empty", "pickled objects", "wrong shapes", "missing")]
+DAMAGES += [(f"checkpoint.npz:{how}", {"resume": 2, "evaluate": 0, "sample": 0}) for how in (
+    "truncated", "random bytes", "empty", "pickled objects", "wrong shapes", "no epoch")]
+DAMAGES += [(f"config.json:{how}", {"resume": 2, "evaluate": 2, "sample": 2, "train": 2})
+            for how in ("{}", "not JSON", "NaN", "hidden as text")]
+DAMAGES += [("checkpoint.npz:missing", {"resume": 2, "train": 2}),
+            ("config.json:missing", {"resume": 2, "evaluate": 2, "sample": 2})]
+
+
+def _command(which, folder, image):
+    return {"evaluate": ["evaluate", folder],
+            "sample": ["sample", folder, "-n", "16", "--out", image],
+            "resume": ["train", "gan", "--out", folder, "--resume", "--quiet"],
+            "train": ["train", "gan", "--epochs", "1", "--out", folder, "--quiet"]}[which]
+
+
+@pytest.mark.parametrize("damage, expected", DAMAGES, ids=[d for d, _ in DAMAGES])
+def test_every_command_on_a_damaged_run_folder(finished_run, tmp_path, damage, expected):
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    name = _damage(damage, folder, tmp_path)
+    before = snapshot(folder)
+    for which, code_expected in expected.items():
+        image = tmp_path / f"{which}.png"
+        code, _, err = cli(*_command(which, folder, image))
+        assert code == code_expected, (which, err)
+        assert "Traceback" not in err
+        if code_expected == 2:
+            assert (name in err) if which != "train" else ("already holds" in err), err
+            assert "allow_pickle" not in err
+            assert len(err.strip().splitlines()) == 1, err        # one line
+            assert not image.exists()
+        assert snapshot(folder) == before, which                  # nothing in the folder changed
+
+
+def test_a_damaged_history_does_not_stop_a_resume(finished_run, tmp_path):
+    """history.json is a copy for people and plots: the checkpoint holds its own."""
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    (folder / "history.json").write_text("[{")
+    assert cli("train", "gan", "--epochs", "3", "--out", folder, "--resume", "--quiet")[0] == 0
+    assert [h["epoch"] for h in json.loads((folder / "history.json").read_text())] == [1, 2, 3]
+
+
+def test_damage_reported_end_to_end_without_a_traceback(finished_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    (folder / "model.npz").write_bytes(np.random.default_rng(2).bytes(300))
+    result = subprocess.run([sys.executable, "-m", "minigen", "evaluate", str(folder)],
+                            capture_output=True, text=True, env=ENV, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model.npz is not a minigen checkpoint" in result.stderr
