@@ -385,14 +385,20 @@ def _check_out(out, what="--out"):
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise RunError(f"{what} {out} is a file, not a folder: choose another {what}")
-    ancestor = os.path.abspath(out)
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
+    ancestor = _nearest_existing(out)
     if not os.path.isdir(ancestor):
         raise RunError(f"{what} {out}: {ancestor} is a file, so no folder can be made in it")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise RunError(f"{what} {out}: no permission to write in {ancestor}")
     return out
+
+
+def _nearest_existing(path):
+    """``path`` or the nearest of its parents that exists (a folder, or a file in the way)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def _make_folder(out):
@@ -432,9 +438,9 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     the run folder ``out`` (default ``runs/<kind>-<data>-<time>``); returns the folder.
 
     ``settings``: any of :data:`SETTINGS` (epochs, batch_size, lr, hidden, latent_dim, beta, gamma,
-    pack, seed, binarize); None or left out means the default for the model and the data.  A folder
-    that holds a run is refused unless ``overwrite=True`` (which removes that run's files once the
-    new run is ready to start).  ``resume=True`` continues the run in ``out`` from its checkpoint,
+    pack, seed, binarize, limit); None or left out means the default for the model and the data.
+    A folder that holds a run is refused unless ``overwrite=True`` (which removes that run's files
+    once the new run is ready to start).  ``resume=True`` continues the run in ``out`` from its checkpoint,
     with any new ``epochs``, ``batch_size`` or ``lr`` given (recorded in config.json and
     history.json); other settings given must equal the run's.  ``quiet=True`` hides the progress bar
     and the per-epoch lines.  Raises :class:`RunError` for bad input (nothing is written),
@@ -690,9 +696,7 @@ def _check_image_path(out):
     if os.path.isdir(out):
         raise RunError(f"--out {out} is a folder: name the image file to write, e.g. "
                        f"{os.path.join(out, 'samples.png')}")
-    ancestor = os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
+    ancestor = _nearest_existing(os.path.dirname(os.path.abspath(out)))
     if not os.path.isdir(ancestor):
         raise RunError(f"--out {out}: {ancestor} is a file, so no file can be made in it")
     return out

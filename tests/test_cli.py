@@ -417,3 +417,10 @@ def test_an_invalid_minigen_backend_is_a_message_and_backend_overrides_it():
     result = _python("-c", "import minigen; print(minigen.get_backend())", env=bad)
     assert result.returncode == 0 and result.stdout == "numpy\n"
     assert "MINIGEN_BACKEND='tpu' cannot be used" in result.stderr     # a warning for library use
+
+
+def test_an_out_without_write_permission_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)     # as for another user's folder
+    code, _, err = cli("train", "vae", "--out", tmp_path / "run")
+    assert code == 2 and f"no permission to write in {tmp_path}" in err
+    assert os.listdir(tmp_path) == []

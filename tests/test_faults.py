@@ -88,7 +88,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_p
     last one left.  The end: the uninterrupted run's parameters, optimizer state and history."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     reference = _child(straight)                      # runs alongside the kills
-    rng = random.Random(20261201)
+    rng = random.Random(int(os.environ.get("MINIGEN_FAULT_SEED", "20261201")))   # more: vary it
     kills = {"random": 0, "in a write": 0}
     for attempt in range(2 * KILLS):
         in_write = attempt % 2 == 1
