@@ -657,9 +657,9 @@ def from_dlpack(obj):
 # --------------------------------------------------------------------------------------------------
 
 def save_arrays(path, arrays, fsync=True):
-    """Write ``{name: array}`` to ``path`` as .npz, atomically (:func:`minigen.io.atomic_write`, which
-    says what ``fsync`` does): a crash mid-write never leaves a half-written file where a good one
-    was."""
+    """Write ``{name: array}`` to ``path`` as .npz, atomically (:func:`minigen.io.atomic_write`,
+    which says what ``fsync`` does): a crash mid-write never leaves a half-written file where a good
+    one was."""
     host = {}
     for name, array in arrays.items():
         owner = of(array)

@@ -1,4 +1,4 @@
-"""Files, written so that a crash never costs what was there before: the one atomic writer of minigen.
+"""Files, written so that a crash never costs what was there before: minigen's one atomic writer.
 
 Every file minigen writes (checkpoints, models, JSON, figures, downloads) goes through
 :func:`atomic_write`:
@@ -53,8 +53,8 @@ def _fsync_folder(folder):
 
 @contextlib.contextmanager
 def atomic_write(path, mode="wb", fsync=True):
-    """``with atomic_write(path) as f: f.write(...)``: ``path`` gets the new content all at once when
-    the block ends without an exception, and is left as it was otherwise.
+    """``with atomic_write(path) as f: f.write(...)``: ``path`` gets the new content all at once
+    when the block ends without an exception, and is left as it was otherwise.
 
     ``mode`` is ``"wb"`` (bytes) or ``"w"`` (text, UTF-8).  The folder is created when missing.
     ``fsync=False`` skips the two ``fsync`` calls: the file is still replaced in one step (a killed
@@ -119,7 +119,7 @@ def remove_stale_temporaries(folder):
 
 def strict_json(obj):
     """``obj`` with every non-finite float (NaN, inf, -inf) replaced by None, recursively through
-    dicts, lists and tuples (JSON has no NaN or Infinity; ``null`` is what it has for "no number")."""
+    dicts, lists and tuples (JSON has no NaN or Infinity; its ``null`` says "no number")."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

@@ -440,12 +440,12 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     ``settings``: any of :data:`SETTINGS` (epochs, batch_size, lr, hidden, latent_dim, beta, gamma,
     pack, seed, binarize, limit); None or left out means the default for the model and the data.
     A folder that holds a run is refused unless ``overwrite=True`` (which removes that run's files
-    once the new run is ready to start).  ``resume=True`` continues the run in ``out`` from its checkpoint,
-    with any new ``epochs``, ``batch_size`` or ``lr`` given (recorded in config.json and
-    history.json); other settings given must equal the run's.  ``quiet=True`` hides the progress bar
-    and the per-epoch lines.  Raises :class:`RunError` for bad input (nothing is written),
-    :class:`RunFault` for a file error during the work, :class:`RunInterrupted` on Ctrl-C and
-    :class:`minigen.train.NonFiniteLoss` when training diverges.
+    once the new run is ready to start).  ``resume=True`` continues the run in ``out`` from its
+    checkpoint, with any new ``epochs``, ``batch_size`` or ``lr`` given (recorded in config.json
+    and history.json); other settings given must equal the run's.  ``quiet=True`` hides the
+    progress bar and the per-epoch lines.  Raises :class:`RunError` for bad input (nothing is
+    written), :class:`RunFault` for a file error during the work, :class:`RunInterrupted` on Ctrl-C
+    and :class:`minigen.train.NonFiniteLoss` when training diverges.
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
@@ -468,7 +468,8 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
         if CHECKPOINT in old:
             raise RunError(f"{out} already holds a run ({files}). Continue it with --resume, train "
                            "into a new --out, or replace it with --overwrite")
-        what = "a finished run" if MODEL in old else "the start of a run that never finished an epoch"
+        what = ("a finished run" if MODEL in old else
+                "the start of a run that never finished an epoch")
         raise RunError(f"{out} already holds {what} ({files}) and no checkpoint to --resume from. "
                        "Train into a new --out, or replace it with --overwrite")
     run = dict(_all_defaults(kind, data), **given)

@@ -280,7 +280,7 @@ def test_lr_must_be_a_positive_finite_number(value, capsys):
     assert info.value.code == 2 and "positive number (finite)" in capsys.readouterr().err
 
 
-# --- evaluate, sample, output -----------------------------------------------------------------------
+# --- evaluate, sample, output ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):

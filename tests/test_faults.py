@@ -120,7 +120,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_p
 
 def test_sigkill_of_the_command_line_then_resume_or_overwrite(tmp_path):
     """The real command: killed before its first checkpoint (config.json alone stays: a new train
-    needs --overwrite), and after some epochs (--resume); the model equals an uninterrupted run's."""
+    needs --overwrite), and after some epochs (--resume); the model is the uninterrupted run's."""
     args = ["train", "vae", "--epochs", "6", "--limit", "1024", "--batch-size", "64",
             "--hidden", "16", "--quiet"]
 
