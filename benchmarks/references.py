@@ -140,3 +140,216 @@ def torch_vae(sizes=(784, 400, 20)):
             return (rec + kl).mean()
 
     return TorchVAE()
+
+
+def numpy_adam(params, grads, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+    """Adam as NumpyVAE._adam does it (in place through scratch arrays), for a dict of parameters;
+    ``state`` holds t, m, v and the scratch arrays between calls."""
+    if not state:
+        state.update(t=0, m={k: np.zeros_like(p) for k, p in params.items()},
+                     v={k: np.zeros_like(p) for k, p in params.items()},
+                     s={k: np.empty_like(p) for k, p in params.items()})
+    state["t"] += 1
+    (b1, b2), t = betas, state["t"]
+    root = math.sqrt(1.0 - b2 ** t)
+    step = lr * root / (1.0 - b1 ** t)
+    for name, g in grads.items():
+        m, v, s = state["m"][name], state["v"][name], state["s"][name]
+        np.multiply(g, 1.0 - b1, out=s)
+        m *= b1
+        m += s
+        np.multiply(g, g, out=s)
+        s *= 1.0 - b2
+        v *= b2
+        v += s
+        np.sqrt(v, out=s)
+        s += eps * root
+        np.divide(m, s, out=s)
+        s *= step
+        params[name] -= s
+
+
+class NumpyDeepMLP:
+    """A deep narrow MLP by hand: ``depth`` Dense layers of ``width`` (tanh after all but the last),
+    the mean squared error against a target, hand-derived gradients and the in-place Adam above.
+
+        h_0 = x,  h_i = tanh(h_{i-1} W_i + b_i) (i < depth),  out = h_{depth-1} W_depth + b_depth
+        loss = mean((out - y)^2)
+    """
+
+    def __init__(self, width=64, depth=8, dtype="float32", seed=0, lr=1e-3):
+        rng = np.random.default_rng(seed)
+        a = math.sqrt(6.0 / (2 * width))
+        self.params = {}
+        for i in range(depth):
+            self.params[f"W{i}"] = rng.uniform(-a, a, (width, width)).astype(dtype)
+            self.params[f"b{i}"] = np.zeros(width, dtype=dtype)
+        self.depth, self.lr, self.state = depth, lr, {}
+
+    def step(self, x, y):
+        p, hs = self.params, [x]
+        for i in range(self.depth):
+            h = hs[-1] @ p[f"W{i}"]
+            h += p[f"b{i}"]
+            if i < self.depth - 1:
+                np.tanh(h, out=h)
+            hs.append(h)
+        diff = hs[-1] - y
+        loss = np.mean(diff * diff)
+        g = diff * (2.0 / diff.size)
+        grads = {}
+        for i in reversed(range(self.depth)):
+            grads[f"W{i}"], grads[f"b{i}"] = hs[i].T @ g, g.sum(axis=0)
+            if i:
+                g = g @ p[f"W{i}"].T
+                g *= 1.0 - hs[i] * hs[i]                        # tanh' from its output
+        numpy_adam(p, grads, self.state, lr=self.lr)
+        return loss
+
+
+def torch_deep_mlp(width=64, depth=8):
+    """The deep narrow MLP in PyTorch, with a ``loss(x, y)`` method."""
+    from torch import nn
+
+    layers = []
+    for i in range(depth):
+        layers.append(nn.Linear(width, width))
+        if i < depth - 1:
+            layers.append(nn.Tanh())
+
+    class TorchDeepMLP(nn.Sequential):
+        def loss(self, x, y):
+            return ((self(x) - y) ** 2).mean()
+
+    return TorchDeepMLP(*layers)
+
+
+def _torch_stack(sizes, out=None):
+    """Linear layers through ``sizes`` with ReLU between them (and after the last unless ``out``
+    is False): minigen's ``mlp`` and Dense bodies."""
+    from torch import nn
+
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if out is None or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _ema(average, network, decay):
+    import torch
+
+    with torch.no_grad():
+        for a, p in zip(average.parameters(), network.parameters()):
+            a.mul_(decay).add_(p, alpha=1.0 - decay)
+
+
+class TorchGAN:
+    """minigen's GAN (pack 1) in PyTorch with the same updates: the discriminator on the real batch
+    and detached fakes, then the generator through the updated discriminator (non-saturating loss),
+    one Adam each, and the moving average of the generator's weights after every step."""
+
+    def __init__(self, data_dim, latent_dim, hidden, lr=1e-3, betas=(0.5, 0.999), ema=0.999):
+        import copy
+
+        import torch
+
+        self.torch, self.latent_dim, self.ema = torch, latent_dim, ema
+        self.generator = _torch_stack((latent_dim,) + tuple(hidden[::-1]) + (data_dim,), out=False)
+        self.body = _torch_stack((data_dim,) + tuple(hidden))
+        self.head = torch.nn.Linear(hidden[-1], 1)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.opt_d = torch.optim.Adam(list(self.body.parameters()) + list(self.head.parameters()),
+                                      lr=lr, betas=betas)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
+
+    def step(self, x):
+        torch, F = self.torch, self.torch.nn.functional
+        fake = self.generator(torch.randn(x.shape[0], self.latent_dim))
+
+        def bce(logits, target):
+            return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+        self.opt_d.zero_grad()
+        d_loss = bce(self.head(self.body(x)), 1.0) + bce(self.head(self.body(fake.detach())), 0.0)
+        d_loss.backward()
+        self.opt_d.step()
+        self.opt_g.zero_grad()
+        g_loss = bce(self.head(self.body(fake)), 1.0)
+        g_loss.backward()
+        self.opt_g.step()
+        self.opt_d.zero_grad()
+        if self.ema:
+            _ema(self.generator_ema, self.generator, self.ema)
+        return d_loss.item(), g_loss.item()
+
+
+class TorchVAEGAN:
+    """minigen's VAEGAN in PyTorch with the same updates: the three losses from one forward pass,
+    each network's gradient from its own objective (three ``torch.autograd.grad`` calls), one Adam
+    each, and the moving average of the decoder's weights."""
+
+    def __init__(self, data_dim, hidden, latent_dim, gamma=30.0, llike="pixels",
+                 likelihood="gaussian", beta=0.01, ema=0.99, lr=2e-3):
+        import copy
+
+        import torch
+
+        self.torch, self.latent_dim = torch, latent_dim
+        self.gamma, self.llike, self.likelihood, self.beta, self.ema = (
+            gamma, llike, likelihood, beta, ema)
+        self.body = _torch_stack((data_dim,) + tuple(hidden))
+        self.mu, self.log_var = (torch.nn.Linear(hidden[-1], latent_dim) for _ in range(2))
+        self.decoder = _torch_stack((latent_dim,) + tuple(hidden[::-1]) + (data_dim,), out=False)
+        self.dis_body = _torch_stack((data_dim,) + tuple(hidden))
+        self.dis_head = torch.nn.Linear(hidden[-1], 1)
+        self.decoder_ema = copy.deepcopy(self.decoder).requires_grad_(False)
+        betas = (0.5, 0.999) if likelihood == "bernoulli" else (0.9, 0.999)
+        self.groups = {
+            "encoder": [p for m in (self.body, self.mu, self.log_var) for p in m.parameters()],
+            "decoder": list(self.decoder.parameters()),
+            "discriminator": [p for m in (self.dis_body, self.dis_head) for p in m.parameters()]}
+        self.opts = {name: torch.optim.Adam(ps, lr=lr, betas=betas)
+                     for name, ps in self.groups.items()}
+
+    def step(self, x):
+        torch, F = self.torch, self.torch.nn.functional
+        n = x.shape[0]
+        h = self.body(x)
+        mu, log_var = self.mu(h), self.log_var(h)
+        decoded = self.decoder(mu + torch.exp(0.5 * log_var) * torch.randn_like(mu))
+        prior_out = self.decoder(torch.randn(n, self.latent_dim))
+        bernoulli = self.likelihood == "bernoulli"
+        x_rec = torch.sigmoid(decoded) if bernoulli else decoded
+        x_prior = torch.sigmoid(prior_out) if bernoulli else prior_out
+        features = self.dis_body(torch.cat([x, x_rec, x_prior], 0))
+        logits = self.dis_head(features)
+        real, rec, fake = logits[:n], logits[n:2 * n], logits[2 * n:]
+
+        def bce(logits, target):
+            return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+        prior = (0.5 * (mu * mu + log_var.exp() - 1.0 - log_var)).sum(1).mean()
+        if self.llike == "features":
+            diff = features[n:2 * n] - features[:n]
+            llike = 0.5 * (diff * diff).sum(1).mean()
+        elif bernoulli:
+            llike = F.binary_cross_entropy_with_logits(decoded, x, reduction="none").sum(1).mean()
+        else:
+            diff = x - decoded
+            llike = (0.5 * diff * diff + 0.5 * math.log(2 * math.pi)).sum(1).mean()
+        d_loss = bce(real, 1.0) + bce(rec, 0.0) + bce(fake, 0.0)
+        g_loss = bce(rec, 1.0) + bce(fake, 1.0)
+        objectives = {"encoder": self.beta * prior + llike,
+                      "decoder": self.gamma * llike + g_loss, "discriminator": d_loss}
+        grads = {name: torch.autograd.grad(objectives[name], self.groups[name],
+                                           retain_graph=name != "discriminator")
+                 for name in ("encoder", "decoder", "discriminator")}
+        for name, opt in self.opts.items():
+            for p, g in zip(self.groups[name], grads[name]):
+                p.grad = g
+            opt.step()
+        if self.ema:
+            _ema(self.decoder_ema, self.decoder, self.ema)
+        return prior.item(), llike.item(), d_loss.item(), g_loss.item()

@@ -1,25 +1,37 @@
 """minigen's speed benchmarks: seconds per epoch against hand-written NumPy and PyTorch.
 
-    python benchmarks/run.py [--backend numpy|cupy] [--quick] [--out FILE.json]
+    python benchmarks/run.py [--backend numpy|cupy] [--quick] [--suite NAME] [--blas both|as-is]
 
-Suites (each a table; every number a median of interleaved repeats in this one process, so the
+Suites (each a table; every number a median of interleaved repeats in one process, so the
 implementations share the machine's mood):
 
 * ``vae``: the MNIST VAE (784-400-20, batch 128, float32, Adam 1e-3, the negative ELBO) for one
-  epoch of the 8,000 training digits, in minigen, in hand-written NumPy with derived gradients
-  (``benchmarks/references.py``) and in PyTorch when it is installed; peak memory on the CPU
+  epoch of the 8,000 training digits: minigen's ``VAE``, the same VAE written by a user with the
+  public layers (``UserVAE``: ``Dense`` layers, ``mg.relu``, the losses, ``mg.reparameterize``),
+  both with fusion off too, the hand-written NumPy version with derived gradients
+  (``benchmarks/references.py``) and PyTorch when it is installed; peak memory on the CPU
   (tracemalloc: the arrays NumPy allocates, building the model and training one epoch; the training
-  images themselves are shared and not counted).  On ``--backend cupy`` the same on the GPU, plus
-  minigen on NumPy for the speed-up.
+  images themselves are not counted).  On ``--backend cupy`` the same on the GPU, plus minigen on
+  NumPy for the speed-up.
+* ``gan``, ``vaegan``: minigen's GAN and VAE-GAN against PyTorch twins with the same updates
+  (``TorchGAN``, ``TorchVAEGAN``), on the 2-D ring (8,000 points) and on 784-dim MNIST, fusion on
+  and off.
+* ``deep-mlp``: 8 Dense layers of 64 with tanh (a ``Sequential`` of ``Dense`` and ``Tanh``
+  modules), batch 32, mean squared error, Adam: the per-op cost dominates.  Against hand-written
+  NumPy and PyTorch.
 * ``mlp``: a wide MLP autoencoder (784-2048-2048-784, batch 1024, Adam, bce_with_logits) - matrix
   products dominate; the GPU suite's main case.
 * ``sweep``: the VAE's seconds per epoch against batch size and hidden width (``plot_sweep.py``
   draws it, with the GPU's results beside the CPU's).
 * ``ops``: the cost of a recorded op against the raw array call (``op_overhead.py``).
 
+BLAS settings: some machines set ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (this project's do:
+they make OpenBLAS use slower kernels); a user's machine has neither.  With ``--blas both`` (the
+default when either is set) every suite runs as the environment is and then again in a subprocess
+with both unset, and both tables are printed and saved.
+
 Without MNIST (``MINIGEN_DATA`` unset and nothing in the cache), random binary images of the same
-shape stand in; the table says so.  PyTorch runs with as many threads as minigen's BLAS (one by
-default).
+shape stand in; the table says so.  PyTorch runs with as many threads as minigen's BLAS.
 """
 
 import argparse
@@ -27,7 +39,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -37,9 +51,11 @@ import numpy as np  # noqa: E402  (benchmarks may use NumPy directly; the librar
 
 import minigen as mg  # noqa: E402
 from minigen import backend as B  # noqa: E402
-from references import NumpyVAE, torch_vae  # noqa: E402
+from references import (NumpyDeepMLP, NumpyVAE, TorchGAN, TorchVAEGAN,  # noqa: E402
+                        torch_deep_mlp, torch_vae)
 
 N_TRAIN = 8000
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -58,27 +74,92 @@ def training_images():
         return images, "random binary images (MNIST not found: set MINIGEN_DATA)"
 
 
+def ring_points():
+    """(8000, 2) float32 NumPy points of the ring of 8 Gaussians."""
+    points, _ = mg.data.ring(n=N_TRAIN, seed=0)
+    return points.numpy().astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------------------
 # the implementations: each has .name, .epoch() (one pass over the data, finished on the device)
 # --------------------------------------------------------------------------------------------------
 
 class MinigenRun:
-    """A minigen model trained with its own ``train_step`` and ``DataLoader``, as the CLI does."""
+    """A minigen model trained with its own ``train_step`` and ``DataLoader``, as the CLI does;
+    ``fusion=False`` runs it on the composite references (``mg.using_fusion(False)``)."""
 
-    def __init__(self, images, backend, batch_size, build):
-        self.backend = backend
-        self.name = f"minigen ({backend})"
+    def __init__(self, images, backend, batch_size, build, lr=1e-3, fusion=True, label=None):
+        self.backend, self.fusion = backend, fusion
+        self.name = f"minigen{' ' + label if label else ''} ({backend}" + \
+            ("" if fusion else ", fusion off") + ")"
         with mg.using_backend(backend):
             mg.manual_seed(0)
             self.model = build()
-            self.optimizers = self.model.make_optimizers(lr=1e-3)
-            self.loader = mg.data.DataLoader(mg.Tensor(images), batch_size=batch_size, shuffle=True)
+            self.optimizers = (self.model.make_optimizers() if lr is None
+                               else self.model.make_optimizers(lr=lr))
+            arrays = images if isinstance(images, tuple) else (images,)
+            self.loader = mg.data.DataLoader(*(mg.Tensor(a) for a in arrays),
+                                             batch_size=batch_size, shuffle=True)
 
     def epoch(self):
-        with mg.using_backend(self.backend):
+        with mg.using_backend(self.backend), mg.using_fusion(self.fusion):
             for x in self.loader:
                 self.model.train_step(x, self.optimizers)
             B.synchronize()
+
+
+class UserVAE(mg.nn.Module):
+    """The MNIST VAE as a user writes it with minigen's public API, the way the PyTorch example is
+    written: ``Dense`` layers, ``mg.relu`` between them, ``mg.reparameterize`` and the losses."""
+
+    def __init__(self, sizes=(784, 400, 20)):
+        super().__init__()
+        d, h, k = sizes
+        self.fc1, self.fc21, self.fc22 = mg.nn.Dense(d, h), mg.nn.Dense(h, k), mg.nn.Dense(h, k)
+        self.fc3, self.fc4 = mg.nn.Dense(k, h), mg.nn.Dense(h, d)
+
+    def loss(self, x):
+        hidden = mg.relu(self.fc1(x))
+        mu, log_var = self.fc21(hidden), self.fc22(hidden)
+        z = mg.reparameterize(mu, log_var)
+        logits = self.fc4(mg.relu(self.fc3(z)))
+        rec = mg.losses.bce_with_logits(logits, x, reduction="none").sum(axis=1)
+        kl = mg.losses.gaussian_kl(mu, log_var, reduction="none").sum(axis=1)
+        return (rec + kl).mean()
+
+    def make_optimizers(self, lr=1e-3):
+        return {"adam": mg.optim.Adam(self.parameters(), lr=lr)}
+
+    def train_step(self, x, optimizers):
+        optimizers["adam"].zero_grad()
+        loss = self.loss(x)
+        loss.backward()
+        optimizers["adam"].step()
+        return {"loss": loss.item()}
+
+
+class DeepMLP(mg.nn.Module):
+    """8 Dense layers of 64 with Tanh modules between them, MSE against a fixed target."""
+
+    def __init__(self, width=64, depth=8):
+        super().__init__()
+        layers = []
+        for i in range(depth):
+            layers.append(mg.nn.Dense(width, width))
+            if i < depth - 1:
+                layers.append(mg.nn.Tanh())
+        self.net = mg.nn.Sequential(*layers)
+
+    def make_optimizers(self, lr=1e-3):
+        return {"adam": mg.optim.Adam(self.parameters(), lr=lr)}
+
+    def train_step(self, batch, optimizers):
+        x, y = batch
+        optimizers["adam"].zero_grad()
+        loss = mg.losses.mse(self.net(x), y)
+        loss.backward()
+        optimizers["adam"].step()
+        return {"loss": loss.item()}
 
 
 class Autoencoder(mg.nn.Module):
@@ -125,29 +206,57 @@ class HandNumpyRun:
 
 
 class TorchRun:
-    """The same model in PyTorch (``model_fn`` builds a module with ``loss(x)``)."""
+    """The same model in PyTorch: ``model_fn`` builds a module with ``loss(*batch)`` trained by
+    Adam, or (``twin=True``) an object with ``step(x)`` that makes its own updates (the GAN and
+    VAE-GAN twins).  ``images`` is an array or a tuple of arrays (inputs, targets)."""
 
-    def __init__(self, images, batch_size, model_fn, device="cpu", threads=1):
+    def __init__(self, images, batch_size, model_fn, device="cpu", threads=1, lr=1e-3, twin=False):
         import torch
-        self.torch, self.device, self.batch_size = torch, device, batch_size
+        self.torch, self.device, self.batch_size, self.twin = torch, device, batch_size, twin
         if device == "cpu":
             torch.set_num_threads(threads)
         self.name = f"PyTorch {torch.__version__.split('+')[0]} ({device})"
         torch.manual_seed(0)
-        self.images = torch.from_numpy(images).to(device)
-        self.model = model_fn().to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        arrays = images if isinstance(images, tuple) else (images,)
+        self.arrays = [torch.from_numpy(a).to(device) for a in arrays]
+        self.model = model_fn()
+        if not twin:
+            self.model = self.model.to(device)
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
 
     def epoch(self):
-        order = self.torch.randperm(len(self.images), device=self.device)
-        for start in range(0, len(self.images), self.batch_size):
-            loss = self.model.loss(self.images[order[start:start + self.batch_size]])
+        n = len(self.arrays[0])
+        order = self.torch.randperm(n, device=self.device)
+        for start in range(0, n, self.batch_size):
+            batch = [a[order[start:start + self.batch_size]] for a in self.arrays]
+            if self.twin:
+                self.model.step(*batch)
+                continue
+            loss = self.model.loss(*batch)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
             loss.item()
         if self.device != "cpu":
             self.torch.cuda.synchronize()
+
+
+class HandMLPRun:
+    """The hand-written deep MLP of references.py on NumPy."""
+
+    name = "hand-written (NumPy)"
+
+    def __init__(self, arrays, batch_size):
+        self.x, self.y = arrays
+        self.batch_size = batch_size
+        self.model = NumpyDeepMLP()
+        self.order_rng = np.random.default_rng(1)
+
+    def epoch(self):
+        order = self.order_rng.permutation(len(self.x))
+        for start in range(0, len(self.x), self.batch_size):
+            index = order[start:start + self.batch_size]
+            float(self.model.step(self.x[index], self.y[index]))
 
 
 def torch_autoencoder(sizes):
@@ -204,17 +313,38 @@ def peak_memory(make_run):
         tracemalloc.stop()
 
 
-def table(rows, reference):
-    """Rows of {implementation, seconds, peak_mb} -> markdown, with ratios to the ``reference``
-    row."""
-    ref = next(r["seconds"] for r in rows if r["implementation"] == reference)
-    lines = ["| implementation | s / epoch | ratio | peak memory (MB) |", "|---|---:|---:|---:|"]
+def table(rows):
+    """Rows of {implementation, seconds, peak_mb} -> markdown, with each row's ratio to the
+    hand-written and to the PyTorch rows when the table has them (stored in the rows too)."""
+    refs = [(label, next((r["seconds"] for r in rows if r["implementation"].startswith(prefix)),
+                         None)) for label, prefix in (("hand-written", "hand-written (NumPy)"),
+                                                      ("PyTorch", "PyTorch"))]
+    refs = [(label, seconds) for label, seconds in refs if seconds is not None]
+    memory = any(r.get("peak_mb") is not None for r in rows)
+    head = "| implementation | s / epoch |" + "".join(f" vs {label} |" for label, _ in refs)
+    lines = [head + (" peak memory (MB) |" if memory else ""),
+             "|---|---:|" + "---:|" * (len(refs) + memory)]
     for r in rows:
-        r["ratio"] = r["seconds"] / ref
-        memory = f"{r['peak_mb']:.1f}" if r.get("peak_mb") is not None else "-"
-        lines.append(f"| {r['implementation']} | {r['seconds']:.3f} | {r['ratio']:.2f} | {memory} "
-                     "|")
+        cells = [f"{r['seconds']:.3f}"]
+        for label, seconds in refs:
+            r[f"vs {label}"] = r["seconds"] / seconds
+            cells.append(f"{r['seconds'] / seconds:.2f}")
+        if memory:
+            cells.append(f"{r['peak_mb']:.1f}" if r.get("peak_mb") is not None else "-")
+        lines.append(f"| {r['implementation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def measured(runs, repeats, memory=None):
+    """Rows for ``runs`` (interleaved medians), with peak memory from ``memory[i]`` factories."""
+    seconds = interleaved_medians(runs, repeats)
+    rows = []
+    for i, run in enumerate(runs):
+        row = {"implementation": run.name, "seconds": seconds[run.name]}
+        if memory and memory[i] is not None:
+            row["peak_mb"] = peak_memory(memory[i]) / 2**20
+        rows.append(row)
+    return rows
 
 
 def vae_suite(images, backend, repeats, batch_size=128):
@@ -222,24 +352,73 @@ def vae_suite(images, backend, repeats, batch_size=128):
         return mg.models.VAE(784, hidden=(400,), latent_dim=20)
 
     gpu = backend == "cupy"
-    factories = [lambda: MinigenRun(images, backend, batch_size, build)]
+    factories = [lambda: MinigenRun(images, backend, batch_size, build, label="VAE"),
+                 lambda: MinigenRun(images, backend, batch_size, UserVAE, label="user-written VAE"),
+                 lambda: MinigenRun(images, backend, batch_size, build, label="VAE", fusion=False),
+                 lambda: MinigenRun(images, backend, batch_size, UserVAE, label="user-written VAE",
+                                    fusion=False)]
     if gpu:
         import cupy
         factories.append(lambda: HandNumpyRun(images, batch_size, xp=cupy, label="CuPy"))
-        factories.append(lambda: MinigenRun(images, "numpy", batch_size, build))
+        factories.append(lambda: MinigenRun(images, "numpy", batch_size, build, label="VAE"))
     factories.append(lambda: HandNumpyRun(images, batch_size))
     if torch_available("cuda" if gpu else "cpu"):
         factories.append(lambda: TorchRun(images, batch_size, torch_vae, device="cuda" if gpu
-                                          else "cpu"))
+                                          else "cpu", threads=THREADS))
     runs = [make() for make in factories]
-    seconds = interleaved_medians(runs, repeats)
-    rows = []
-    for run, make in zip(runs, factories):
-        host = (isinstance(run, HandNumpyRun) and run.xp is np
-                or getattr(run, "backend", "") == "numpy")
-        rows.append({"implementation": run.name, "seconds": seconds[run.name],
-                     "peak_mb": peak_memory(make) / 2**20 if host else None})
-    return rows, runs[1].name if gpu else "hand-written (NumPy)"
+    host = [make if (isinstance(run, HandNumpyRun) and run.xp is np
+                     or getattr(run, "backend", "") == "numpy") else None
+            for run, make in zip(runs, factories)]
+    return measured(runs, repeats, host)
+
+
+def gan_suite(data, backend, repeats, data_dim, batch_size):
+    """minigen's GAN (fusion on and off) and its PyTorch twin; 2-D: the ring defaults (64-32
+    networks, latent 2); 784-dim: 400 hidden units, latent 20."""
+    hidden, latent = ((64, 32), 2) if data_dim == 2 else ((400,), 20)
+
+    def build():
+        return mg.models.GAN(data_dim, latent_dim=latent, hidden=hidden)
+
+    runs = [MinigenRun(data, backend, batch_size, build, label="GAN"),
+            MinigenRun(data, backend, batch_size, build, label="GAN", fusion=False)]
+    if torch_available() and backend == "numpy":
+        runs.append(TorchRun(data, batch_size, lambda: TorchGAN(data_dim, latent, hidden),
+                             threads=THREADS, twin=True))
+    return measured(runs, repeats)
+
+
+def vaegan_suite(data, backend, repeats, data_dim, batch_size):
+    """minigen's VAE-GAN (fusion on and off) and its PyTorch twin; 2-D: the ring defaults;
+    784-dim: Larsen et al.'s image setting (features, Bernoulli, beta 1) with 400 hidden units."""
+    if data_dim == 2:
+        config = dict(hidden=(64, 32), latent_dim=2)
+    else:
+        config = dict(hidden=(400,), latent_dim=20, llike="features", likelihood="bernoulli",
+                      beta=1.0)
+
+    def build():
+        return mg.models.VAEGAN(data_dim, **config)
+
+    runs = [MinigenRun(data, backend, batch_size, build, lr=None, label="VAE-GAN"),
+            MinigenRun(data, backend, batch_size, build, lr=None, label="VAE-GAN", fusion=False)]
+    if torch_available() and backend == "numpy":
+        runs.append(TorchRun(data, batch_size, lambda: TorchVAEGAN(data_dim, **config),
+                             threads=THREADS, twin=True))
+    return measured(runs, repeats)
+
+
+def deep_mlp_suite(backend, repeats, batch_size=32):
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((N_TRAIN, 64)).astype(np.float32),
+            rng.standard_normal((N_TRAIN, 64)).astype(np.float32))
+    runs = [MinigenRun(data, backend, batch_size, DeepMLP, label="Sequential"),
+            MinigenRun(data, backend, batch_size, DeepMLP, label="Sequential", fusion=False)]
+    if backend == "numpy":
+        runs.append(HandMLPRun(data, batch_size))
+        if torch_available():
+            runs.append(TorchRun(data, batch_size, torch_deep_mlp, threads=THREADS))
+    return measured(runs, repeats)
 
 
 def mlp_suite(images, backend, repeats, width=2048, batch_size=1024):
@@ -249,9 +428,9 @@ def mlp_suite(images, backend, repeats, width=2048, batch_size=1024):
         runs.append(MinigenRun(images, "numpy", batch_size, lambda: Autoencoder(sizes)))
     device = "cuda" if backend == "cupy" else "cpu"
     if torch_available(device):
-        runs.append(TorchRun(images, batch_size, lambda: torch_autoencoder(sizes), device=device))
-    seconds = interleaved_medians(runs, repeats)
-    return [{"implementation": r.name, "seconds": seconds[r.name]} for r in runs], runs[0].name
+        runs.append(TorchRun(images, batch_size, lambda: torch_autoencoder(sizes), device=device,
+                             threads=THREADS))
+    return measured(runs, repeats)
 
 
 def sweep_suite(images, backend, quick):
@@ -291,47 +470,90 @@ def machine():
     return info
 
 
+SUITES = ("vae", "gan", "vaegan", "deep-mlp", "mlp", "sweep", "ops")
+THREADS = 1
+
+
+def run_suites(args, suites, repeats, label):
+    """Run ``suites`` in this process; print their tables; return {suite: rows or result}."""
+    global THREADS
+    THREADS = args.threads
+    mg.set_num_threads(args.threads)
+    images, source = training_images()
+    ring = ring_points()
+    print(f"# minigen speed ({args.backend}; BLAS: {label}; {source}; {args.threads} BLAS "
+          f"thread(s); medians of {repeats} interleaved epochs; load {load()})\n", flush=True)
+    out = {"data": source, "load_before": load()}
+    tables = {
+        "vae": ("MNIST VAE 784-400-20, batch 128, one epoch of 8,000 digits",
+                lambda: vae_suite(images, args.backend, repeats)),
+        "gan": [("GAN on the 2-D ring, 64-32, batch 256, one epoch of 8,000 points", "gan-2d",
+                 lambda: gan_suite(ring, args.backend, repeats, 2, 256)),
+                ("GAN on MNIST, 784-400 / latent 20, batch 128, one epoch of 8,000 digits",
+                 "gan-784", lambda: gan_suite(images, args.backend, repeats, 784, 128))],
+        "vaegan": [("VAE-GAN on the 2-D ring, 64-32, batch 256, one epoch of 8,000 points",
+                    "vaegan-2d", lambda: vaegan_suite(ring, args.backend, repeats, 2, 256)),
+                   ("VAE-GAN on MNIST (features, Bernoulli), 784-400 / latent 20, batch 128, "
+                    "one epoch", "vaegan-784",
+                    lambda: vaegan_suite(images, args.backend, repeats, 784, 128))],
+        "deep-mlp": ("Deep narrow MLP: 8 Dense layers of 64, tanh, batch 32, MSE, 8,000 examples",
+                     lambda: deep_mlp_suite(args.backend, repeats)),
+        "mlp": ("Wide MLP autoencoder 784-2048-2048-784, batch 1024, one epoch of 8,000 images",
+                lambda: mlp_suite(images, args.backend, repeats)),
+    }
+    for suite in suites:
+        if suite in ("sweep", "ops"):
+            continue
+        entries = tables[suite]
+        for title, key, fn in (entries if isinstance(entries, list)
+                               else [(entries[0], suite, entries[1])]):
+            rows = fn()
+            out[key] = rows
+            print(f"## {title}\n\n{table(rows)}\n", flush=True)
+    if "sweep" in suites:
+        print("## Sweep: VAE seconds per epoch against batch size and hidden width")
+        out["sweep"] = sweep_suite(images, args.backend, args.quick)
+    if "ops" in suites:
+        print("\n## Op overhead (microseconds per call)\n")
+        out["ops"] = ops_suite(args.backend, args.quick)
+    out["load_after"] = load()
+    return out
+
+
+def load():
+    """The 1-minute load average (the machine's mood, noted with every timing)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
-    parser.add_argument("--suite", action="append", choices=["vae", "mlp", "sweep", "ops"],
-                        help="run only these suites (default: all; mlp only on cupy unless named)")
+    parser.add_argument("--suite", action="append", choices=SUITES,
+                        help="run only these suites (default: all but mlp on numpy; all on cupy)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--repeats", type=int, help="timed epochs per implementation (default 5; "
                                                     "3 with --quick)")
+    parser.add_argument("--blas", choices=["both", "as-is"], default="both",
+                        help="both: also rerun every suite with OPENBLAS_CORETYPE and "
+                             "OPENBLAS_L2_SIZE unset, when either is set (default); as-is: only "
+                             "the environment as it is")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/speed-BACKEND.json)")
     args = parser.parse_args(argv)
     try:
         mg.set_backend(args.backend)
     except B.BackendError as err:
         parser.exit(2, f"run.py: {err}\n")
-    mg.set_num_threads(args.threads)
-    suites = args.suite or (["vae", "mlp", "sweep", "ops"] if args.backend == "cupy"
-                            else ["vae", "sweep", "ops"])
+    suites = args.suite or [s for s in SUITES if s != "mlp" or args.backend == "cupy"]
     repeats = args.repeats or (3 if args.quick else 5)
-    images, source = training_images()
+    variables = {name: os.environ[name] for name in BLAS_VARIABLES if name in os.environ}
+    label = ", ".join(f"{k}={v}" for k, v in variables.items()) or "no OPENBLAS variables set"
     results = {"machine": machine(), "backend": args.backend, "threads": args.threads,
-               "data": source, "command": "python benchmarks/run.py " + " "
-               "".join(argv or sys.argv[1:])}
-    print(f"# minigen speed ({args.backend}; {source}; {args.threads} BLAS thread(s); "
-          f"medians of {repeats} interleaved epochs)\n", flush=True)
-    if "vae" in suites:
-        rows, reference = vae_suite(images, args.backend, repeats)
-        results["vae"] = rows
-        print("## MNIST VAE 784-400-20, batch 128, one epoch of 8,000 digits\n")
-        print(table(rows, reference) + "\n", flush=True)
-    if "mlp" in suites:
-        rows, reference = mlp_suite(images, args.backend, repeats)
-        results["mlp"] = rows
-        print("## Wide MLP autoencoder 784-2048-2048-784, batch 1024, one epoch of 8,000 images\n")
-        print(table(rows, reference) + "\n", flush=True)
-    if "sweep" in suites:
-        print("## Sweep: VAE seconds per epoch against batch size and hidden width")
-        results["sweep"] = sweep_suite(images, args.backend, args.quick)
-    if "ops" in suites:
-        print("\n## Op overhead (microseconds per call)\n")
-        results["ops"] = ops_suite(args.backend, args.quick)
+               "command": " ".join(["python benchmarks/run.py"] + argv), "settings": {}}
+    results["settings"][label] = run_suites(args, suites, repeats, label)
+    if args.blas == "both" and variables:
+        results["settings"]["OPENBLAS variables unset"] = rerun_unset(argv)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"speed-{args.backend}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -339,6 +561,31 @@ def main(argv=None):
         json.dump(results, f, indent=1)
     os.replace(out + ".tmp", out)
     print(f"\nwrote {out}")
+
+
+def rerun_unset(argv):
+    """This script again in a subprocess with the OPENBLAS variables unset (OpenBLAS reads them
+    when it loads, so a new process is the only way); its tables print as it runs."""
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "unset.json")
+        print("\n# again with " + " and ".join(BLAS_VARIABLES) + " unset\n", flush=True)
+        subprocess.run([sys.executable, os.path.abspath(__file__), *_without_out(argv),
+                        "--blas", "as-is", "--out", path], env=env, check=True)
+        with open(path) as f:
+            return next(iter(json.load(f)["settings"].values()))
+
+
+def _without_out(argv):
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--out", "--blas"):
+            skip = True
+        elif not a.startswith(("--out=", "--blas=")):
+            out.append(a)
+    return out
 
 
 if __name__ == "__main__":
