@@ -748,7 +748,8 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
 
     With ``targets=None`` gradients are added to the ``.grad`` of leaves that require grad (backward()).
     Otherwise the gradients of the tensors in ``targets`` are returned in a dict by id (mg.grad) and no
-    ``.grad`` is touched.
+    ``.grad`` is touched; then only the part of the graph between the outputs and the targets is
+    walked (see :func:`_leading_to`).
     """
     grads, private = {}, {}       # private[id(t)]: t's gradient array is fresh and given to t alone
     for out, g in zip(outputs, grad_outputs):
@@ -756,6 +757,7 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
         private[id(out)] = False  # the caller's array: never a leaf's own
     order = _topological_order(outputs)
     wanted = None if targets is None else {id(t) for t in targets}
+    needed = None if targets is None else _leading_to(order, wanted)
     found = {}
     with _grad_mode(create_graph):
         for tensor in order:
@@ -770,10 +772,15 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                     tensor.grad = _accumulate(tensor.grad, g, create_graph, private[id(tensor)])
                 continue
             # Tensor ops (recorded when create_graph), or arrays when no graph is being built
-            gxs = f._input_grads(g, arrays=not create_graph and f.backward_arrays is not None)
+            arrays_mode = not create_graph and f.backward_arrays is not None
+            if needed is None or create_graph:
+                gxs = f._input_grads(g, arrays=arrays_mode)
+            else:
+                gxs = _pruned_input_grads(f, g, arrays_mode, needed)
             arrays = [None if gx is None else gx.data for gx in gxs]
             for x, gx in zip(f.inputs, gxs):
-                if gx is None or not x.requires_grad:
+                if gx is None or not x.requires_grad or (needed is not None
+                                                         and id(x) not in needed):
                     continue
                 key = id(x)
                 if key in grads:                   # a second path: the sum is a fresh array
@@ -785,6 +792,33 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             if not retain_graph:
                 f._release()
     return found
+
+
+def _leading_to(order, wanted):
+    """The ids of the tensors in ``order`` (consumers first) from which a tensor in ``wanted`` can
+    be reached going towards the inputs: the only ones whose gradient ``mg.grad`` needs."""
+    needed = set()
+    for tensor in reversed(order):                 # producers first: inputs are decided before
+        f = tensor.creator
+        if id(tensor) in wanted or (f is not None and any(id(x) in needed for x in f.inputs)):
+            needed.add(id(tensor))
+    return needed
+
+
+def _pruned_input_grads(f, g, arrays, needed):
+    """``f``'s input gradients with the inputs that lead to no requested tensor shown to the
+    backward as constants, so that it skips their gradients (a weight's matmul, say).  Only when no
+    graph is being built: a recorded gradient must keep depending on every input's value."""
+    inputs = f.inputs
+    if all(id(x) in needed or not x.requires_grad for x in inputs):
+        return f._input_grads(g, arrays=arrays)
+    if f._clock != _changes:                       # the in-place check sees the real inputs
+        f._check_inputs_unchanged()
+    f.inputs = [x if id(x) in needed or not x.requires_grad else x.detach() for x in inputs]
+    try:
+        return f._input_grads(g, arrays=arrays)
+    finally:
+        f.inputs = inputs
 
 
 def _given_once(array, arrays):

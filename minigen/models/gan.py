@@ -39,7 +39,7 @@ collapse that one point at a time hides.  m = 1 is the plain GAN.
 """
 
 from .. import nn
-from ..autograd import as_tensor, no_grad
+from ..autograd import as_tensor, grad, no_grad
 from ..losses import bce_with_logits
 from ..optim import Adam
 from .blocks import (Discriminator, as_floats, averaged_copy, check_decay, check_sizes, mlp,
@@ -155,13 +155,14 @@ class GAN(nn.Module):
         d_loss.backward()
         optimizers["discriminator"].step()
 
-        # 2. Generator: through the updated discriminator.  The backward pass also fills the
-        #    discriminator's .grad, which is not the discriminator's loss: clear it again.
+        # 2. Generator: through the updated discriminator.  mg.grad asks for the generator's
+        #    gradient alone, so the walk skips the discriminator's weights (and leaves their .grad).
         optimizers["generator"].zero_grad()
         g_loss = self.generator_loss(fake)
-        g_loss.backward()
+        params = list(self.generator.parameters())
+        for p, g in zip(params, grad(g_loss, params)):
+            p.grad = g
         optimizers["generator"].step()
-        self.discriminator.zero_grad()
         if self.ema:
             update_average(self.generator_ema, self.generator, self.ema)
         return as_floats({"d_loss": d_loss, "g_loss": g_loss})
