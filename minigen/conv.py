@@ -1,9 +1,9 @@
 """Convolutions, transposed convolutions, pooling and padding on (N, C, H, W) images.
 
-Layouts, argument names and defaults are PyTorch's: ``x`` is (N, C, H, W) (or one unbatched image
-(C, H, W)), a convolution's weight is (out_channels, in_channels, kH, kW), a transposed convolution's
-weight is (in_channels, out_channels, kH, kW); ``stride``, ``padding``, ``dilation`` and
-``output_padding`` are ints or (height, width) pairs.
+Layouts, argument names and defaults are PyTorch's: ``x`` is (N, C, H, W) (or one unbatched
+image (C, H, W)), a convolution's weight is (out_channels, in_channels, kH, kW), a transposed
+convolution's weight is (in_channels, out_channels, kH, kW); ``stride``, ``padding``, ``dilation``
+and ``output_padding`` are ints or (height, width) pairs.
 
 **Convolution.**  With x padded by p zeros on each side,
 
@@ -11,8 +11,8 @@ weight is (in_channels, out_channels, kH, kW); ``stride``, ``padding``, ``dilati
 
 and the output size is OH = floor((H + 2 ph - dh (kH - 1) - 1) / sh) + 1 (the same for the width).
 
-*im2col* turns this into one matrix product: gather, for every output pixel, the C*kH*kW inputs under
-its window into one column; then y = W (O, C*kH*kW) @ columns (C*kH*kW, N*OH*OW).  Its backward:
+*im2col* turns this into one matrix product: gather, for every output pixel, the C*kH*kW inputs
+under its window into one column; then y = W (O, C*kH*kW) @ columns (C*kH*kW, N*OH*OW).  Backward:
 
     dL/dx = conv_transpose2d(dL/dy, w)          the input gradient is a transposed convolution
     dL/dw = dL/dy (O, N*OH*OW) @ columns^T      one more matrix product
@@ -20,15 +20,16 @@ its window into one column; then y = W (O, C*kH*kW) @ columns (C*kH*kW, N*OH*OW)
 
 **Transposed convolution** is exactly the input gradient of a convolution, used forward: every input
 pixel scatters a kernel-sized, weighted patch into the output, with output size
-OH = (H - 1) sh - 2 ph + dh (kH - 1) + output_padding + 1 (``output_padding`` picks one of the sizes a
-strided convolution maps to H).  Computed as columns = W^T @ x followed by *col2im*, which adds each
-column back into the image where its window lies (a scatter-add: windows overlap).
+OH = (H - 1) sh - 2 ph + dh (kH - 1) + output_padding + 1 (``output_padding`` picks one of the
+sizes a strided convolution maps to H).  Computed as columns = W^T @ x followed by *col2im*,
+which adds each column back into the image where its window lies (a scatter-add: windows overlap).
 
 Each op comes in two forms, held equal by the tests:
 
-* the **reference** (``conv2d_reference``...): ``im2col`` written with minigen's own slicing, ``stack``
-  and ``reshape``, then ``matmul``.  Every step is a primitive op, so it is differentiable to any order
-  with nothing new to trust.  ``mg.set_fusion(False)`` makes ``mg.conv2d`` and the others run it.
+* the **reference** (``conv2d_reference``...): ``im2col`` written with minigen's own slicing,
+  ``stack`` and ``reshape``, then ``matmul``.  Every step is a primitive op, so it is differentiable
+  to any order with nothing new to trust.  ``mg.set_fusion(False)`` makes ``mg.conv2d`` and the
+  others run it.
 * the **fused op** (``Conv2dFunction``...): the windows as a strided view of the padded input (no
   Python loop over positions, no copy until the one im2col buffer), one GEMM forward, and a backward
   written with these same fused ops, so a second derivative (a WGAN-GP gradient penalty on a
@@ -50,9 +51,9 @@ __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "pad", "im2
            "MaxPool2dFunction", "AvgPool2dFunction", "Pad"]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Arguments: ints or pairs, sizes, and the errors that name what is wrong
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _pair(value, name, op, minimum=0):
     """An int or a pair of ints as a (height, width) tuple of ints >= ``minimum``."""
@@ -74,7 +75,8 @@ def _conv_out(size, kernel, stride, padding, dilation):
 def _transpose_out(size, kernel, stride, padding, output_padding, dilation):
     """A transposed convolution's output size: (H - 1) s - 2p + d (k - 1) + output_padding + 1."""
     return tuple((h - 1) * s - 2 * p + d * (k - 1) + op + 1
-                 for h, k, s, p, op, d in zip(size, kernel, stride, padding, output_padding, dilation))
+                 for h, k, s, p, op, d in zip(size, kernel, stride, padding, output_padding,
+                                              dilation))
 
 
 def _batched(op, x):
@@ -123,9 +125,9 @@ def _conv_inputs(op, x, weight, bias, in_axis):
     return x, weight, bias, unbatched
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Padding
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Pad(Function):
     """y = x surrounded by a constant: ``widths`` holds (before, after) >= 0 for every axis.
@@ -158,9 +160,9 @@ class Pad(Function):
 def pad(x, pad, mode="constant", value=0.0):
     """``x`` padded with ``value``, as PyTorch's ``F.pad(x, pad, mode="constant", value)``.
 
-    ``pad`` lists (before, after) widths from the last axis backwards: ``(left, right)`` pads the last
-    axis, ``(left, right, top, bottom)`` the last two, and so on.  A negative width removes elements
-    instead.  Only ``mode="constant"`` is implemented.
+    ``pad`` lists (before, after) widths from the last axis backwards: ``(left, right)`` pads the
+    last axis, ``(left, right, top, bottom)`` the last two, and so on.  A negative width removes
+    elements instead.  Only ``mode="constant"`` is implemented.
     """
     x = as_tensor(x)
     if mode != "constant":
@@ -185,9 +187,9 @@ def pad(x, pad, mode="constant", value=0.0):
     return x
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The references: im2col in minigen's own ops, then a matmul
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """The windows of ``x`` (N, C, H, W) as columns: a (N, C*kH*kW, OH*OW) tensor.
@@ -208,7 +210,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     for i in range(kh):
         for j in range(kw):
             top, left = i * dh, j * dw     # this kernel position's offset in every window
-            patches.append(x[:, :, top:top + sh * (oh - 1) + 1:sh, left:left + sw * (ow - 1) + 1:sw])
+            patches.append(x[:, :, top:top + sh * (oh - 1) + 1:sh,
+                             left:left + sw * (ow - 1) + 1:sw])
     cols = stack(patches, axis=2)          # (N, C, kH*kW, OH, OW)
     return reshape(cols, (n, c * kh * kw, oh * ow))
 
@@ -226,7 +229,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
 
 def _spread(x, stride):
-    """x (N, C, H, W) with s - 1 zeros between neighbouring pixels: (N, C, (H-1) sh + 1, (W-1) sw + 1).
+    """x (N, C, H, W) with s - 1 zeros between neighbours: (N, C, (H-1) sh + 1, (W-1) sw + 1).
 
     That is zeros with x written at every s-th row and column - the backward of the strided slice
     ``y[:, :, ::sh, ::sw]``, which is the primitive op used here (its own backward is that slice).
@@ -288,9 +291,9 @@ def _pool_out(x, kernel, stride, padding, dilation):
                      _pair(padding, "padding", "pool"), _pair(dilation, "dilation", "pool"))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Array kernels of the fused ops: windows as a view, the im2col buffer, col2im
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class _Geometry:
     """How windows move over an image: kernel size, stride, padding, dilation (all pairs)."""
@@ -347,7 +350,8 @@ def _im2col_arrays(x, geom, out_size):
     xp = B.namespace(x)
     n, c = x.shape[:2]
     kh, kw = geom.kernel
-    windows = xp.permute_dims(_unfold(x, geom, out_size), (1, 2, 3, 0, 4, 5))  # (C, kH, kW, N, OH, OW)
+    # (C, kH, kW, N, OH, OW): still a view
+    windows = xp.permute_dims(_unfold(x, geom, out_size), (1, 2, 3, 0, 4, 5))
     return xp.reshape(windows, (c * kh * kw, n * out_size[0] * out_size[1]))
 
 
@@ -390,16 +394,16 @@ def _transpose_arrays(x, weight, bias, geom, size):
     return xp.permute_dims(y, (1, 0, 2, 3))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The fused ops.  Three Functions that are each other's derivatives.
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Conv2dFunction(Function):
-    """y = conv2d(x, weight) (+ bias) through a strided view and one GEMM (see the module docstring).
+    """y = conv2d(x, weight) (+ bias) by a strided view and one GEMM (see the module docstring).
 
     Backward, in the fused ops themselves (so that it can be differentiated again):
         dL/dx      = conv_transpose2d(gy, weight)       of x's size
-        dL/dweight = Conv2dWeightGrad(x, gy)            gy @ im2col(x)^T (the forward's buffer reused)
+        dL/dweight = Conv2dWeightGrad(x, gy)            gy @ im2col(x)^T (reusing the forward's)
         dL/dbias   = gy summed over the batch and the pixels
     ``out_size`` may be smaller than the full output (only the first rows and columns are made).
     """
@@ -426,7 +430,8 @@ class Conv2dFunction(Function):
     def backward_arrays(self, gy):
         x, weight = self.inputs[:2]
         geom = self.geom
-        gx = _transpose_arrays(gy, weight.data, None, geom, x.shape[2:]) if x.requires_grad else None
+        gx = (_transpose_arrays(gy, weight.data, None, geom, x.shape[2:])
+              if x.requires_grad else None)
         gw = _weight_grad_arrays(x.data, gy, geom, self.cols) if weight.requires_grad else None
         return (gx, gw) + _bias_grad_array(self.inputs, gy)
 
@@ -493,7 +498,8 @@ class Conv2dWeightGrad(Function):
         x, gy = self.inputs
         gx = (_transpose_arrays(gy.data, g, None, self.geom, x.shape[2:])
               if x.requires_grad else None)
-        ggy = _conv_arrays(x.data, g, None, self.geom, gy.shape[2:])[0] if gy.requires_grad else None
+        ggy = (_conv_arrays(x.data, g, None, self.geom, gy.shape[2:])[0]
+               if gy.requires_grad else None)
         return gx, ggy
 
 
@@ -509,9 +515,9 @@ def _bias_grad_array(inputs, gy):
     return (B.namespace(gy).sum(gy, axis=(0, 2, 3)) if inputs[2].requires_grad else None,)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # conv2d and conv_transpose2d: check, then the fused op or the reference
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     """A 2-D convolution (cross-correlation, as in PyTorch): x (N, C, H, W) or (C, H, W), weight
@@ -542,7 +548,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     with OH = (H - 1) stride - 2 padding + dilation (kH - 1) + output_padding + 1 (likewise OW).
 
     ``output_padding`` (smaller than the stride or the dilation) adds rows and columns at the bottom
-    and right: a strided convolution maps several input sizes to one output size, and this picks one.
+    and right: a strided convolution maps several input sizes to one output size; this picks one.
     With fusion on one fused op; with ``mg.set_fusion(False)`` ``conv_transpose2d_reference``.
     """
     op = "conv_transpose2d"
@@ -558,9 +564,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     size = _transpose_out(x.shape[2:], kernel, stride, padding, output_padding, dilation)
     if builtins.min(size) < 1:
         raise ValueError(
-            f"{op}: input {x.shape} with weight {weight.shape}, stride {stride}, padding {padding}, "
-            f"output_padding {output_padding} and dilation {dilation} gives the output size {size}, "
-            "below 1; use less padding")
+            f"{op}: input {x.shape} with weight {weight.shape}, stride {stride}, padding "
+            f"{padding}, output_padding {output_padding} and dilation {dilation} gives the output "
+            f"size {size}, below 1; use less padding")
     if is_fusion_enabled():
         inputs = (x, weight) if bias is None else (x, weight, bias)
         y = ConvTranspose2dFunction(_Geometry(kernel, stride, padding, dilation), size)(*inputs)
@@ -569,16 +575,16 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     return _unbatched(y, unbatched)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Pooling
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class MaxPool2dFunction(Function):
-    """y = the maximum of each window (x padded with -inf).  dy/dx is 1 at the window's maximum and 0
-    elsewhere: the gradient of each output pixel goes to the element that won (the first one on a
-    tie, as PyTorch), remembered in ``choice``.  Scattering it back (``_MaxPoolScatter``) and picking
-    the winners (``_MaxPoolGather``) are linear and each other's adjoints, so the backward can be
-    differentiated again.
+    """y = the maximum of each window (x padded with -inf).  dy/dx is 1 at the window's maximum and
+    0 elsewhere: the gradient of each output pixel goes to the element that won (the first one on a
+    tie, as PyTorch), remembered in ``choice``.  Scattering it back (``_MaxPoolScatter``) and
+    picking the winners (``_MaxPoolGather``) are linear and each other's adjoints, so the backward
+    can be differentiated again.
     """
 
     name = "max_pool2d"
@@ -664,8 +670,8 @@ class _MaxPoolGather(Function):
 class AvgPool2dFunction(Function):
     """y = the mean of each window of x padded with zeros (the padding counts in the mean, as
     PyTorch's default ``count_include_pad=True``).  dy/dx = 1 / (kH kW) for every element of the
-    window: the backward spreads g / (kH kW) over each window and folds (``_AvgPoolSpread``); the two
-    are each other's adjoints."""
+    window: the backward spreads g / (kH kW) over each window and folds (``_AvgPoolSpread``); the
+    two are each other's adjoints."""
 
     name = "avg_pool2d"
 
@@ -726,8 +732,8 @@ def _pool_args(op, x, kernel_size, stride, padding, dilation):
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
     """The maximum over each (kH, kW) window: x (N, C, H, W) or (C, H, W) -> (N, C, OH, OW).
 
-    As PyTorch: ``stride`` defaults to the kernel size, the padding (at most half the kernel) is -inf
-    so it never wins, and OH = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1.
+    As PyTorch: ``stride`` defaults to the kernel size, the padding (at most half the kernel) is
+    -inf so it never wins, and OH = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1.
     """
     x, unbatched, geom, out_size = _pool_args("max_pool2d", x, kernel_size, stride, padding,
                                               dilation)

@@ -1,4 +1,4 @@
-"""Convolutions, transposed convolutions, pooling and padding (minigen.conv, minigen.nn conv layers).
+"""Convolutions, transposed convolutions, pooling, padding (minigen.conv, minigen.nn conv layers).
 
 Every op is checked against a direct nested-loop definition written here in NumPy (the formula of
 the docstring, one output pixel and one kernel position at a time), over hypothesis-drawn batch,
@@ -8,6 +8,8 @@ on NumPy, on the strict array-API backends (float32 included) and on CuPy when t
 """
 
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -15,9 +17,9 @@ from hypothesis import given, settings, strategies as st
 import minigen as mg
 from minigen import conv as C
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Direct definitions (loops over output pixels and kernel positions; the channel sums as products)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def direct_conv2d(x, w, b, stride, padding, dilation):
@@ -62,14 +64,15 @@ def direct_pool(x, kernel, stride, padding, dilation, reduce, fill):
     y = np.zeros((n, c, oh, ow))
     for p in range(oh):
         for q in range(ow):
-            window = xp[:, :, p * sh:p * sh + dh * (kh - 1) + 1:dh, q * sw:q * sw + dw * (kw - 1) + 1:dw]
+            window = xp[:, :, p * sh:p * sh + dh * (kh - 1) + 1:dh,
+                        q * sw:q * sw + dw * (kw - 1) + 1:dw]
             y[:, :, p, q] = reduce(window.reshape(n, c, -1), axis=2)
     return y
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Drawing cases
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def values(data, shape, label):
     """Float64 values on a 1/64 grid in [-2, 2]."""
@@ -166,9 +169,9 @@ def assert_same_gradients(fn_a, fn_b, inputs, seed=0):
         np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-10, atol=1e-10)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # conv2d
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @given(data=st.data())
 def test_conv2d_matches_direct_definition_and_central_differences(backend, data):
@@ -199,9 +202,9 @@ def test_conv2d_second_derivatives(backend, data):
     assert mg.gradgradcheck(conv_fn(b is not None, args), tensors(x, w, b))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # conv_transpose2d
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @given(data=st.data())
 def test_conv_transpose2d_matches_direct_definition_and_central_differences(backend, data):
@@ -240,9 +243,9 @@ def test_reference_forms_have_second_derivatives(data):
     assert mg.gradgradcheck(transpose_fn(b is not None, args, fused=False), tensors(x, w, b))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The array backward (used by the engine when no second derivative is built) equals the Tensor one
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _arrays_equal_tensor_backward(y, seed=0):
     f = y.creator
@@ -272,15 +275,16 @@ def test_backward_arrays_equal_backward(backend, data):
     _arrays_equal_tensor_backward(transpose_fn(b is not None, args)(*tensors(x, w, b)))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # float32 on the strict no-float64 device: nothing is promoted
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @settings(max_examples=10)
 @given(data=st.data())
 def test_float32_stays_float32(backend32, data):
     x, w, b, args, pair_args = conv_case(data)
-    inputs = [mg.Tensor(a.astype(np.float32), requires_grad=True) for a in (x, w, b) if a is not None]
+    inputs = [mg.Tensor(a.astype(np.float32), requires_grad=True)
+              for a in (x, w, b) if a is not None]
     for fused in (True, False):
         y = conv_fn(b is not None, args, fused)(*inputs)
         assert mg.backend.dtype_name(y.dtype) == "float32"
@@ -294,9 +298,9 @@ def test_float32_stays_float32(backend32, data):
             assert mg.backend.dtype_name(g.dtype) == "float32" and g.shape == t.shape
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Spellings, unbatched images, empty batches
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_unbatched_image_and_empty_batch(backend):
     rng = np.random.default_rng(1)
@@ -321,9 +325,9 @@ def test_bias_and_lists_are_accepted():
                                                         np.array([0.5]), (2, 2), (0, 0), (1, 1)))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Errors name the op, the shapes and the output size
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, message", [
     (lambda: mg.conv2d(np.zeros((2, 3)), np.zeros((1, 3, 1, 1))),
@@ -353,3 +357,201 @@ def test_bias_and_lists_are_accepted():
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --------------------------------------------------------------------------------------------------
+# Pooling and padding
+# --------------------------------------------------------------------------------------------------
+
+def pool_case(data, dilated):
+    n = data.draw(st.integers(1, 2), label="batch")
+    c = data.draw(st.integers(1, 2), label="channels")
+    kernel = pairs(data, 1, 3, "kernel")
+    stride = pairs(data, 1, 3, "stride") if data.draw(st.booleans(), label="stride?") else None
+    dilation = pairs(data, 1, 2, "dilation") if dilated else (1, 1)
+    # (with a dilation, a padded window could miss the image altogether: its maximum is -inf)
+    padding = tuple(data.draw(st.integers(0, k // 2 if d == 1 else 0), label="padding")
+                    for k, d in zip(kernel, dilation))
+    size = tuple(max(1, d * (k - 1) + 1 - 2 * p) + data.draw(st.integers(0, 3), label="extra")
+                 for k, d, p in zip(kernel, dilation, padding))
+    x = distinct_values(data, (n, c) + size, "x")
+    args = dict(kernel_size=_maybe_int(data, kernel), stride=stride,
+                padding=_maybe_int(data, padding))
+    if dilated:
+        args["dilation"] = _maybe_int(data, dilation)
+    return x, args, (kernel, stride or kernel, padding, dilation)
+
+
+def pool_fn(pool, args, fused=True, square=False):
+    def fn(x):
+        with mg.using_fusion(fused):
+            y = pool(x, **args)
+        return y * y if square else y
+    return fn
+
+
+@pytest.mark.parametrize("pool, reduce, fill", [(mg.max_pool2d, np.max, -np.inf),
+                                                (mg.avg_pool2d, np.mean, 0.0)],
+                         ids=["max", "avg"])
+@given(data=st.data())
+def test_pooling_matches_direct_definition_and_central_differences(backend, pool, reduce, fill,
+                                                                  data):
+    x, args, geometry = pool_case(data, dilated=pool is mg.max_pool2d)
+    (inputs,) = tensors(x)
+    y = pool(inputs, **args)
+    np.testing.assert_allclose(y.numpy(), direct_pool(x, *geometry, reduce, fill), rtol=1e-12,
+                               atol=1e-12)
+    assert mg.gradcheck(pool_fn(pool, args), [inputs])
+    assert_same_gradients(pool_fn(pool, args), pool_fn(pool, args, fused=False), [inputs])
+
+
+@pytest.mark.parametrize("pool", [mg.max_pool2d, mg.avg_pool2d], ids=["max", "avg"])
+@settings(max_examples=8)
+@given(data=st.data())
+def test_pooling_second_derivatives(backend, pool, data):
+    x, args, _ = pool_case(data, dilated=pool is mg.max_pool2d)
+    assert mg.gradgradcheck(pool_fn(pool, args, square=True), tensors(x))
+    assert mg.gradgradcheck(pool_fn(pool, args, fused=False, square=True), tensors(x))
+
+
+def test_max_pool_gives_a_tie_to_the_first_maximum_as_pytorch():
+    x = mg.Tensor(np.zeros((1, 1, 4, 4)), requires_grad=True)
+    mg.max_pool2d(x, 2).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[::2, ::2] = 1.0          # the top-left element of each window, none of the others
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], expected)
+
+
+def test_avg_pool_counts_the_padding():
+    y = mg.avg_pool2d(mg.Tensor(np.ones((1, 1, 2, 2))), 2, stride=1, padding=1)
+    np.testing.assert_allclose(y.numpy()[0, 0], [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5],
+                                                 [0.25, 0.5, 0.25]])
+
+
+@given(data=st.data())
+def test_pad_matches_numpy_and_central_differences(backend, data):
+    ndim = data.draw(st.integers(1, 3), label="ndim")
+    shape = tuple(data.draw(st.integers(1, 3), label="side") for _ in range(ndim))
+    count = data.draw(st.integers(1, ndim), label="padded axes")
+    widths = []
+    for axis in range(count):     # from the last axis backwards, as PyTorch's pad tuple
+        side = shape[ndim - 1 - axis]
+        widths += [data.draw(st.integers(-(side - 1) // 2, 2), label="before"),
+                   data.draw(st.integers(-(side - 1) // 2, 2), label="after")]
+    value = data.draw(st.sampled_from([0.0, -1.5]), label="value")
+    x = values(data, shape, "x")
+    grown = [(0, 0)] * ndim
+    for k in range(count):
+        grown[ndim - 1 - k] = (widths[2 * k], widths[2 * k + 1])
+    cropped = x[tuple(slice(max(-a, 0), d - max(-b, 0)) for d, (a, b) in zip(shape, grown))]
+    expected = np.pad(cropped, [(max(a, 0), max(b, 0)) for a, b in grown], constant_values=value)
+    (t,) = tensors(x)
+    np.testing.assert_array_equal(mg.pad(t, tuple(widths), value=value).numpy(), expected)
+    assert mg.gradcheck(lambda x: mg.pad(x, tuple(widths), value=value), [t])
+    assert mg.gradgradcheck(lambda x: mg.pad(x, tuple(widths), value=value) ** 2, [t])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: mg.max_pool2d(np.zeros((1, 1, 4, 4)), 2, padding=2),
+     r"max_pool2d: padding \(2, 2\) must be at most half the kernel size \(2, 2\)"),
+    (lambda: mg.avg_pool2d(np.zeros((1, 1, 2, 2)), 3),
+     r"avg_pool2d: kernel_size \(3, 3\) .* larger than the padded input \(2, 2\).* output size "
+     r"would be \(0, 0\)"),
+    (lambda: mg.max_pool2d(np.zeros((4, 4)), 2),
+     r"max_pool2d: expected an input of shape \(N, C, H, W\) or \(C, H, W\), got shape \(4, 4\)"),
+    (lambda: mg.pad(np.zeros((2, 2)), (1, 1, 1)), r"pad: pad must be an even number"),
+    (lambda: mg.pad(np.zeros((2, 2)), (-2, -1)), r"pad: padding \(-2, -1\) would give input"),
+    (lambda: mg.pad(np.zeros((2, 2)), (1, 1), mode="reflect"), r"pad: only mode='constant'"),
+])
+def test_pool_and_pad_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --------------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------------
+
+def test_conv_layers_follow_pytorch():
+    mg.manual_seed(0)
+    conv = mg.nn.Conv2d(16, 32, (4, 3), stride=2, padding=1)
+    assert conv.weight.shape == (32, 16, 4, 3) and conv.bias.shape == (32,)
+    assert list(conv.state_dict()) == ["weight", "bias"]
+    bound = 1 / math.sqrt(16 * 4 * 3)       # U(-b, b) with b = 1 / sqrt(fan_in): PyTorch's default
+    w = conv.weight.numpy()
+    assert np.abs(w).max() <= bound and np.abs(conv.bias.numpy()).max() <= bound
+    assert abs(w.std() - bound / math.sqrt(3)) < 0.05 * bound
+    assert repr(conv) == "Conv2d(16, 32, kernel_size=(4, 3), stride=(2, 2), padding=(1, 1))"
+    x = mg.randn(2, 16, 9, 9)
+    np.testing.assert_array_equal(conv(x).numpy(),
+                                  mg.conv2d(x, conv.weight, conv.bias, 2, 1).numpy())
+
+    up = mg.nn.ConvTranspose2d(64, 8, 4, stride=2, padding=1, bias=False)
+    assert up.weight.shape == (64, 8, 4, 4) and up.bias is None
+    assert np.abs(up.weight.numpy()).max() <= 1 / math.sqrt(8 * 16)   # fan-in: weight axis 1
+    assert up(mg.randn(3, 64, 7, 7)).shape == (3, 8, 14, 14)
+    assert repr(up) == ("ConvTranspose2d(64, 8, kernel_size=(4, 4), stride=(2, 2), "
+                        "padding=(1, 1), bias=False)")
+    with pytest.raises(ValueError, match="ConvTranspose2d: output_padding"):
+        mg.nn.ConvTranspose2d(1, 1, 3, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="Conv2d: in_channels must be a positive integer"):
+        mg.nn.Conv2d(0, 1, 3)
+
+
+def test_batchnorm2d_statistics_as_pytorch():
+    rng = np.random.default_rng(3)
+    bn = mg.nn.BatchNorm2d(3, momentum=0.25, dtype="float64")
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var",
+                                     "num_batches_tracked"]
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    for _ in range(2):
+        x = rng.standard_normal((4, 3, 2, 5)) * 3 + 1
+        y = bn(mg.Tensor(x)).numpy()
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+        expected = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5)
+        np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+        count = 4 * 2 * 5                    # values per channel: the unbiased running variance
+        running_mean = 0.75 * running_mean + 0.25 * mean
+        running_var = 0.75 * running_var + 0.25 * var * count / (count - 1)
+    np.testing.assert_allclose(bn.running_mean.numpy(), running_mean, rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.numpy(), running_var, rtol=1e-12)
+    bn.eval()
+    x = rng.standard_normal((1, 3, 2, 2))
+    expected = (x - running_mean[:, None, None]) / np.sqrt(running_var[:, None, None] + 1e-5)
+    np.testing.assert_allclose(bn(mg.Tensor(x)).numpy(), expected, rtol=1e-10)
+    with pytest.raises(ValueError, match=r"batchnorm2d: expected input of shape \(N, 3, H, W\), "
+                                         r"got shape \(2, 3\)"):
+        bn(mg.zeros(2, 3))
+    w = mg.nn.Parameter(np.ones((1, 3, 1, 1)))
+    out = bn(w * 1.0).sum()                  # evaluation reads the running statistics ...
+    bn.train()
+    bn(mg.Tensor(rng.standard_normal((2, 3, 2, 2))))  # ... which training then changes in place
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+
+
+def test_batchnorm2d_gradients(backend):
+    bn = mg.nn.BatchNorm2d(2)
+    x = mg.Tensor(np.random.default_rng(4).standard_normal((3, 2, 2, 2)), requires_grad=True)
+    params = [x, bn.weight, bn.bias]
+    assert mg.gradcheck(lambda x, w, b: bn(x), params)
+    assert mg.gradgradcheck(lambda x, w, b: bn(x), params)
+
+
+def test_flatten_unflatten_and_pool_layers():
+    x = mg.randn(2, 3, 4, 5)
+    assert mg.nn.Flatten()(x).shape == (2, 60)
+    assert mg.nn.Flatten(0, 1)(x).shape == (6, 4, 5)
+    assert mg.nn.Flatten(-2)(x).shape == (2, 3, 20)
+    assert mg.nn.Unflatten(1, (3, 4, 5))(mg.nn.Flatten()(x)).shape == (2, 3, 4, 5)
+    assert mg.nn.Unflatten(-1, (-1, 5))(mg.randn(2, 20)).shape == (2, 4, 5)
+    with pytest.raises(ValueError, match=r"Unflatten: cannot split axis 1 of size 60"):
+        mg.nn.Unflatten(1, (7, -1))(mg.nn.Flatten()(x))
+    with pytest.raises(ValueError, match="Flatten: start_dim 2 comes after end_dim 1"):
+        mg.nn.Flatten(2, 1)(x)
+    np.testing.assert_array_equal(mg.nn.MaxPool2d(2, padding=1)(x).numpy(),
+                                  mg.max_pool2d(x, 2, 2, 1).numpy())
+    np.testing.assert_array_equal(mg.nn.AvgPool2d(3, stride=1)(x).numpy(),
+                                  mg.avg_pool2d(x, 3, 1).numpy())
+    assert repr(mg.nn.MaxPool2d(2)) == ("MaxPool2d(kernel_size=(2, 2), stride=(2, 2), "
+                                        "padding=(0, 0))")

@@ -1,4 +1,4 @@
-r"""Weight initialisers for a Dense layer's (fan_in, fan_out) weight matrix.
+r"""Weight initialisers: for a Dense layer's (fan_in, fan_out) weight matrix and for convolutions.
 
 Why the scale matters: with :math:`y = x W` and independent zero-mean weights of variance
 :math:`s^2`, each output has variance :math:`\mathrm{fan\_in} \cdot s^2 \cdot \mathrm{Var}(x)`.
@@ -12,6 +12,11 @@ after layer (and the same argument backwards, with fan_out, for the gradients).
 * **He (Kaiming) normal** (He et al., 2015) - ReLU zeroes half of its inputs, halving the variance,
   so :math:`s^2 = 2 / \mathrm{fan\_in}`: :math:`W \sim \mathcal{N}(0,\ 2 / \mathrm{fan\_in})`.
   A good choice for ReLU networks.
+* **PyTorch's default for convolutions** - ``kaiming_uniform_(w, a=sqrt(5))``, which works out to
+  :math:`U(-b, b)` with :math:`b = 1 / \sqrt{\mathrm{fan\_in}}` (variance
+  :math:`1 / (3\, \mathrm{fan\_in})`); the bias is drawn from the same :math:`U(-b, b)`.  fan_in is
+  the number of inputs of one output: in_channels * kH * kW for a convolution, and, as PyTorch
+  computes it from the weight's axis 1, out_channels * kH * kW for a transposed one.
 
 Random numbers come from the current backend's seeded generator (``mg.manual_seed``).
 """
@@ -21,7 +26,7 @@ import math
 from .. import backend as B
 from ..autograd import Tensor
 
-__all__ = ["glorot_uniform", "he_normal", "INITIALIZERS"]
+__all__ = ["glorot_uniform", "he_normal", "uniform_fan_in", "INITIALIZERS"]
 
 
 def _dtype(owner, dtype):
@@ -41,6 +46,13 @@ def he_normal(fan_in, fan_out, dtype=None):
     owner = B.current()
     std = math.sqrt(2.0 / fan_in)
     return Tensor(owner.standard_normal((fan_in, fan_out), _dtype(owner, dtype)) * std)
+
+
+def uniform_fan_in(shape, fan_in, dtype=None):
+    """A tensor of ``shape`` drawn from U(-b, b), b = 1 / sqrt(fan_in) (PyTorch's convolutions)."""
+    owner = B.current()
+    bound = 1.0 / math.sqrt(fan_in)
+    return Tensor(owner.uniform(tuple(shape), _dtype(owner, dtype), -bound, bound))
 
 
 INITIALIZERS = {"glorot": glorot_uniform, "he": he_normal}

@@ -207,18 +207,20 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class BatchNorm1d(Module):
-    """Batch normalisation over the batch axis of (N, num_features) inputs (Ioffe & Szegedy, 2015).
+class _BatchNorm(Module):
+    """Batch normalisation of each channel (axis 1) over the batch and every axis after the channels
+    (Ioffe & Szegedy, 2015): BatchNorm1d on (N, C), BatchNorm2d on (N, C, H, W).
 
-    Training: with the batch mean m and the biased batch variance v (divided by N) of each feature,
+    Training: with the mean m and the biased variance v (divided by the count n of values per
+    channel: N, or N*H*W) of each channel in the batch,
 
         y = (x - m) / sqrt(v + eps) * weight + bias
 
     and the running statistics move towards the batch's (as PyTorch, the running variance uses the
-    unbiased variance, v * N / (N - 1)):
+    unbiased variance, v * n / (n - 1)):
 
         running_mean <- (1 - momentum) * running_mean + momentum * m
-        running_var  <- (1 - momentum) * running_var  + momentum * v * N / (N - 1)
+        running_var  <- (1 - momentum) * running_var  + momentum * v * n / (n - 1)
 
     ``momentum=None`` gives PyTorch's cumulative average instead: momentum = 1 / t at the t-th
     training batch, so the running statistics are the plain mean of every batch's
@@ -229,6 +231,10 @@ class BatchNorm1d(Module):
     and ``bias`` at zeros (``affine=False``: neither); running_mean, running_var and
     num_batches_tracked are buffers, saved by state_dict under PyTorch's names.
     """
+
+    op = "batchnorm"
+    layout = "(N, C)"       # the input shape it takes, C standing for num_features
+    input_ndim = 2
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=None):
         super().__init__()
@@ -248,24 +254,39 @@ class BatchNorm1d(Module):
         self.register_buffer("num_batches_tracked", zeros((), dtype="int64"))
 
     def forward(self, x):
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"batchnorm1d: expected input of shape (N, {self.num_features}), "
-                             f"got shape {x.shape}")
-        if self.training:
-            n = x.shape[0]
-            if n < 2:
-                raise ValueError("batchnorm1d: training needs more than one example per batch "
-                                 f"(got shape {x.shape}); use eval() for single examples")
-            mean = x.mean(axis=0)
-            centred = x - mean
-            var = (centred * centred).mean(axis=0)
-            self._update_running_stats(mean.data, var.data, n)
-        else:
-            mean, var = self.running_mean, self.running_var
-            centred = x - mean
+        if x.ndim != self.input_ndim or x.shape[1] != self.num_features:
+            layout = self.layout.replace("C", str(self.num_features))
+            raise ValueError(f"{self.op}: expected input of shape {layout}, got shape {x.shape}")
+        if not self.training:
+            return self._normalize_with_running_stats(x)
+        n = x.size // self.num_features
+        if n < 2:
+            raise ValueError(f"{self.op}: training needs more than one example per batch "
+                             f"(more than one value per channel; got shape {x.shape}); use "
+                             "eval() for single examples")
+        axes = (0,) + tuple(range(2, x.ndim))            # every axis but the channels
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        self._update_running_stats(mean.data, var.data, n)
         y = centred / F.sqrt(var + self.eps)
         if self.weight is not None:
+            shape = (1, self.num_features) + (1,) * (x.ndim - 2)
+            y = y * F.reshape(self.weight, shape) + F.reshape(self.bias, shape)
+        return y
+
+    def _normalize_with_running_stats(self, x):
+        """Evaluation, computed with the channels last so that the (C,) running statistics broadcast
+        as they are and are inputs of the graph themselves: changing them in place before a backward
+        through this output is then caught (see ``mg.autograd.mark_modified``)."""
+        last = (0,) + tuple(range(2, x.ndim)) + (1,)
+        if x.ndim > 2:
+            x = F.transpose(x, last)
+        y = (x - self.running_mean) / F.sqrt(self.running_var + self.eps)
+        if self.weight is not None:
             y = y * self.weight + self.bias
+        if x.ndim > 2:
+            y = F.transpose(y, (0, x.ndim - 1) + tuple(range(1, x.ndim - 1)))
         return y
 
     def _update_running_stats(self, mean, var, n):
@@ -277,6 +298,9 @@ class BatchNorm1d(Module):
                 m = 1.0 / self.num_batches_tracked.item()
             else:
                 m = self.momentum
+            xp = B.namespace(mean)
+            mean = xp.reshape(mean, (self.num_features,))     # (1, C, 1, 1) -> (C,)
+            var = xp.reshape(var, (self.num_features,))
             running_mean, running_var = self.running_mean.data, self.running_var.data
             running_mean *= 1.0 - m
             running_mean += m * mean
@@ -286,3 +310,11 @@ class BatchNorm1d(Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, num_features) inputs over the batch axis (see ``_BatchNorm``)."""
+
+    op = "batchnorm1d"
+    layout = "(N, C)"
+    input_ndim = 2
