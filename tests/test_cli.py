@@ -424,3 +424,13 @@ def test_an_out_without_write_permission_is_refused(tmp_path, monkeypatch):
     code, _, err = cli("train", "vae", "--out", tmp_path / "run")
     assert code == 2 and f"no permission to write in {tmp_path}" in err
     assert os.listdir(tmp_path) == []
+
+
+def test_train_removes_the_temporaries_a_killed_run_left(tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", "vae", "--epochs", 1, "--out", out, *TINY)[0] == 0
+    stale = out / ".tmp-checkpoint.npz-0badf00d"
+    stale.write_bytes(b"half a checkpoint")
+    (out / "notes.txt").write_text("mine")
+    assert cli("train", "vae", "--epochs", 2, "--out", out, "--resume", *TINY)[0] == 0
+    assert not stale.exists() and (out / "notes.txt").read_text() == "mine"
