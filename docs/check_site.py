@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -262,6 +263,37 @@ def check_page(browser, path, shot, need_math, need_images, search=None):
         browser.send("Target.closeTarget", {"targetId": target})
 
 
+# What a page would load by itself (not a link a reader may follow): an absolute http(s) or
+# protocol-relative URL in one of these attributes, or in a stylesheet's url(...) / @import.
+_LOADS = re.compile(r"""<(script|img|iframe|source|audio|video|embed|input)\b[^>]*?"""
+                    r"""\s(src|poster)=["']?((?:https?:)?//[^"'\s>]+)""", re.IGNORECASE)
+_LINKS = re.compile(r"""<link\b[^>]*>""", re.IGNORECASE)
+_CSS_URL = re.compile(r"""(?:url\(\s*["']?|@import\s+["'])((?:https?:)?//[^"')\s]+)""",
+                      re.IGNORECASE)
+_LOADED_RELS = {"stylesheet", "preload", "modulepreload", "prefetch", "preconnect", "dns-prefetch",
+                "icon", "shortcut", "manifest", "apple-touch-icon"}
+
+
+def static_external_loads(site):
+    """Every resource an HTML or CSS file of the site would fetch from the network, as
+    ``file: url`` lines: a second net under the browser check, covering every page."""
+    found = []
+    for path in sorted(site.rglob("*")):
+        if path.suffix not in (".html", ".css") or "_checks" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        urls = [m.group(3) for m in _LOADS.finditer(text)] if path.suffix == ".html" else []
+        if path.suffix == ".html":
+            for tag in _LINKS.findall(text):
+                rel = re.search(r"""rel=["']?([^"'>]+)""", tag, re.IGNORECASE)
+                href = re.search(r"""href=["']?((?:https?:)?//[^"'\s>]+)""", tag, re.IGNORECASE)
+                if href and rel and _LOADED_RELS & set(rel.group(1).lower().split()):
+                    urls.append(href.group(1))
+        urls += [m.group(1) for m in _CSS_URL.finditer(text)]
+        found += [f"{path.relative_to(site)}: {url}" for url in urls]
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, default=Path("site"))
@@ -280,8 +312,21 @@ def main(argv=None):
              ("api", args.api, {"need_math": True, "need_images": False}),
              ("search", "search.html",
               {"need_math": False, "need_images": False, "search": "gradcheck"})]
-    browser = Browser(args.chromium)
+    # Every other tutorial too: its images load, its math typesets, nothing leaves file://.
+    (checks / "tutorials").mkdir(exist_ok=True)
+    for path in sorted((args.site / "tutorials").glob("[0-9][0-9]_*.html")):
+        page = path.relative_to(args.site).as_posix()
+        if page != args.tutorial:
+            needs = {"need_math": False, "need_images": False}
+            pages.append((f"tutorials/{path.stem}", page, needs))
     failed = 0
+    external = static_external_loads(args.site)
+    print(f"{'FAIL' if external else 'ok  '} no page or stylesheet of the site loads from the "
+          f"network ({sum(1 for _ in args.site.rglob('*.html'))} pages read)")
+    for line in external:
+        print(f"     - {line}")
+    failed += bool(external)
+    browser = Browser(args.chromium)
     try:
         for name, page, needs in pages:
             path = args.site / page
@@ -296,7 +341,7 @@ def main(argv=None):
             failed += bool(problems)
     finally:
         browser.close()
-    print(f"check_site: {len(pages) - failed} of {len(pages)} pages pass")
+    print(f"check_site: {len(pages) + 1 - failed} of {len(pages) + 1} checks pass")
     return 1 if failed else 0
 
 

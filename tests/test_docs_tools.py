@@ -149,3 +149,18 @@ def test_browser_events_that_fail_the_check():
         "uncaught exception: E",
         "console error: Failed to load (file:///a)",
     ]
+
+
+def test_static_scan_finds_what_a_page_would_fetch(tmp_path):
+    (tmp_path / "a.html").write_text(
+        '<script src="https://cdn.example.org/require.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example.org/css">'
+        '<link rel="next" href="https://example.org/next.html">'      # a link, not a load
+        '<a href="https://example.org/">x</a><img src="local.png">'
+        '<script src="_static/mathjax/tex-svg-full.js"></script>')
+    (tmp_path / "s.css").write_text("@font-face { src: url('https://fonts.example.org/f.woff2') }")
+    assert check_site.static_external_loads(tmp_path) == [
+        "a.html: https://cdn.example.org/require.js",
+        "a.html: //fonts.example.org/css",
+        "s.css: https://fonts.example.org/f.woff2",
+    ]
