@@ -299,7 +299,7 @@ def main(argv=None):
     parser.add_argument("--site", type=Path, default=Path("site"))
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--tutorial", default="tutorials/05_vae.html")
-    parser.add_argument("--api", default="api/minigen.nn.init.html")
+    parser.add_argument("--api", default="api/minigen.losses.html")
     args = parser.parse_args(argv)
     if not (args.site / "index.html").exists():
         sys.exit(f"check_site: {args.site}/index.html is missing; build it with bash docs/build.sh")

@@ -64,13 +64,16 @@ def _pair(pred, target, who, names=("prediction", "target")):
 # --------------------------------------------------------------------------------------------------
 
 def bce_with_logits(logits, target, reduction="mean"):
-    """Binary cross-entropy from logits (the stable way: prefer it to ``bce(sigmoid(x), t)``):
+    r"""Binary cross-entropy from logits (the stable way: prefer it to ``bce(sigmoid(x), t)``):
 
-        l(x, t) = -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] = max(x, 0) - x t +
-        log1p(exp(-|x|))
+    .. math::
 
-    with dl/dx = sigmoid(x) - t, exact and bounded, so logits of +-1e3 give finite values and
-    gradients.  One fused op (``minigen.fused.BCEWithLogits``), or its reference with fusion off.
+        \ell(x, t) = -\left[t \log \sigma(x) + (1 - t) \log\big(1 - \sigma(x)\big)\right]
+                   = \max(x, 0) - x t + \log\left(1 + e^{-|x|}\right)
+
+    with :math:`\partial \ell / \partial x = \sigma(x) - t`, exact and bounded, so logits of
+    +-1e3 give finite values and gradients.  One fused op (``minigen.fused.BCEWithLogits``), or its
+    reference with fusion off.
     """
     _check_reduction(reduction, "bce_with_logits")
     logits, target = _pair(logits, target, "bce_with_logits", ("logits", "target"))
@@ -78,7 +81,7 @@ def bce_with_logits(logits, target, reduction="mean"):
 
 
 def bce(probs, target, reduction="mean", eps=1e-7):
-    """Binary cross-entropy of probabilities: -[t log p + (1 - t) log(1 - p)].
+    r"""Binary cross-entropy of probabilities: :math:`-[t \log p + (1 - t) \log(1 - p)]`.
 
     ``probs`` is clamped to [eps, 1 - eps] first (eps = 1e-7, as Keras), so p = 0 or 1 gives a large
     finite loss instead of infinity; where the clamp acts, the gradient is zero.  (PyTorch instead
@@ -97,8 +100,8 @@ def bce(probs, target, reduction="mean", eps=1e-7):
 # --------------------------------------------------------------------------------------------------
 
 def mse(pred, target, reduction="mean"):
-    """Squared error (pred - target)^2 per element (mean squared error with the default
-    reduction)."""
+    r"""Squared error :math:`(\mathrm{pred} - \mathrm{target})^2` per element (mean squared error
+    with the default reduction)."""
     _check_reduction(reduction, "mse")
     pred, target = _pair(pred, target, "mse")
     diff = pred - target
@@ -106,9 +109,12 @@ def mse(pred, target, reduction="mean"):
 
 
 def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
-    """The negative log-density of ``target`` under N(mean, exp(log_var)), per element:
+    r"""The negative log-density of ``target`` under N(mean, exp(log_var)), per element:
 
-        0.5 * (log(2 pi) + log_var + (target - mean)^2 / exp(log_var))
+    .. math::
+
+        \tfrac12 \left(\log 2\pi + \mathrm{log\_var}
+            + (\mathrm{target} - \mathrm{mean})^2 \, e^{-\mathrm{log\_var}}\right)
 
     This is the complete negative log-likelihood (the constant included), so the sum over a VAE
     decoder's outputs is a true -log p(x | z).  ``log_var`` is a Tensor that broadcasts to
@@ -142,10 +148,14 @@ def _broadcasts_to(shape, target):
 # --------------------------------------------------------------------------------------------------
 
 def gaussian_kl(mu, log_var, reduction="mean"):
-    """KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser, Kingma & Welling
+    r"""KL(N(mu, exp(log_var)) || N(0, I)) per element (the VAE's regulariser, Kingma & Welling
     2013):
 
-        kl = 0.5 * (mu^2 + exp(log_var) - 1 - log_var)
+    .. math::
+
+        \mathrm{KL}\big(\mathcal{N}(\mu, \sigma^2) \,\|\, \mathcal{N}(0, 1)\big)
+            = \tfrac12 \left(\mu^2 + \sigma^2 - 1 - \log \sigma^2\right),
+        \qquad \sigma^2 = e^{\mathrm{log\_var}}
 
     One fused op (``minigen.fused.GaussianKL``), or its reference with fusion off.  Note the
     variance is exp(log_var), so the standard deviation is exp(0.5 * log_var).

@@ -23,19 +23,22 @@ def transform(text, obj=None, what="function"):
 
 
 def test_indented_block_after_a_paragraph_becomes_literal():
-    assert transform("Update:\n\n    p <- p - lr * g\n\nThen more.") == \
-        "Update:\n\n::\n\n    p <- p - lr * g\n\nThen more."
+    # Python (highlighted as such) or anything else (a formula, shown as plain text)
+    assert transform("Example:\n\n    y = mg.exp(x)\n\nThen more.") == \
+        "Example:\n\n::\n\n    y = mg.exp(x)\n\nThen more."
+    assert transform("Update:\n\n    p <- p - lr * g   if nesterov\n\nThen more.") == \
+        "Update:\n\n.. code-block:: text\n\n    p <- p - lr * g   if nesterov\n\nThen more."
 
 
 def test_indented_block_without_blank_lines_is_closed_properly():
     # reST would read this as a definition list and complain about the unindent
     assert transform("Backward:\n    dL/dx = g\nafter") == \
-        "Backward:\n\n::\n\n    dL/dx = g\n\nafter"
+        "Backward:\n\n.. code-block:: text\n\n    dL/dx = g\n\nafter"
 
 
 def test_indented_block_inside_a_list_item_stays_in_the_item():
     assert transform("* the loss,\n\n      L = a\n          + b\n\n  more") == \
-        "* the loss,\n\n  ::\n\n      L = a\n          + b\n\n  more"
+        "* the loss,\n\n  .. code-block:: text\n\n      L = a\n          + b\n\n  more"
 
 
 def test_literal_blocks_lists_directives_and_tables_are_left_alone():
@@ -55,7 +58,7 @@ def test_module_docstring_keeps_the_indent_of_its_example():
     module = types.ModuleType("m", "Title.\n\n    x = 1\n    y = 2\n")
     lines = ["Title.", "", "x = 1", "y = 2", ""]          # as autodoc's dedent leaves it
     minigen_docs.indented_blocks_as_code(None, "module", "m", module, {}, lines)
-    assert lines == ["Title.", "", "::", "", "    x = 1", "    y = 2", ""]
+    assert lines == ["Title.", "", "::", "", "    x = 1", "    y = 2", ""]      # Python
 
 
 def test_short_references_are_qualified_with_the_defining_module():

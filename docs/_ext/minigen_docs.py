@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 import tokenize
 import types
 from pathlib import Path
@@ -562,6 +563,7 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
         lines[:] = [line.rstrip() for line in raw] + [""]
     out, previous, block = [], "", None       # block: the indent the literal block sits under
     table = False                             # inside a reST table, indentation is layout
+    blocks = []                               # [marker index, first line, end] of each block
     for line in lines:
         indent = len(line) - len(line.lstrip()) if line.strip() else None
         if _TABLE_BORDER.match(line):
@@ -574,6 +576,7 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
             continue
         if block is not None and indent is not None and indent <= block:
             block = None                          # the block ends: reST wants a blank line here
+            blocks[-1][2] = len(out)
             if out and out[-1].strip():
                 out.append("")
         base = _content_indent(previous)
@@ -581,10 +584,24 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
             marker = " " * base + "::"            # inside a list item, the marker is indented too
             out += (["", marker, ""] if out and out[-1].strip() else [marker, ""])
             block = base
+            blocks.append([len(out) - 2, len(out), len(out)])
         out.append(line)
         if line.strip():
             previous = line
+    if block is not None:
+        blocks[-1][2] = len(out)
+    for marker, start, end in blocks:             # Python is highlighted; a formula is just text
+        if not _is_python(out[start:end]):
+            out[marker] = out[marker].replace("::", ".. code-block:: text")
     lines[:] = out
+
+
+def _is_python(lines):
+    try:
+        ast.parse(textwrap.dedent("\n".join(lines)))
+    except SyntaxError:
+        return False
+    return True
 
 
 def _content_indent(line):
