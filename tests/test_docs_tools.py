@@ -41,6 +41,13 @@ def test_indented_block_inside_a_list_item_stays_in_the_item():
         "* the loss,\n\n  .. code-block:: text\n\n      L = a\n          + b\n\n  more"
 
 
+def test_bars_in_prose_are_absolute_values_not_substitutions():
+    assert transform("the largest |g| of ``|x|`` and :math:`\\|g\\|`,\nthen ||w||.") == \
+        "the largest \\|g\\| of ``|x|`` and :math:`\\|g\\|`,\nthen \\|\\|w\\|\\|."
+    untouched = ".. math::\n\n    |x|\n\nand ``a\n|b|``"
+    assert transform(untouched) == untouched
+
+
 def test_literal_blocks_lists_directives_and_tables_are_left_alone():
     for text in ["Example::\n\n    code",
                  "* item\n  continued",

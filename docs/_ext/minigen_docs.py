@@ -564,6 +564,7 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
     out, previous, block = [], "", None       # block: the indent the literal block sits under
     table = False                             # inside a reST table, indentation is layout
     blocks = []                               # [marker index, first line, end] of each block
+    raw, quoted = None, ""                    # inside an author's literal block; open backquotes
     for line in lines:
         indent = len(line) - len(line.lstrip()) if line.strip() else None
         if _TABLE_BORDER.match(line):
@@ -585,6 +586,15 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
             out += (["", marker, ""] if out and out[-1].strip() else [marker, ""])
             block = base
             blocks.append([len(out) - 2, len(out), len(out)])
+        if indent is not None:                    # an author's own literal block or directive
+            if raw is not None and indent <= raw:
+                raw = None
+            opens = previous.rstrip().endswith("::") or previous.lstrip().startswith(".. ")
+            above = len(previous) - len(previous.lstrip())
+            if raw is None and previous.strip() and opens and indent > above:
+                raw = above
+        if block is None and raw is None:
+            line, quoted = _escape_bars(line, quoted)
         out.append(line)
         if line.strip():
             previous = line
@@ -594,6 +604,26 @@ def indented_blocks_as_code(app, what, name, obj, options, lines):
         if not _is_python(out[start:end]):
             out[marker] = out[marker].replace("::", ".. code-block:: text")
     lines[:] = out
+
+
+def _escape_bars(line, quoted):
+    """``|g|`` in prose means an absolute value, but reST reads it as a substitution: escape each
+    ``|`` outside backquotes.  ``quoted`` is the backquote run left open by the previous line."""
+    out, i = [], 0
+    while i < len(line):
+        if line[i] == "`":
+            run = len(line[i:]) - len(line[i:].lstrip("`"))
+            ticks = line[i:i + run]
+            if not quoted:
+                quoted = ticks
+            elif ticks.startswith(quoted):
+                quoted = ""
+            out.append(ticks)
+            i += run
+            continue
+        out.append("\\|" if line[i] == "|" and not quoted and line[i - 1:i] != "\\" else line[i])
+        i += 1
+    return "".join(out), quoted
 
 
 def _is_python(lines):
