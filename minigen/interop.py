@@ -83,15 +83,14 @@ def to_torch_state_dict(model):
 
 def load_torch_state_dict(model, state_dict):
     """Load a PyTorch ``state_dict`` (of a module with the same attribute names) into ``model``:
-    Linear weights are transposed back to minigen's (in, out).  PyTorch's bookkeeping buffers that
-    minigen has no use for (``num_batches_tracked``) are left out.  Returns ``model``; a state that
-    does not fit raises the ValueError of ``Module.load_state_dict``."""
+    Linear weights are transposed back to minigen's (in, out), everything else is copied as it is
+    (batch-norm statistics and ``num_batches_tracked`` have PyTorch's names in minigen too).
+    Returns ``model``; a state that does not fit raises the ValueError of
+    ``Module.load_state_dict``, listing what differs."""
     _torch("load_torch_state_dict")
     flip = _transposed(model)
     state = OrderedDict()
     for name, value in state_dict.items():
-        if name.endswith("num_batches_tracked"):
-            continue
         array = value.detach().cpu().numpy()
         state[name] = array.T if name in flip else array
     return model.load_state_dict(state)

@@ -144,3 +144,23 @@ def test_a_minigen_model_loads_into_its_pytorch_twin_and_back():
     with pytest.raises(ValueError, match="mis-shaped"):
         mg.interop.load_torch_state_dict(mg.nn.Sequential(mg.nn.Dense(3, 4)),
                                          {"0.weight": torch.zeros(5, 3), "0.bias": torch.zeros(5)})
+
+
+def test_batch_norm_statistics_travel_under_pytorchs_names():
+    torch = _torch()
+    mg.manual_seed(4)
+    model = mg.nn.Sequential(mg.nn.Dense(3, 4), mg.nn.BatchNorm1d(4))
+    model(mg.randn(8, 3))                                 # training mode: statistics move
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    twin.load_state_dict(mg.interop.to_torch_state_dict(model))
+    assert int(twin[1].num_batches_tracked) == 1
+    np.testing.assert_allclose(twin[1].running_var.numpy(), model[1].running_var.numpy())
+    x = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    model.eval()
+    twin.eval()
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(mg.Tensor(x)).numpy(), theirs, rtol=1e-5, atol=1e-5)
+    back = mg.nn.Sequential(mg.nn.Dense(3, 4), mg.nn.BatchNorm1d(4))
+    mg.interop.load_torch_state_dict(back, twin.state_dict())
+    assert back[1].num_batches_tracked.item() == 1

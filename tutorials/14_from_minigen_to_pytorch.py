@@ -55,11 +55,11 @@ mg.manual_seed(0)
 #
 # An array is a pointer to memory plus a description: shape, strides (how many elements to skip
 # along each axis), dtype, and the device the memory is on. DLPack is a small C struct holding
-# exactly that, which array libraries agreed on so that any of them can hand its memory to any other.
-# A producer offers two methods: `__dlpack_device__()`, which says where the memory is (a device type
-# and number: `(1, 0)` is the CPU, `(2, 0)` the first CUDA GPU), and `__dlpack__()`, which packs
-# the struct; the consumer's `from_dlpack(x)` unpacks it into its own array type. Nothing is copied:
-# both arrays read and write the same bytes.
+# exactly that, which array libraries agreed on so that any of them can hand its memory to any
+# other. A producer offers two methods: `__dlpack_device__()`, which says where the memory is (a
+# device type and number: `(1, 0)` is the CPU, `(2, 0)` the first CUDA GPU), and `__dlpack__()`,
+# which packs the struct; the consumer's `from_dlpack(x)` unpacks it into its own array type.
+# Nothing is copied: both arrays read and write the same bytes.
 #
 # A minigen Tensor is a producer (it forwards to its backend array, NumPy or CuPy), and
 # `mg.from_dlpack(x)` is a consumer:
@@ -94,10 +94,10 @@ else:
     print("skipped: PyTorch is not installed")
 
 # %% [markdown]
-# **Gradients do not cross.** DLPack carries memory, not a graph: the receiving library knows nothing
-# of the operations that made the array. PyTorch therefore refuses to export a tensor that requires
-# grad, with a `BufferError` (the DLPack standard's "cannot export"), and minigen does the same. Detach
-# first, and make a new leaf on the other side if it is to be trained there:
+# **Gradients do not cross.** DLPack carries memory, not a graph: the receiving library knows
+# nothing of the operations that made the array. PyTorch therefore refuses to export a tensor that
+# requires grad, with a `BufferError` (the DLPack standard's "cannot export"), and minigen does the
+# same. Detach first, and make a new leaf on the other side if it is to be trained there:
 
 # %%
 w = mg.nn.Parameter([0.5, -0.5])
@@ -113,10 +113,10 @@ if HAVE_TORCH:
 # %% [markdown]
 # **On the GPU** nothing changes but the device: a minigen tensor on CuPy has device `(2, 0)`, and
 # `torch.from_dlpack(t)` gives a CUDA tensor on the same device memory (as does `cupy.from_dlpack`,
-# or `jax.dlpack.from_dlpack` for JAX). `mg.from_dlpack` picks the backend from the device: NumPy for
-# host memory, CuPy for CUDA memory. One caution: GPU work is queued, and DLPack's `stream` argument
-# is how a consumer asks the producer to make its queued writes visible first; `torch.from_dlpack`
-# passes it for you.
+# or `jax.dlpack.from_dlpack` for JAX). `mg.from_dlpack` picks the backend from the device: NumPy
+# for host memory, CuPy for CUDA memory. One caution: GPU work is queued, and DLPack's `stream`
+# argument is how a consumer asks the producer to make its queued writes visible first;
+# `torch.from_dlpack` passes it for you.
 
 # %%
 if "cupy" in mg.available_backends():
@@ -133,13 +133,13 @@ else:
 # Weights are just arrays, so moving a model is moving its `state_dict()`, with one catch. A minigen
 # `Dense` layer computes $y = xW + b$ with $W$ of shape (in, out): the founding document's Keras
 # convention, where a batch of rows multiplies the weight directly. PyTorch's `Linear` computes
-# $y = xW^\top + b$ and stores $W$ as (out, in), one row per output unit. The numbers are the same, the
-# storage is transposed. `mg.interop.layout_changes(model)` names every weight that needs it;
+# $y = xW^\top + b$ and stores $W$ as (out, in), one row per output unit. The numbers are the same,
+# the storage is transposed. `mg.interop.layout_changes(model)` names every weight that needs it;
 # everything else (biases, and convolution weights, which minigen lays out as PyTorch does) moves as
 # it is.
 #
-# Let us train a small VAE on the ring of eight Gaussians (tutorial 5's model with a Gaussian decoder)
-# and look at its weights:
+# Let us train a small VAE on the ring of eight Gaussians (tutorial 5's model with a Gaussian
+# decoder) and look at its weights:
 
 # %%
 x_train, _ = mg.data.ring(512 if SMOKE else 2000, seed=0)
@@ -196,8 +196,9 @@ if HAVE_TORCH:
     twin = TorchVAE()
     state = mg.interop.to_torch_state_dict(vae)
     twin.load_state_dict(state)                   # strict: every name and shape must fit
+    shape = tuple(state["encoder.body.0.weight"].shape)
     print(f"loaded {len(state)} tensors into the twin; e.g. encoder.body.0.weight: minigen "
-          f"{vae.encoder.body[0].weight.shape} -> PyTorch {tuple(state['encoder.body.0.weight'].shape)}")
+          f"{vae.encoder.body[0].weight.shape} -> PyTorch {shape}")
 else:
     print("skipped: PyTorch is not installed")
 
@@ -212,8 +213,8 @@ else:
 #   - \sum_j \tfrac12\bigl(\mu_j^2 + e^{\log\sigma^2_j} - 1 - \log\sigma^2_j\bigr).$$
 #
 # To compare the two frameworks example by example, both must use the same noise $\varepsilon$. We
-# draw it in minigen and hand it to PyTorch through DLPack, then compute the ELBO once with minigen's
-# model and once with the twin, written out with PyTorch's ops:
+# draw it in minigen and hand it to PyTorch through DLPack, then compute the ELBO once with
+# minigen's model and once with the twin, written out with PyTorch's ops:
 
 # %%
 def minigen_elbo(model, x, eps):
@@ -288,10 +289,10 @@ else:
 
 # %% [markdown]
 # One training run, two engines: the loss per epoch in minigen and then in PyTorch, and the decoder
-# means for the same prior draws $z$, computed by both (each orange dot sits in its blue circle). They
-# are spread over the disc rather than on the eight blobs because this decoder's noise has variance
-# 1, as large as the ring itself: a sample is the mean plus that noise (tutorial 13 looks at such a
-# model's likelihood exactly).
+# means for the same prior draws $z$, computed by both (each orange dot sits in its blue circle).
+# They are spread over the disc rather than on the eight blobs because this decoder's noise has
+# variance 1, as large as the ring itself: a sample is the mean plus that noise (tutorial 13 looks
+# at such a model's likelihood exactly).
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -325,30 +326,31 @@ save(fig, "14_minigen_and_pytorch.png")
 # ## Onward
 #
 # From here the model is a PyTorch model, and PyTorch's tools apply to it: `torch.compile` to fuse
-# its ops, automatic mixed precision, and `torch.nn.parallel.DistributedDataParallel` to train copies
-# of it on many GPUs, each on its share of the batches, with the gradients averaged between steps.
-# None of that changes what the model computes - which you can check, as above, by bringing the
-# weights back to minigen and reading the ELBO there, line by line.
+# its ops, automatic mixed precision, and `torch.nn.parallel.DistributedDataParallel` to train
+# copies of it on many GPUs, each on its share of the batches, with the gradients averaged between
+# steps. None of that changes what the model computes - which you can check, as above, by bringing
+# the weights back to minigen and reading the ELBO there, line by line.
 #
 # ## What you learned
 #
-# * DLPack hands an array's memory from one library to another without a copy: `torch.from_dlpack(t)`
-#   and `np.from_dlpack(t)` read a minigen tensor, `mg.from_dlpack(x)` reads a PyTorch, CuPy, JAX or
-#   NumPy array; writes through one are seen by the other. `__dlpack_device__` says where the memory
-#   lives, and `mg.from_dlpack` picks NumPy or CuPy from it.
+# * DLPack hands an array's memory from one library to another without a copy:
+#   `torch.from_dlpack(t)` and `np.from_dlpack(t)` read a minigen tensor, `mg.from_dlpack(x)` reads
+#   a PyTorch, CuPy, JAX or NumPy array; writes through one are seen by the other.
+#   `__dlpack_device__` says where the memory lives, and `mg.from_dlpack` picks NumPy or CuPy from
+#   it.
 # * Gradients do not cross: a tensor that requires grad is refused (`BufferError`); detach it and
 #   make a new leaf on the other side.
-# * minigen's `Dense` stores its weight as (in, out) and computes $xW + b$; PyTorch's `Linear` stores
-#   (out, in) and computes $xW^\top + b$. `mg.interop.to_torch_state_dict` transposes those weights
-#   (and `layout_changes` lists them), so a PyTorch twin with the same attribute names loads the model
-#   and gives the same ELBO to float32 rounding; `load_torch_state_dict` brings a PyTorch-trained
-#   twin back.
+# * minigen's `Dense` stores its weight as (in, out) and computes $xW + b$; PyTorch's `Linear`
+#   stores (out, in) and computes $xW^\top + b$. `mg.interop.to_torch_state_dict` transposes those
+#   weights (and `layout_changes` lists them), so a PyTorch twin with the same attribute names loads
+#   the model and gives the same ELBO to float32 rounding; `load_torch_state_dict` brings a
+#   PyTorch-trained twin back.
 #
 # ## Exercises
 #
 # 1. Build the twin with `torch.nn.Sequential(Linear, ReLU, Linear, ...)` for the decoder instead of
-#    applying `relu` in `forward`. Which keys of `to_torch_state_dict(vae)` no longer match, and what
-#    renaming makes `load_state_dict` accept them?
+#    applying `relu` in `forward`. Which keys of `to_torch_state_dict(vae)` no longer match, and
+#    what renaming makes `load_state_dict` accept them?
 # 2. Time `torch.from_dlpack(t)` for a minigen tensor of $10^3$ and of $10^8$ float32 numbers, and
 #    `torch.tensor(t.numpy())` for the same. Which one grows with the size, and why?
 # 3. Compute the gradient of the ELBO with respect to the first encoder weight in PyTorch (after
