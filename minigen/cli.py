@@ -92,7 +92,7 @@ def _add_setting(parser, setting):
         parser.add_argument(setting.flag, action="store_true", default=None, help=text)
     else:
         parser.add_argument(setting.flag, type=_argument_type(setting.parse), nargs=setting.nargs,
-                            metavar=setting.metavar, help=text)
+                            metavar=setting.metavar, choices=setting.choices, help=text)
 
 
 def build_parser():

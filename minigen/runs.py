@@ -112,9 +112,11 @@ def integer(text):
 class Setting:
     """One setting of a training run; its flag is ``--`` + ``name`` with ``-`` for ``_``.
 
-    ``parse`` reads one command-line word (None: an on/off flag); ``section`` is where config.json
-    keeps it ("model": the architecture, "train": the training); ``models`` those it applies to
-    (others refuse it); ``resumable``: ``--resume`` may give it a new value."""
+    ``parse`` reads one command-line word (None: an on/off flag); ``choices`` the values allowed
+    (None: any that ``parse`` takes); ``section`` is where config.json keeps it ("model": an
+    argument of the model's constructor, "train": of the training); ``models`` those it applies to
+    (others refuse it); ``resumable``: ``--resume`` may give it a new value.  A new setting is one
+    row of :data:`SETTINGS` and its defaults in ``_DEFAULTS`` (or ``_COMMON``)."""
     name: str
     help: str
     parse: object = positive_int
@@ -123,6 +125,7 @@ class Setting:
     section: str = "train"
     models: tuple = MODELS
     resumable: bool = False
+    choices: tuple = None
 
     @property
     def flag(self):
@@ -260,18 +263,17 @@ def load_dataset(name, seed=0, log=print, limit=None):
 
 
 def _model_config(kind, dataset, settings):
-    config = dict(data_dim=dataset.data_dim, hidden=list(settings["hidden"]),
-                  latent_dim=settings["latent_dim"])
+    """The model's constructor arguments: the data's size, every "model" setting that applies to
+    ``kind``, and the likelihood the data call for."""
+    config = {"data_dim": dataset.data_dim}
+    for setting in SETTINGS:
+        if setting.section == "model" and kind in setting.models:
+            value = settings[setting.name]
+            config[setting.name] = list(value) if setting.nargs else value
     if kind == "vae":
         config["likelihood"] = "bernoulli" if dataset.is_image else "gaussian"
-        config["beta"] = settings["beta"]
-    if kind == "gan":
-        config["pack"] = settings["pack"]
-    if kind == "vaegan":
-        # Larsen et al.'s setting for images (the 2-D defaults are the model's)
-        if dataset.is_image:
-            config.update(likelihood="bernoulli", llike="features")
-        config.update(beta=settings["beta"], gamma=settings["gamma"])
+    if kind == "vaegan" and dataset.is_image:   # Larsen et al.'s setting for images
+        config.update(likelihood="bernoulli", llike="features")
     return config
 
 
@@ -299,7 +301,7 @@ _MODEL_FIELDS = {"data_dim": "a positive whole number", "latent_dim": "a positiv
                  "pack": "a positive whole number", "hidden": "a list of positive whole numbers",
                  "disc_hidden": "a list of positive whole numbers", "beta": "a finite number",
                  "gamma": "a finite number", "ema": "a finite number", "likelihood": "a string",
-                 "llike": "a string", "activation": "a string"}
+                 "llike": "a string", "activation": "a string", "arch": "a string"}
 _TRAIN_FIELDS = {"epochs": "a positive whole number", "batch_size": "a positive whole number",
                  "lr": "a positive finite number", "seed": "a whole number",
                  "binarize": "true or false", "limit": "a positive whole number or null"}
@@ -371,6 +373,9 @@ def _check_given(kind, given):
                 value = [setting.parse(v) for v in value]
             else:
                 value = setting.parse(value)
+            if setting.choices is not None and value not in setting.choices:
+                raise ValueError(f"must be one of {', '.join(map(str, setting.choices))}, "
+                                 f"not {value!r}")
         except ValueError as err:
             raise ValueError(f"{setting.flag} {err}") from None
         checked[name] = value

@@ -434,3 +434,19 @@ def test_train_removes_the_temporaries_a_killed_run_left(tmp_path):
     (out / "notes.txt").write_text("mine")
     assert cli("train", "vae", "--epochs", 2, "--out", out, "--resume", *TINY)[0] == 0
     assert not stale.exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_setting_with_choices_is_checked_from_python_too(tmp_path, monkeypatch):
+    """A Setting row with choices (as --arch will be) is enforced by train_run, not only argparse."""
+    from minigen import runs
+
+    extra = runs.Setting("activation", "the hidden layers' nonlinearity", str,
+                         section="model", choices=("relu", "tanh"))
+    monkeypatch.setattr(runs, "SETTINGS", runs.SETTINGS + (extra,))
+    monkeypatch.setattr(runs, "_BY_NAME", {s.name: s for s in runs.SETTINGS})
+    monkeypatch.setattr(runs, "_COMMON", dict(runs._COMMON, activation="relu"))
+    with pytest.raises(ValueError, match="--activation must be one of relu, tanh, not 'gelu'"):
+        runs.train_run("vae", out=tmp_path / "a", activation="gelu", log=lambda *a: None)
+    runs.train_run("vae", out=tmp_path / "b", activation="tanh", epochs=1, limit=256, quiet=True,
+                   log=lambda *a: None)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["model"]["activation"] == "tanh"
