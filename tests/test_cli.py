@@ -437,7 +437,7 @@ def test_train_removes_the_temporaries_a_killed_run_left(tmp_path):
 
 
 def test_a_setting_with_choices_is_checked_from_python_too(tmp_path, monkeypatch):
-    """A Setting row with choices (as --arch will be) is enforced by train_run, not only argparse."""
+    """A Setting with choices (as --arch will be) is enforced by train_run, not only argparse."""
     from minigen import runs
 
     extra = runs.Setting("activation", "the hidden layers' nonlinearity", str,
@@ -449,4 +449,5 @@ def test_a_setting_with_choices_is_checked_from_python_too(tmp_path, monkeypatch
         runs.train_run("vae", out=tmp_path / "a", activation="gelu", log=lambda *a: None)
     runs.train_run("vae", out=tmp_path / "b", activation="tanh", epochs=1, limit=256, quiet=True,
                    log=lambda *a: None)
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["model"]["activation"] == "tanh"
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["model"]["activation"] == "tanh"
