@@ -437,7 +437,11 @@ def write_architecture(public, home):
     intro = ("Generated from each module's imports: a module in layer *k* imports only modules of "
              "the layers below it, so reading them in this order you never meet a name that has "
              "not been explained. (A package's `__init__`, after its modules, only gathers names.)")
-    lines = ["## The layers, from the imports", "", intro, ""]
+    lines = ["## The layers, from the imports", "", intro, "",
+             "| layer | modules |", "| --- | --- |"]
+    lines += [f"| {number} | " + ", ".join(f"{{py:mod}}`{name}`" for name in names) + " |"
+              for number, names in enumerate(stack)]
+    lines.append("")
     named = set(home.values())              # mg.gradcheck, the function, is not minigen.gradcheck
     for number, names in enumerate(stack):
         lines += [f"### Layer {number}", ""]
