@@ -96,7 +96,9 @@ def _site_path(repo_path):
     if parts[:2] == ("tutorials", "notebooks") and repo_path.suffix == ".ipynb":
         return DOCS / "tutorials" / repo_path.name
     if len(parts) == 2 and parts[0] == "tutorials" and repo_path.suffix == ".py":
-        return DOCS / "tutorials" / repo_path.name
+        # a tutorial's script: on the site, its rendered page (which links the script itself)
+        notebook = ROOT / "tutorials" / "notebooks" / f"{repo_path.stem}.ipynb"
+        return DOCS / "tutorials" / (notebook.name if notebook.exists() else repo_path.name)
     if parts == ("README.md",):
         return DOCS / "index.md"
     return None
