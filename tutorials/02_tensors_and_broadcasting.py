@@ -52,6 +52,34 @@ print("shape", t.shape, "| dtype", t.dtype, "| device", t.device, "| data is a",
 print("t.T @ t =\n", (t.T @ t).numpy())
 
 # %% [markdown]
+# **Where a tensor's dtype comes from.** The rule has two halves, and the second one surprises people:
+#
+# * Python numbers and lists of them become the **default dtype**, float32 (integers become int64).
+#   `mg.set_default_dtype("float64")` changes the default; `dtype=` overrides it for one tensor.
+# * A **NumPy array keeps its own dtype**, and NumPy's own default is float64: `np.linspace`,
+#   `np.arange(1.0, ...)`, `np.random.default_rng().standard_normal(...)` all make float64 arrays,
+#   and so `mg.Tensor(np.linspace(0, 1, 5))` is a float64 tensor. (That is what lets minigen wrap a
+#   backend array without copying it.)
+#
+# Mixing the two then follows PyTorch's promotion rules, not NumPy's: a float32 tensor combined with a
+# float64 tensor *of the same or more dimensions* gives float64, while Python numbers and 0-d tensors do
+# not promote a dimensioned tensor within its kind (float stays float32, whatever the number). A float64
+# array slipped into float32 work therefore silently turns the rest of the computation into float64:
+# twice the memory, and much slower on a GPU (tutorial 10). Ask for the dtype you mean,
+# `mg.Tensor(array, dtype="float32")`, when the array comes from NumPy.
+
+# %%
+from_list = mg.Tensor([1.0, 2.0, 3.0])
+from_numpy = mg.Tensor(np.linspace(0.0, 1.0, 3))
+for name, tensor in [("from a Python list", from_list),
+                     ("from a NumPy array", from_numpy),
+                     ("from NumPy, dtype='float32'", mg.Tensor(np.linspace(0, 1, 3), dtype="float32")),
+                     ("float32 + float64 tensor", from_list + from_numpy),
+                     ("float32 * Python float", from_list * 0.5),
+                     ("float32 * 0-d float64 tensor", from_list * mg.Tensor(0.5, dtype="float64"))]:
+    print(f"{name:29s} {mg.backend.dtype_name(tensor.dtype)}")
+
+# %% [markdown]
 # A tensor created with `requires_grad=True` is a **leaf** of the graph: an input whose gradient we
 # want, like a weight. Every operation on it is recorded, as our `Value` recorded its parents.
 #
@@ -87,21 +115,6 @@ print("w.grad", w.grad.shape, "matches the formula:", np.allclose(w.grad.numpy()
 print("b.grad", b.grad.shape, "matches the formula:", np.allclose(b.grad.numpy(), grad_b_by_hand))
 
 # %% [markdown]
-# `mg.draw_graph(loss)` draws the graph that `backward` walked: one box per tensor, with the op that
-# made it, its shape, and here (`show="both"`) its value and the gradient of the loss with respect
-# to it (2-norms for tensors of more than three numbers). Leaves that require a gradient are blue,
-# tensors that need none (the data $X$ and $y$, the constants of `mean` and `** 2`) grey. Follow the
-# shapes: the bias enters an addition whose result is $6 \times 1$, yet its gradient has its own
-# shape, $(1,)$.
-
-# %%
-y_hat = X @ w + b
-loss = ((y_hat - y) ** 2).mean()
-fig = mg.draw_graph(loss, show="both", names={"X": X, "y": y, "w": w, "b": b})
-save(fig, "02_graph.png")
-fig
-
-# %% [markdown]
 # Two things to notice. First, **every gradient has the shape of its tensor**: `w.grad` is $3 \times 1$
 # like `w`, because it holds one partial derivative per element of `w`. Second, `b` has shape $(1,)$ but
 # was added to a $6 \times 1$ product. That is broadcasting, and its gradient needed a sum. Why?
@@ -129,7 +142,7 @@ fig
 x = mg.randn(4, 3, requires_grad=True)
 bias = mg.Tensor([0.5, -1.0, 2.0], requires_grad=True)
 z = x + bias                                        # (4, 3) + (3,) -> (4, 3)
-g = mg.Tensor(np.arange(1.0, 13.0).reshape(4, 3))   # an upstream gradient dL/dz, chosen to be readable
+g = mg.Tensor(np.arange(1.0, 13.0).reshape(4, 3), dtype="float32")   # a readable upstream dL/dz
 z.backward(g)                                       # z has 12 elements, so we must supply dL/dz
 print("z.shape", z.shape, "| x.grad.shape", x.grad.shape, "| bias.grad.shape", bias.grad.shape)
 print("bias.grad =", bias.grad.numpy(), "= column sums of g:", g.numpy().sum(axis=0))

@@ -63,6 +63,58 @@ print("layer(x) equals relu(x @ W + b):", np.allclose(layer(x).numpy(), by_hand.
 print("parameters:", [name for name, _ in layer.named_parameters()])
 
 # %% [markdown]
+# ## The backward of a matrix product, derived
+#
+# Training needs the gradient of the loss $L$ with respect to $W$ (and $b$ and $x$), and the layer's
+# core is a matrix product $Y = X W$ with $X$ of shape $N \times n$ and $W$ of shape $n \times m$.
+# Suppose the layers above have already delivered $G = \partial L / \partial Y$, one number per element
+# of $Y$ ($N \times m$, tutorial 2: a gradient has its tensor's shape). Write the product out
+# element by element, $Y_{ij} = \sum_{k} X_{ik} W_{kj}$. The weight $W_{kj}$ appears only in column
+# $j$ of $Y$, once per row $i$, with the factor $X_{ik}$, so the chain rule, summed over every
+# element it touches, gives
+#
+# $$\frac{\partial L}{\partial W_{kj}} = \sum_{i, j'} G_{ij'} \frac{\partial Y_{ij'}}{\partial W_{kj}}
+#   = \sum_{i} G_{ij} X_{ik} = (X^\top G)_{kj}, \qquad\text{so}\qquad
+#   \frac{\partial L}{\partial W} = X^\top G \quad (n \times m).$$
+#
+# In the same way $X_{ik}$ appears in every column of row $i$, with the factor $W_{kj}$:
+#
+# $$\frac{\partial L}{\partial X_{ik}} = \sum_{j} G_{ij} W_{kj} = (G W^\top)_{ik}, \qquad\text{so}\qquad
+#   \frac{\partial L}{\partial X} = G\, W^\top \quad (N \times n).$$
+#
+# The shapes are a useful check: $X^\top G$ is $(n \times N)(N \times m)$, the shape of $W$, and
+# $G W^\top$ is $(N \times m)(m \times n)$, the shape of $X$. The bias, broadcast over the $N$ rows,
+# gets the column sums of $G$ (tutorial 2). These two lines are `MatMul.backward` in
+# `minigen/functions.py`.
+#
+# **The vector–Jacobian product.** The full derivative of $Y$ with respect to $W$ is a Jacobian
+# matrix with one row per element of $Y$ and one column per element of $W$: $Nm \times nm$ numbers.
+# For an MNIST layer ($N = 128$, $n = 784$, $m = 400$) that is $51{,}200 \times 313{,}600$, sixteen
+# billion numbers, almost all of them zero. Backpropagation never builds it. It only ever needs the
+# gradient vector $g = \operatorname{vec}(G)$ times the Jacobian, $g^\top J$, and the formula above
+# computes that product directly, with one small matrix product. That operation, "given
+# $\partial L / \partial(\text{output})$, return $\partial L / \partial(\text{input})$", is called a
+# **vector–Jacobian product** (VJP), and it is what every `backward` method in minigen computes.
+# Here is the check, on a size small enough to build $J$ explicitly:
+
+# %%
+N, n, m = 3, 4, 2
+X = mg.randn(N, n, dtype="float64")
+W = mg.randn(n, m, dtype="float64", requires_grad=True)
+G = mg.randn(N, m, dtype="float64")                  # an upstream gradient dL/dY
+(X @ W).backward(G)
+
+J = np.zeros((N * m, n * m))                         # J[(i, j), (k, j')] = dY_ij / dW_kj'
+for i in range(N):
+    for j in range(m):
+        for k in range(n):
+            J[i * m + j, k * m + j] = X.numpy()[i, k]     # zero unless j' = j
+vjp = (G.numpy().reshape(-1) @ J).reshape(n, m)      # the vector-Jacobian product g^T J
+print(f"Jacobian {J.shape}, of which {np.count_nonzero(J)} of {J.size} entries are nonzero")
+print("g^T J equals X^T G:      ", np.allclose(vjp, X.numpy().T @ G.numpy()))
+print("and equals minigen's W.grad:", np.allclose(vjp, W.grad.numpy()))
+
+# %% [markdown]
 # Why not leave the activation out? Because two linear layers in a row are just one linear layer in
 # disguise:
 #
@@ -333,12 +385,15 @@ grid = mg.Tensor(np.stack([gx.ravel(), gy.ravel()], axis=1), dtype="float32")
 with mg.no_grad():
     probability = mg.sigmoid(model(grid)).numpy().reshape(side, side)
 
-fig, ax = plt.subplots(figsize=(5, 3.2))
-filled = ax.contourf(gx, gy, probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
+fig, ax = plt.subplots(figsize=(6, 3.8))
+filled = ax.contourf(gx, gy, probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
 ax.contour(gx, gy, probability, levels=[0.5], colors="black", linewidths=1.5)
 points, classes = x_test.numpy()[:250], labels_test.numpy()[:250]   # a sample, to keep it readable
-ax.scatter(points[:, 0], points[:, 1], c=classes, cmap="RdBu_r", edgecolors="white", linewidths=0.4,
-           s=12)
+for label, marker, face in [(0, "o", "white"), (1, "^", "black")]:  # shapes, not colours, tell them
+    keep = classes == label
+    ax.scatter(points[keep, 0], points[keep, 1], marker=marker, s=16, facecolors=face,
+               edgecolors="black", linewidths=0.6, label=f"test points of class {label}")
+ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, frameon=False)
 fig.colorbar(filled, ax=ax, label="predicted probability of class 1")
 ax.set_title(f"Decision boundary (black, p = 0.5); test accuracy {accuracy:.1%}")
 save(fig, "04_decision_boundary.png")

@@ -68,8 +68,24 @@ mg.manual_seed(0)
 #
 # $$q_\phi(z \mid x) = \mathcal{N}\bigl(\mu_\phi(x),\ \operatorname{diag} \sigma^2_\phi(x)\bigr).$$
 #
-# Since $p_\theta(x) = p_\theta(x, z) / p_\theta(z \mid x)$ for every $z$, taking the expectation of
-# its logarithm under $q_\phi$ and adding and subtracting $\log q_\phi(z \mid x)$ gives an identity:
+# **The ELBO, derived.** Write $q$ for $q_\phi(z \mid x)$ and $\mathbb{E}_q$ for the expectation over
+# $z \sim q$. Four steps, each an identity:
+#
+# 1. $\log p_\theta(x)$ does not depend on $z$, and $q$ integrates to 1, so
+#    $\log p_\theta(x) = \mathbb{E}_q\bigl[\log p_\theta(x)\bigr]$.
+# 2. Bayes' rule, $p_\theta(x) = p_\theta(x, z) / p_\theta(z \mid x)$, holds for every $z$:
+#    $\log p_\theta(x) = \mathbb{E}_q\bigl[\log p_\theta(x, z) - \log p_\theta(z \mid x)\bigr]$.
+# 3. Add and subtract $\log q(z \mid x)$ inside the expectation and group the terms:
+#
+#    $$\log p_\theta(x) = \mathbb{E}_q\bigl[\log p_\theta(x, z) - \log q(z \mid x)\bigr]
+#      + \mathbb{E}_q\Bigl[\log \frac{q(z \mid x)}{p_\theta(z \mid x)}\Bigr].$$
+#
+#    The second expectation is by definition $\mathrm{KL}\bigl(q\,\|\,p_\theta(z \mid x)\bigr)$.
+# 4. Split the joint, $\log p_\theta(x, z) = \log p_\theta(x \mid z) + \log p(z)$, in the first:
+#    $\mathbb{E}_q[\log p_\theta(x \mid z)] + \mathbb{E}_q[\log p(z) - \log q(z \mid x)]$, and the
+#    last term is $-\mathrm{KL}(q\,\|\,p(z))$.
+#
+# Together:
 #
 # $$\log p_\theta(x) = \underbrace{\mathbb{E}_{q_\phi(z \mid x)}\bigl[\log p_\theta(x \mid z)\bigr]
 #   - \mathrm{KL}\bigl(q_\phi(z \mid x)\,\|\,p(z)\bigr)}_{\mathrm{ELBO}(x)}
@@ -89,6 +105,13 @@ mg.manual_seed(0)
 # $-\log p_\theta(x \mid z)$ for a Gaussian decoder with unit variance (minigen's
 # `likelihood="gaussian"`). For MNIST we will use a Bernoulli decoder instead. The sections below take
 # the pieces one at a time.
+#
+# **Units: nats and bits per dimension.** Every log in this tutorial is a natural logarithm, so
+# log-probabilities and losses come in **nats**; one nat is $1/\ln 2 \approx 1.443$ bits. A loss of
+# $L$ nats per image is $L / \ln 2$ bits: how many bits an ideal code built from the model would
+# need to store the image. Dividing by the number of dimensions $D$ (784 pixels) gives **bits per
+# dimension**, $L / (D \ln 2)$, the unit of most likelihood papers, which compares models on images
+# of different sizes. (On the grey levels used here, the number has the caveat given below.)
 #
 # ## The encoder: a mean and a log-variance
 #
@@ -344,18 +367,31 @@ print("training rows", train_x.shape, "| test rows", test_x.shape, "| values in"
 # So the reconstruction term is the binary cross-entropy summed over the pixels, and it should be
 # computed from the logits with tutorial 4's stable form
 # $\mathrm{BCE}(l, x) = \max(l, 0) - l x + \log(1 + e^{-|l|})$, `mg.losses.bce_with_logits`. Going
-# through probabilities breaks exactly where a trained decoder spends most of its time: on background
-# pixels it is sure of. In float32 $\sigma(20)$ rounds to exactly 1, so $\log(1 - p)$ is
-# $-\infty$ (or, clamped, wrong), while the logit form gives the exact 20 nats:
+# through probabilities breaks exactly where a trained decoder spends most of its time: on pixels it
+# is sure of. In float32 $\sigma(20)$ rounds to exactly 1, so $\log(1 - p)$ would be $-\infty$. To
+# stay finite, `mg.losses.bce` (the loss on probabilities) **clamps** $p$ into
+# $[\epsilon, 1 - \epsilon]$ with $\epsilon = 10^{-7}$ (as Keras does) before taking logs. That
+# caps every term: at most $-\log 10^{-7} = 16.12$ nats when $p$ is clamped up to $\epsilon$, and
+# $15.94$ nats when it is clamped down to $1 - \epsilon$, because float32 cannot hold $1 - 10^{-7}$
+# and rounds it to $1 - 1.19 \times 10^{-7}$. The clamp bites before float32 runs out:
+# $\sigma(-20) = 2.1 \times 10^{-9}$ is an ordinary float32 number, yet below $\epsilon$. And where
+# the clamp acts, the loss is flat in $p$, so its **gradient is zero**: a pixel the decoder gets
+# confidently wrong sends no gradient back at all. The logit form has neither problem: it gives the
+# exact 20 nats, and the gradient $\sigma(l) - x$ of tutorial 4. (PyTorch's `BCELoss` clamps
+# differently, each log at $-100$.)
 
 # %%
-logits = mg.Tensor([-20.0, -3.0, 0.0, 3.0, 20.0])           # float32, like the network's outputs
+logits = mg.Tensor([-20.0, -3.0, 0.0, 3.0, 20.0], requires_grad=True)   # float32, like a network's
 pixels = mg.Tensor([1.0, 0.0, 1.0, 1.0, 0.0])
 print("probabilities sigmoid(l):        ", mg.sigmoid(logits).numpy())
 via_probabilities = mg.losses.bce(mg.sigmoid(logits), pixels, reduction="none")   # clamps p first
 from_logits = mg.losses.bce_with_logits(logits, pixels, reduction="none")
 print("BCE via probabilities (clamped): ", via_probabilities.numpy())
 print("BCE from logits:                 ", from_logits.numpy())
+(grad_via_probabilities,) = mg.grad(via_probabilities.sum(), logits)
+(grad_from_logits,) = mg.grad(from_logits.sum(), logits)
+print("d/dl via probabilities:          ", grad_via_probabilities.numpy())
+print("d/dl from logits, sigmoid(l) - x:", grad_from_logits.numpy())
 
 # %% [markdown]
 # A caution about the numbers. A Bernoulli likelihood is meant for pixels that are exactly 0 or 1, and
@@ -424,10 +460,30 @@ with mg.no_grad():
     test = model.losses(test_x)
 print(f"test ({len(test_x)} rows): reconstruction {test['reconstruction'].item():.2f} + "
       f"KL {test['kl'].item():.2f} = {test['loss'].item():.2f} nats (the negative ELBO)")
+dims = train_x.shape[1]
+print(f"  = {test['loss'].item() / np.log(2):.1f} bits per row, "
+      f"{test['loss'].item() / (dims * np.log(2)):.4f} bits per dimension ({dims} dimensions)")
+
+epoch_axis = [record["epoch"] for record in history]
+fig, (ax_loss, ax_kl) = plt.subplots(1, 2, figsize=(8, 2.9))
+ax_loss.plot(epoch_axis, [r["loss"] for r in history], "o-", ms=3, label="loss = -ELBO (training)")
+ax_loss.plot(epoch_axis, [r["reconstruction"] for r in history], "s--", ms=3,
+             label="reconstruction (training)")
+ax_loss.plot([epoch_axis[-1]], [test["loss"].item()], "k*", ms=9, label="loss on the test rows")
+ax_loss.set_ylabel("nats per row")
+ax_loss.legend(fontsize=7, loc="upper right")
+ax_kl.plot(epoch_axis, [r["kl"] for r in history], "o-", ms=3, color="tab:green")
+ax_kl.set_ylabel("KL term (nats per row)")
+for ax in (ax_loss, ax_kl):
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+fig.suptitle("Training the VAE: each point is the mean over one epoch's batches", fontsize=9)
+fig.tight_layout()
+save(fig, "05_loss_curve.png")
 
 # %% [markdown]
-# The loss falls fast in the first epochs and then more slowly. Notice that after the first epoch the
-# KL term *grows* while the reconstruction term shrinks: to rebuild digits well, the encoder must move
+# The loss falls fast in the first epochs and then more slowly (left). Notice that from the second
+# epoch on the KL term *grows* (right) while the reconstruction term shrinks: to rebuild digits well, the encoder must move
 # its codes away from the prior and make them precise, and it pays for every nat of information it puts
 # into the code. On the held-out digits the negative ELBO is a few nats above the last epoch's training
 # loss: the model fits its training digits a little better than new ones, but it has not memorised
@@ -441,9 +497,10 @@ print(f"test ({len(test_x)} rows): reconstruction {test['reconstruction'].item()
 
 # %%
 with mg.no_grad():
-    rebuilt = model.reconstruct(test_x[:12] if IMAGES else test_x[:300])
+    rebuilt = model.reconstruct(test_x[:10] if IMAGES else test_x[:300])
 if IMAGES:
-    fig = plots.reconstructions(test_x[:12], rebuilt, n=12)
+    fig = plots.reconstructions(test_x[:10], rebuilt, n=10)
+    fig.set_size_inches(6.5, 1.8)          # each digit about 50 pixels wide: details visible
 else:
     fig = plots.reconstructions_2d(test_x[:300], rebuilt, limit=3)
 save(fig, "05_reconstructions.png")
@@ -462,7 +519,8 @@ save(fig, "05_reconstructions.png")
 # %%
 mg.manual_seed(2)
 if IMAGES:
-    fig = plots.image_grid(model.sample(24), rows=2, cols=12, title="decoded prior samples")
+    fig = plots.image_grid(model.sample(30), rows=3, cols=10, title="decoded prior samples")
+    fig.set_size_inches(6.5, 2.3)
 else:
     fig = plots.samples_2d(model.sample(2000), test_x, title="decoded prior samples", limit=3)
 save(fig, "05_samples.png")
@@ -480,7 +538,7 @@ save(fig, "05_samples.png")
 # draw two pictures with `minigen.plots`: the mean codes $\mu(x)$ of the first 600 test digits,
 # coloured by their labels, and the decoder's output over a grid of codes covering $[-3, 3]^2$, where
 # the prior puts almost all of its mass. (With the ring fallback, the first model already has a 2-D
-# code.) Both figures are made a little smaller than their default size, to keep the notebook light.
+# code.)
 
 # %%
 if IMAGES:
@@ -499,7 +557,8 @@ latent_model.eval()
 with mg.no_grad():
     means, _ = latent_model.encode(test_x[:600])
 fig = plots.latent_space(means, test_labels[:600], title="mean codes of test rows, by label")
-fig.set_size_inches(3.6, 3.2)
+fig.set_size_inches(4.6, 4.0)
+fig.axes[0].collections[0].set_sizes([10])     # larger points than plots.latent_space's default
 save(fig, "05_latent_means.png")
 
 # %%
@@ -512,7 +571,9 @@ with mg.no_grad():
     if IMAGES:
         decoded = mg.sigmoid(decoded)                # logits -> pixel probabilities
 fig = plots.decoded_latent_grid(decoded, steps)
-fig.set_size_inches(3.4, 3.4)
+fig.set_size_inches(6, 6)                      # each decoded digit at about 1.5 times its 28 pixels
+for image in fig.axes[0].images:
+    image.set_interpolation("nearest")         # crisp pixels (and a much smaller PNG)
 save(fig, "05_latent_grid.png")
 
 # %% [markdown]
@@ -537,7 +598,10 @@ save(fig, "05_latent_grid.png")
 # * $\mathrm{KL}(\mathcal{N}(\mu, \sigma^2)\,\|\,\mathcal{N}(0, 1)) = \tfrac12(\mu^2 + \sigma^2 - 1 -
 #   \log\sigma^2)$, summed over the latent dimensions, and a Monte Carlo estimate agrees with it.
 # * The Bernoulli reconstruction term is the binary cross-entropy summed over pixels, computed from
-#   logits with `bce_with_logits`.
+#   logits with `bce_with_logits`. `bce` on probabilities clamps them to $[10^{-7}, 1 - 10^{-7}]$,
+#   which caps each term near 16 nats and gives a zero gradient where the clamp acts.
+# * Losses are in nats (natural logarithms); $L$ nats per image are $L / (D \ln 2)$ bits per
+#   dimension, the unit that compares likelihoods across image sizes.
 # * A trained VAE reconstructs digits, generates new ones from the prior, and arranges them in a smooth
 #   latent space.
 #

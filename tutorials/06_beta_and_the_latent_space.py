@@ -183,16 +183,19 @@ save(fig, "06_rate_distortion.png")
 mg.manual_seed(4)
 if IMAGES:
     originals = test_x[:7]
-    fig, axes = plt.subplots(len(betas) + 1, 2, figsize=(5.6, 0.53 * (len(betas) + 1)))
-    axes[0, 0].imshow(strip(originals.numpy()), cmap="gray", vmin=0, vmax=1)
+    # each digit drawn at about 1.5 times its 28 pixels, with crisp (nearest) pixels
+    fig, axes = plt.subplots(len(betas) + 1, 2, figsize=(8.6, 0.8 * (len(betas) + 1)))
+    axes[0, 0].imshow(strip(originals.numpy()), cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
     axes[0, 0].set_title("reconstructions of test digits", fontsize=8)
     axes[0, 1].set_title("samples from the prior", fontsize=8)
     axes[0, 0].text(-4, 14, "original", ha="right", va="center", fontsize=8)
     for row, (beta, model) in enumerate(models.items(), start=1):
         with mg.no_grad():
             rebuilt = model.reconstruct(originals).numpy()
-        axes[row, 0].imshow(strip(rebuilt), cmap="gray", vmin=0, vmax=1)
-        axes[row, 1].imshow(strip(model.sample(7).numpy()), cmap="gray", vmin=0, vmax=1)
+        axes[row, 0].imshow(strip(rebuilt), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[row, 1].imshow(strip(model.sample(7).numpy()), cmap="gray", vmin=0, vmax=1,
+                            interpolation="nearest")
         axes[row, 0].text(-4, 14, f"$\\beta$ = {beta:g}", ha="right", va="center", fontsize=8)
     for ax in axes.ravel():
         ax.axis("off")
@@ -234,7 +237,7 @@ if IMAGES:
     labels = test_labels.numpy()
     pairs = [(int(np.flatnonzero(labels == a)[1]), int(np.flatnonzero(labels == b)[1]))
              for a, b in [(2, 7), (1, 0)]]                  # the second 2 and 7, the second 1 and 0
-    fig, axes = plt.subplots(2 * len(pairs), 1, figsize=(5.2, 0.6 * 2 * len(pairs)))
+    fig, axes = plt.subplots(2 * len(pairs), 1, figsize=(7.6, 0.85 * 2 * len(pairs)))
     for p, (i, j) in enumerate(pairs):
         x_a, x_b = test_x[i:i + 1], test_x[j:j + 1]
         with mg.no_grad():
@@ -244,7 +247,7 @@ if IMAGES:
             walked = mg.sigmoid(model.decode(path)).numpy()
         faded = np.stack([(1 - t) * x_a.numpy()[0] + t * x_b.numpy()[0] for t in ts])
         for ax, images, name in [(axes[2 * p], faded, "pixels"), (axes[2 * p + 1], walked, "codes")]:
-            ax.imshow(strip(images), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(strip(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.text(-4, 14, name, ha="right", va="center", fontsize=8)
             ax.axis("off")
     axes[0].set_title("from t = 0 (left) to t = 1 (right): fading pixels vs walking codes", fontsize=8)

@@ -212,14 +212,14 @@ for s in (-10.0, -5.0, 0.0):
 # 22,000 times ($s = -10$) smaller than the non-saturating one.
 #
 # Does this happen with real networks? Take our untrained generator, train only the discriminator
-# for a few hundred steps (the generator's points all start near the origin, far from the ring, so
-# they are easy to reject), and then compare the gradients that the two generator losses send to the
-# generator's weights:
+# for a while (the generator's points all start near the origin, far from the ring, so they are easy
+# to reject), and then compare the gradients that the two generator losses send to the generator's
+# weights:
 
 # %%
 optimizers = model.make_optimizers(training["lr"])
 loader = mg.data.DataLoader(x_train, batch_size=training["batch_size"], shuffle=True, seed=0)
-d_steps, step = (50 if SMOKE else 300), 0
+d_steps, step = (200 if SMOKE else 2000), 0
 while step < d_steps:
     for real in loader:
         optimizers["discriminator"].zero_grad()
@@ -238,12 +238,82 @@ for name, loss in [("minimax", log_one_minus_sigmoid(s_fake).mean()),
     grads = mg.grad(loss, weights, retain_graph=True)
     norm = np.sqrt(sum(float((g.numpy() ** 2).sum()) for g in grads))
     print(f"{name:15s} generator loss: gradient norm {norm:.2e}")
+confident = model.state_dict()      # a confident discriminator and an untrained generator, saved
 
 # %% [markdown]
 # The discriminator wins the first round easily, and from then on the minimax loss passes the generator
-# only a trickle of gradient. (An optimizer like Adam rescales small gradients, which hides part of
-# this, but not the weighting: under the minimax loss the points furthest from the data still count
-# least.) From now on we use the non-saturating loss, which is what `GAN.generator_loss` computes.
+# only a trickle of gradient, a small fraction of what the non-saturating loss passes.
+#
+# ## Saturation in training, with plain SGD
+#
+# A trickle of gradient matters most to the plainest optimizer. With SGD a step is the learning rate
+# times the gradient, so a gradient many times smaller means steps as many times shorter. We start
+# both losses from that same position (the confident discriminator, the untrained generator) and let
+# both players take plain SGD steps with the same learning rate, recording how far the generator's
+# points are from the origin (the ring has radius 2) and the discriminator's mean probability
+# $\mathbb{E}[D(G(z))]$ that they are real.
+
+# %%
+class MinimaxGAN(GAN):
+    """The same GAN, with the generator minimising mean log(1 - D(G(z))) = -BCE(s, 0)."""
+
+    def generator_loss(self, fake):
+        return -bce_with_logits(self.discriminator(fake), 0.0)
+
+
+def sgd_race(model_class, steps, lr=0.02, every=25):
+    """Both players on plain SGD from the saved position; (step, distance, D(G(z))) every few steps."""
+    mg.manual_seed(1)
+    gan = model_class(data_dim=2, **settings)
+    gan.load_state_dict(confident)
+    sgd = {"discriminator": mg.optim.SGD(gan.discriminator.parameters(), lr=lr),
+           "generator": mg.optim.SGD(gan.generator.parameters(), lr=lr)}
+    loader = mg.data.DataLoader(x_train, batch_size=training["batch_size"], shuffle=True, seed=1)
+    trace, step = [], 0
+    while step < steps:
+        for real in loader:
+            if step % every == 0:
+                with mg.no_grad():
+                    fake = gan.generate(500)
+                    trace.append((step, float(np.linalg.norm(fake.numpy(), axis=1).mean()),
+                                  mg.sigmoid(gan.discriminator(fake)).mean().item()))
+            gan.train_step(real, sgd)
+            step += 1
+            if step == steps:
+                break
+    return np.array(trace)
+
+
+race_steps = 300 if SMOKE else 1500
+races = {"non-saturating": sgd_race(GAN, race_steps), "minimax": sgd_race(MinimaxGAN, race_steps)}
+fig, (ax_r, ax_d) = plt.subplots(1, 2, figsize=(8, 3))
+for name, trace in races.items():
+    ax_r.plot(trace[:, 0], trace[:, 1], label=name)
+    ax_d.semilogy(trace[:, 0], trace[:, 2], label=name)
+    reached = trace[trace[:, 1] > 1.5, 0]
+    print(f"{name:15s} the points reach the ring (mean distance > 1.5) after "
+          + (f"{int(reached[0])} steps" if len(reached) else f"more than {race_steps} steps"))
+ax_r.axhline(2.0, color="gray", ls=":", lw=1)
+ax_r.text(race_steps, 2.05, "ring radius", ha="right", va="bottom", fontsize=7, color="gray")
+ax_r.set_ylabel("mean distance of G(z) from the origin")
+ax_d.set_ylabel("mean D(G(z))")
+for ax in (ax_r, ax_d):
+    ax.set_xlabel("SGD step (both players, lr 0.02)")
+ax_r.legend(fontsize=7, loc="upper right")
+fig.suptitle("From a confident discriminator, with plain SGD: the minimax generator stalls",
+             fontsize=9)
+fig.tight_layout()
+save(fig, "07_sgd_saturation.png")
+
+# %% [markdown]
+# The non-saturating generator leaves the origin at once and its points reach the ring within a few
+# hundred steps. The minimax generator hardly moves for much longer: the discriminator keeps calling
+# its points fake with near certainty ($D(G(z))$ around $10^{-4}$), which is exactly where the
+# minimax gradient $\sigma(\tilde s)$ is near zero. It escapes only once SGD has made the
+# discriminator a little less sure. That is the saturation Goodfellow et al. (2014, Section 3) warn
+# of, seen in training. (An optimizer like Adam divides each step by the recent size of the
+# gradients, which hides much of this; the end of the tutorial trains both losses with Adam.) From
+# now on we use the non-saturating loss, which is what `GAN.generator_loss` computes.
 #
 # ## One training step
 #
@@ -267,62 +337,99 @@ print("GAN.sample draws from", f"a moving average of the generator's weights, de
 # `GAN.sample` draws from that copy: the game makes the weights jitter from step to step, and their
 # average gives sharper samples (Yazici et al., 2019). It changes no gradient.
 #
+# The average has two catches, which matter as soon as you look at samples *during* training. It
+# **lags**: with decay $d$ it averages over roughly the last $1/(1 - d)$ steps, a thousand for
+# $d = 0.999$. And it **starts from the untrained weights**: after $t$ steps they still carry the
+# weight $d^t$ in it. The next cell turns those into epochs for our data and batch size:
+#
 # The optimizers use Adam with $\beta_1 = 0.5$, the usual choice for GANs since Radford et al. (2015):
 # a shorter memory of past gradients damps the oscillations of the game.
+
+# %%
+steps_per_epoch = len(mg.data.DataLoader(x_train, batch_size=training["batch_size"]))
+if decay:
+    print(f"{steps_per_epoch} steps per epoch; the average spans about {1 / (1 - decay):.0f} steps "
+          f"= {1 / (1 - decay) / steps_per_epoch:.1f} epochs")
+    for epoch in (1, 5, 20, 50):
+        print(f"  after epoch {epoch:3d}: the untrained weights' share of the average is "
+              f"{decay ** (epoch * steps_per_epoch):.1%}")
+
+# %% [markdown]
+# So for the first dozen epochs `GAN.sample` shows mostly the untrained generator, whatever the live
+# one has learned. We therefore watch both: the **live generator** (`gan.generate(n)` inside
+# `mg.no_grad()`: the weights the game is training now) and, labelled as such, the **moving
+# average** that `GAN.sample` uses.
 #
 # ## Training, with snapshots
 #
 # We train a fresh GAN with the default settings, and after each epoch (one pass over the data) we
-# draw 2,500 samples, keep a few as snapshots and measure them (the measures are explained in the next
-# section).
+# draw 2,500 samples from each, keep a few as snapshots and measure them (the measures are explained
+# in the next section).
 
 # %%
 def train_gan(seed, epochs, snapshots=(), model_class=GAN):
-    """Train a GAN from seed ``seed``; returns the model, its per-epoch metrics and the snapshots."""
+    """Train a GAN from seed ``seed``; returns the model, per-epoch metrics of the live generator
+    (``history["live"]``) and of the moving average (``history["average"]``), and the snapshots."""
     mg.manual_seed(seed)
     gan = model_class(data_dim=2, **settings)
     optimizers = gan.make_optimizers(training["lr"])
     loader = mg.data.DataLoader(x_train, batch_size=training["batch_size"], shuffle=True, seed=seed)
-    history, pictures = [], {}
+    history, pictures = {"live": [], "average": []}, {}
     for epoch in range(1, epochs + 1):
         for batch in loader:
             losses = gan.train_step(batch, optimizers)
-        samples = gan.sample(2500)
-        history.append({"epoch": epoch, **losses, **mode_metrics(samples, "ring")})
+        with mg.no_grad():
+            samples = {"live": gan.generate(2500), "average": gan.sample(2500)}
+        for which, points in samples.items():
+            history[which].append({"epoch": epoch, **losses, **mode_metrics(points, "ring")})
         if epoch in snapshots:
-            pictures[epoch] = samples.numpy()
+            pictures[epoch] = {which: points.numpy() for which, points in samples.items()}
     return gan, history, pictures
 
 
 epochs = 4 if SMOKE else training["epochs"]
-shown = sorted({1, max(2, epochs // 4), max(3, epochs // 2), epochs})
+shown = sorted({1, min(5, epochs), max(2, epochs // 4), max(3, epochs // 2), epochs})
 start = time.perf_counter()
 model, history, pictures = train_gan(seed=0, epochs=epochs, snapshots=shown)
 print(f"{epochs} epochs in {time.perf_counter() - start:.1f} s")
-for h in history:
-    if h["epoch"] in shown:
-        print(f"epoch {h['epoch']:3d}: d_loss {h['d_loss']:.3f}  g_loss {h['g_loss']:.3f}  "
-              f"modes {h['modes_covered']}/8  high quality {h['high_quality_fraction']:.1%}")
+for live, average in zip(history["live"], history["average"]):
+    if live["epoch"] in shown:
+        print(f"epoch {live['epoch']:3d}: d_loss {live['d_loss']:.3f}  g_loss {live['g_loss']:.3f} | "
+              f"live generator: modes {live['modes_covered']}/8, high quality "
+              f"{live['high_quality_fraction']:6.1%} | moving average: modes "
+              f"{average['modes_covered']}/8, high quality {average['high_quality_fraction']:6.1%}")
 
-fig, axes = plt.subplots(1, len(shown), figsize=(2.1 * len(shown), 2.3), sharex=True, sharey=True)
-for ax, epoch in zip(axes, shown):
-    ax.scatter(data[:2500, 0], data[:2500, 1], s=2, color="tab:blue", alpha=0.3, linewidths=0)
-    ax.scatter(pictures[epoch][:, 0], pictures[epoch][:, 1], s=2, color="tab:orange", alpha=0.4,
-               linewidths=0)
-    ax.set_title(f"epoch {epoch}", fontsize=8)
-    ax.set_aspect("equal")
-    ax.set_xlim(-2.8, 2.8)
-    ax.set_ylim(-2.8, 2.8)
-    ax.tick_params(labelsize=6)
-fig.suptitle("GAN samples (orange) over the data (blue)", fontsize=9)
+fig, axes = plt.subplots(2, len(shown), figsize=(1.9 * len(shown), 4.1), sharex=True, sharey=True)
+for column, epoch in enumerate(shown):
+    for row, (which, label) in enumerate([("live", "live generator"),
+                                          ("average", f"moving average ({decay})")]):
+        ax = axes[row, column]
+        ax.scatter(data[:1000, 0], data[:1000, 1], s=10, color="0.7", linewidths=0)
+        points = pictures[epoch][which][:1000]                   # 1,000 of the 2,500, to stay light
+        ax.scatter(points[:, 0], points[:, 1], s=2, color="tab:red", alpha=0.6, linewidths=0)
+        ax.set_aspect("equal")
+        ax.set_xlim(-2.8, 2.8)
+        ax.set_ylim(-2.8, 2.8)
+        ax.tick_params(labelsize=6)
+        if row == 0:
+            ax.set_title(f"epoch {epoch}", fontsize=8)
+        if column == 0:
+            ax.set_ylabel(label, fontsize=8)
+fig.suptitle("GAN samples (red) over the data (grey): the live generator (top) and the moving "
+             "average that GAN.sample uses (bottom)", fontsize=8)
+fig.subplots_adjust(wspace=0.08, hspace=0.12)
 save(fig, "07_snapshots.png")
 
 # %% [markdown]
-# The first samples sit in a small cloud near the origin, where the untrained generator puts them.
-# The discriminator pushes them outwards to the ring, and they spread along it and gather on the
-# blobs, while the points between the blobs thin out slowly. Look at the last snapshots for blue blobs
-# with no orange on them: modes the generator does not produce. Whether it ends up on every blob, and
-# how sharply, is what the next section measures.
+# Read the top row first, the generator being trained. The untrained generator puts all its points
+# in a small cloud near the origin (the bottom row still shows it after the first epoch). Within one
+# epoch the discriminator has pushed the live generator's points out of it, all over the plane; they
+# settle on the ring, gather on the blobs, and the points between the blobs thin out slowly. The
+# bottom row, the moving average, follows the same path about a dozen epochs late: after five epochs
+# it is still a cloud at the origin, and only later, once the jitter matters more than the lag, is it
+# the sharper of the two. Look at the last snapshots for grey
+# blobs with no red on them: modes the generator does not produce. Whether it ends up on every blob,
+# and how sharply, is what the next section measures.
 #
 # ## Measuring mode collapse
 #
@@ -367,50 +474,55 @@ print(f"expected: data {1 - np.exp(-4.5):.1%} high quality; two modes KL = log 4
 # %% [markdown]
 # Each number sees a different failure: the collapsed set keeps perfect quality but covers two modes
 # with a reverse KL of $\log 4$; the blurred set covers every mode evenly but almost none of its
-# samples are sharp. Now the GAN we trained, epoch by epoch:
+# samples are sharp. Now the GAN we trained, epoch by epoch, both the live generator and the
+# moving average:
 
 # %%
-epoch_axis = [h["epoch"] for h in history]
-fig, (ax_modes, ax_quality) = plt.subplots(1, 2, figsize=(7, 2.5))
-ax_modes.plot(epoch_axis, [h["modes_covered"] for h in history])
-ax_modes.set_ylim(-0.3, 8.3)
+epoch_axis = [h["epoch"] for h in history["live"]]
+fig, (ax_modes, ax_quality) = plt.subplots(1, 2, figsize=(8, 2.8))
+for which, style in [("live", "-"), ("average", "--")]:
+    label = "live generator" if which == "live" else f"moving average ({decay}), GAN.sample"
+    ax_modes.plot(epoch_axis, [h["modes_covered"] for h in history[which]], style, label=label)
+    ax_quality.plot(epoch_axis, [100 * h["high_quality_fraction"] for h in history[which]], style,
+                    label=label)
+ax_modes.set_ylim(-0.3, 8.6)
 ax_modes.set_ylabel("modes covered (of 8)")
-ax_quality.plot(epoch_axis, [100 * h["high_quality_fraction"] for h in history], color="tab:green")
+ax_quality.set_ylim(-3, 103)
 ax_quality.set_ylabel("high-quality samples (%)")
 for ax in (ax_modes, ax_quality):
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
+ax_quality.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 fig.suptitle("The GAN's samples, measured after every epoch (2,500 samples each)", fontsize=9)
 save(fig, "07_metrics.png")
-final = history[-1]
-print(f"after {epochs} epochs: modes covered {final['modes_covered']}/8, high-quality fraction "
-      f"{final['high_quality_fraction']:.1%}, reverse KL {final['reverse_kl']:.3f}")
+for which in ("live", "average"):
+    final = history[which][-1]
+    print(f"after {epochs} epochs, {which:7s}: modes covered {final['modes_covered']}/8, "
+          f"high-quality fraction {final['high_quality_fraction']:.1%}, "
+          f"reverse KL {final['reverse_kl']:.3f}")
 
 # %% [markdown]
 # The two measures move at different times: the samples reach the blobs (modes covered) well before
-# they become sharp (high quality). And the count of modes need not only grow: the generator can move
+# they become sharp (high quality). The live generator's numbers jump from epoch to epoch: that is
+# the jitter of the game. The dashed curves of the moving average are smooth, trail the live ones by
+# about a dozen epochs, as computed above, and then run at or above them: averaging the jitter away
+# makes sharper samples, once the lag no longer matters. And the count of modes need not only grow: the generator can move
 # its samples from one blob to another, and nothing in its loss asks it to keep every blob, only to
 # fool the current discriminator. A mode lost late in training is mode collapse caught in the act.
 #
 # A single run says little about a method: GAN training is famously sensitive to the random seed. So
-# we repeat it from a few seeds, and, to see the saturation argument at work in full training, also
-# train the same networks with the minimax generator loss (a `GAN` whose `generator_loss` is replaced,
-# so the step and everything else stay the same).
+# we repeat it from a few seeds, and also train the same networks with the minimax generator loss
+# (`MinimaxGAN` from the SGD experiment: only `generator_loss` is replaced), this time with the
+# default Adam optimizers. The table reports the moving average's samples after the last epoch (what
+# `GAN.sample` returns; after 150 epochs its lag no longer matters).
 
 # %%
-class MinimaxGAN(GAN):
-    """The same GAN, with the generator minimising mean log(1 - D(G(z))) = -BCE(s, 0)."""
-
-    def generator_loss(self, fake):
-        return -bce_with_logits(self.discriminator(fake), 0.0)
-
-
 seeds = [1] if SMOKE else [1, 2, 3]
 print(f"{'generator loss':15s} {'seed':>4s} {'modes':>6s} {'high quality':>13s} {'reverse KL':>11s}")
 for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
     for seed in seeds:
         _, seed_history, _ = train_gan(seed, epochs, model_class=model_class)
-        m = seed_history[-1]
+        m = seed_history["average"][-1]
         print(f"{name:15s} {seed:4d} {m['modes_covered']:4d}/8 {m['high_quality_fraction']:13.1%} "
               f"{m['reverse_kl']:11.3f}")
 
@@ -419,8 +531,9 @@ for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
 # reverse KL well above 0; blurry samples show a low high-quality fraction. The seeds differ more than
 # one might hope: that is normal for GANs. With Adam, even the minimax loss trains on this easy
 # problem, because Adam divides each step by the recent size of the gradients, so a uniformly small
-# gradient still moves the weights; the non-saturating loss remains the safer default, and it is the
-# one `GAN` uses. For comparison, PacGAN reports an average of 6.3 of 8 modes and 98.2% high-quality
+# gradient still moves the weights, unlike the plain SGD of the race above. The saturation has not
+# gone away; Adam compensates for it. The non-saturating loss remains the safer default, and it is
+# the one `GAN` uses. For comparison, PacGAN reports an average of 6.3 of 8 modes and 98.2% high-quality
 # samples for the plain GAN in its ring experiment. Tutorial 8 sets the GAN beside a VAE and the
 # VAE-GAN on the same data, and tutorial 9 changes the game itself.
 #
@@ -432,7 +545,11 @@ for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
 # * The minimax generator loss $\log(1 - D(G(z)))$ has gradient $-\sigma(s)$ with respect to the
 #   discriminator's logit: it vanishes exactly when the discriminator confidently rejects the fakes,
 #   early in training. The non-saturating loss $-\log D(G(z))$ has gradient $-(1 - \sigma(s))$, large
-#   exactly then, with the same fixed point.
+#   exactly then, with the same fixed point. With plain SGD from a confident discriminator, the
+#   minimax generator stalls near its start; Adam's rescaling hides most of that.
+# * A moving average of the generator's weights (`GAN.sample`) makes sharper samples late in
+#   training, but it lags by about $1/(1 - d)$ steps and starts from the untrained weights: to watch
+#   training, look at the live generator.
 # * Each player has its own optimizer and learns only from its own loss; fakes are detached for the
 #   discriminator's step.
 # * Mode collapse is measured on mixtures with known centres: modes covered (diversity), the

@@ -2,13 +2,15 @@
 
     pip install -e ".[tutorials]"
     python tutorials/build_notebooks.py            # every tutorial
-    python tutorials/build_notebooks.py 03 04      # only the tutorials whose names start with 03 or 04
+    python tutorials/build_notebooks.py 03 04      # only tutorials whose names start with 03 or 04
+    python tutorials/build_notebooks.py --text-only 05   # prose edits: markdown only, no re-run
 
-Each ``tutorials/NN_slug.py`` (a jupytext "percent" script, the one source of truth) is converted to a
-notebook, executed top to bottom at full quality (``MINIGEN_TUTORIAL_SMOKE`` is removed from the
-environment) in a temporary working folder, so that the PNG files it writes stay out of the repository,
-and saved as ``tutorials/notebooks/NN_slug.ipynb`` with its outputs and figures. Cell ids and metadata
-are made deterministic, so that rebuilding an unchanged tutorial changes little in git.
+Each ``tutorials/NN_slug.py`` (a jupytext "percent" script, the one source of truth) is converted to
+a notebook, executed top to bottom at full quality (``MINIGEN_TUTORIAL_SMOKE`` is removed from the
+environment) in a temporary working folder, so that the PNG files it writes stay out of the
+repository, and saved as ``tutorials/notebooks/NN_slug.ipynb`` with its outputs and figures. Cell
+ids and metadata are made deterministic, so that rebuilding an unchanged tutorial changes little in
+git.
 """
 
 import argparse
@@ -20,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "notebooks"
-SIZE_LIMIT = 300_000      # bytes; a notebook must stay small enough to read on the web
+SIZE_LIMIT = 400_000      # bytes: light enough for the web, room for legible MNIST grids
 TIMEOUT = 1200            # seconds per cell
 
 
@@ -67,6 +69,35 @@ def build(script):
     return target
 
 
+def refresh_text(script):
+    """Copy the script's markdown cells into its executed notebook, keeping every output.
+
+    For edits to the prose only: when the code cells are unchanged, the outputs are still the ones
+    the code produces, and re-running a long tutorial to fix a sentence wastes minutes. Refuses,
+    with the reason, when the code cells or the cell layout differ: then rebuild the notebook.
+    """
+    import jupytext
+    import nbformat
+
+    fresh = jupytext.read(script, fmt="py:percent")
+    target = OUT / (script.stem + ".ipynb")
+    if not target.exists():
+        sys.exit(f"build_notebooks: {target.name} does not exist yet; build it first")
+    notebook = nbformat.read(target, as_version=4)
+    layout = [c.cell_type for c in fresh.cells], [c.cell_type for c in notebook.cells]
+    code = ([c.source for c in fresh.cells if c.cell_type == "code"],
+            [c.source for c in notebook.cells if c.cell_type == "code"])
+    if layout[0] != layout[1] or code[0] != code[1]:
+        sys.exit(f"build_notebooks: the code of {script.name} changed since {target.name} was "
+                 f"executed; rebuild it (python tutorials/build_notebooks.py {script.stem[:2]})")
+    for new, old in zip(fresh.cells, notebook.cells):
+        if new.cell_type == "markdown":
+            old.source = new.source
+    nbformat.validate(notebook)
+    nbformat.write(notebook, target)
+    return target
+
+
 def _merge_streams(outputs):
     """Join consecutive prints to the same stream into one output: how the kernel happened to split
     them depends on timing, and should not show up as a change in git."""
@@ -83,7 +114,11 @@ def _merge_streams(outputs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("prefixes", nargs="*", help="build only tutorials whose names start with these")
+    parser.add_argument("prefixes", nargs="*",
+                        help="build only tutorials whose names start with these")
+    parser.add_argument("--text-only", action="store_true",
+                        help="copy only the markdown into the executed notebooks, without running "
+                             "them (refused when any code cell changed)")
     args = parser.parse_args(argv)
     _require("jupytext", "nbclient", "nbformat", "ipykernel")
 
@@ -95,6 +130,10 @@ def main(argv=None):
     if not scripts:
         sys.exit(f"build_notebooks: no tutorial matches {' '.join(args.prefixes)}")
     OUT.mkdir(exist_ok=True)
+    if args.text_only:
+        for script in scripts:
+            print(f"{refresh_text(script).relative_to(HERE.parent)}: markdown refreshed")
+        return
     too_large = []
     for script in scripts:
         start = time.perf_counter()
