@@ -19,7 +19,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from . import backend as B
@@ -192,10 +194,32 @@ def _describe_os_error(err):
     return f"{where}{err.strerror or err}"
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a batch system's time limit), handled as Ctrl-C: the run says what it
+    keeps and leaves its folder clean."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None):
     """Run the command line; returns the exit code (0 fine, 1 a fault during the work or a diverging
-    loss, 2 bad input, 130 interrupted)."""
+    loss, 2 bad input, 130 interrupted by Ctrl-C, 143 by SIGTERM)."""
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():   # signals reach the main thread only
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    else:
+        previous = None
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args):
+    terminated = 128 + signal.SIGTERM
     try:
         with warnings.catch_warnings():
             # a diverging run overflows before the NaN guard stops it with a message of its own
@@ -211,10 +235,10 @@ def main(argv=None):
         return 1
     except RunInterrupted as err:
         _say(f"minigen: {err}")
-        return 130
-    except KeyboardInterrupt:
+        return terminated if isinstance(getattr(err, "original", None), _Terminated) else 130
+    except KeyboardInterrupt as err:
         _say("minigen: interrupted")
-        return 130
+        return terminated if isinstance(err, _Terminated) else 130
     except (B.BackendError, DataError, RunError, BadFileError, ValueError) as err:
         _say(f"minigen: error: {err}")
         return 2

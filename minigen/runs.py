@@ -593,7 +593,9 @@ def _explain(err, kind, out, epoch, undone):
         kept = (f"no checkpoint exists yet (the first epoch had not finished), so there is nothing "
                 f"to resume{'; ' + out + ' is left as it was found' if undone else ''}")
     if isinstance(err, KeyboardInterrupt):
-        return RunInterrupted(f"interrupted; {kept}")
+        interrupted = RunInterrupted(f"interrupted; {kept}")
+        interrupted.original = err       # Ctrl-C, or what the command line makes of SIGTERM
+        return interrupted
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
         where = f"{err.filename}: " if err.filename else ""
         return RunFault(f"{where}{err.strerror or err}. Training stopped; {kept}")

@@ -451,3 +451,21 @@ def test_a_setting_with_choices_is_checked_from_python_too(tmp_path, monkeypatch
                    log=lambda *a: None)
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["model"]["activation"] == "tanh"
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """``kill PID`` (a batch system's time limit): exit 143 and the message saying what is kept."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "minigen", "train", "vae", "--epochs", "500",
+                                "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    while not (out / "history.json").exists() and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate()
+    assert process.returncode == 143, err
+    assert "interrupted; the checkpoint after epoch" in err and "--resume" in err
+    assert "Traceback" not in err

@@ -107,3 +107,20 @@ def test_checkpoint_round_trip_includes_optimizer_state(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_per_epoch_files_are_synced_to_disk_only_now_and_then(tmp_path, monkeypatch):
+    """fsync costs about an epoch of a small model: the loop syncs at the end (and every
+    DURABLE_EVERY seconds), while every epoch's files are still replaced atomically."""
+    import minigen.train as train
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    mg.manual_seed(0)
+    fit(Line(), _data(), epochs=4, batch_size=16, out_dir=tmp_path, quiet=True)
+    assert len(calls) == 4            # the last epoch: checkpoint and history, file and folder each
+    calls.clear()
+    monkeypatch.setattr(train, "DURABLE_EVERY", 0.0)
+    fit(Line(), _data(), epochs=4, batch_size=16, out_dir=tmp_path / "b", quiet=True)
+    assert len(calls) == 4 * 4
