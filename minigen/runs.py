@@ -571,12 +571,15 @@ def _resume(kind, data, out, given, quiet, log):
             f"({'changed: ' + what if what else 'with its own settings'})")
         return _fit_and_finish(model, dataset, config, out, True, progress, quiet, log)
     except BaseException as err:
+        again = ""
         if progress.epoch == start and changed:   # no epoch with the new settings: as it was
             try:
                 _write_bytes(config_path, original)
+                again = "".join(f" {_BY_NAME[name].flag} {_show(new)}"
+                                for name, (_, new) in changed.items() if name in _BY_NAME)
             except OSError:
                 pass
-        raise _explain(err, kind, out, progress.epoch, undone=False) from None
+        raise _explain(err, kind, out, progress.epoch, undone=False, again=again) from None
 
 
 def _write_bytes(path, data):
@@ -584,11 +587,12 @@ def _write_bytes(path, data):
         f.write(data)
 
 
-def _explain(err, kind, out, epoch, undone):
-    """The exception to raise for ``err`` during a run's work, saying what is kept."""
+def _explain(err, kind, out, epoch, undone, again=""):
+    """The exception to raise for ``err`` during a run's work, saying what is kept; ``again``: the
+    flags a continuation must repeat (new settings that config.json does not hold yet)."""
     if epoch:
         kept = (f"the checkpoint after epoch {epoch} is kept in {out}; continue with: "
-                f"{_continue_hint(kind, out)}")
+                f"{_continue_hint(kind, out)}{again}")
     else:
         kept = (f"no checkpoint exists yet (the first epoch had not finished), so there is nothing "
                 f"to resume{'; ' + out + ' is left as it was found' if undone else ''}")

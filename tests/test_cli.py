@@ -469,3 +469,21 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     assert process.returncode == 143, err
     assert "interrupted; the checkpoint after epoch" in err and "--resume" in err
     assert "Traceback" not in err
+
+
+def test_an_interrupted_resume_with_new_settings_says_how_to_repeat_it(tmp_path, monkeypatch):
+    from minigen.models import vae
+
+    out = tmp_path / "run"
+    assert cli("train", "vae", "--epochs", 1, "--out", out, *TINY)[0] == 0
+    before = (out / "config.json").read_bytes()
+
+    def interrupt(self, x, optimizers):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vae.VAE, "train_step", interrupt)
+    code, _, err = cli("train", "vae", "--epochs", 4, "--lr", "1e-4", "--out", out, "--resume",
+                       *TINY)
+    assert code == 130 and "the checkpoint after epoch 1 is kept" in err
+    assert f"--out {out} --resume --epochs 4 --lr 0.0001" in err
+    assert (out / "config.json").read_bytes() == before     # no epoch ran with the new settings
