@@ -312,7 +312,13 @@ def main(argv=None):
              ("api", args.api, {"need_math": True, "need_images": False}),
              ("search", "search.html",
               {"need_math": False, "need_images": False, "search": "gradcheck"})]
-    # Every other tutorial too: its images load, its math typesets, nothing leaves file://.
+    # The other pages of the navigation and every other tutorial too: their images load, their
+    # math typesets, nothing leaves file://.
+    for page in ("results.html", "performance.html", "architecture.html", "cli.html",
+                 "tutorials/index.html", "api/index.html"):
+        pages.append((page.replace("/", "-").removesuffix(".html"), page,
+                      {"need_math": False,
+                       "need_images": page in ("results.html", "performance.html")}))
     (checks / "tutorials").mkdir(exist_ok=True)
     for path in sorted((args.site / "tutorials").glob("[0-9][0-9]_*.html")):
         page = path.relative_to(args.site).as_posix()

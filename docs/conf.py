@@ -45,7 +45,6 @@ nb_ipywidgets_js = {}                    # no require.js or widget manager from 
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-suppress_warnings = ["myst.header"]      # notebooks' own heading levels are kept as written
 
 # Math: MathJax 3 with SVG output (no web fonts to load), from _static/mathjax (see build.sh).
 mathjax_path = "mathjax/tex-svg-full.js"

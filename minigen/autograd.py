@@ -272,6 +272,12 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
+    def __iter__(self):
+        """The sub-tensors along the first axis, ``t[0], t[1], ...``; a 0-d tensor is not iterable
+        (indexing it would end the loop at once, silently)."""
+        for i in range(len(self)):
+            yield self[i]
+
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(t)``: the NumPy array of a CPU tensor (no copy unless asked); a TypeError for a
         tensor on a device, whose data must be copied to the host explicitly with ``t.numpy()``."""
@@ -376,8 +382,12 @@ class Tensor:
     def __le__(self, other): return _F.compare(self, other, "less_equal")
     def __gt__(self, other): return _F.compare(self, other, "greater")
     def __ge__(self, other): return _F.compare(self, other, "greater_equal")
-    def __eq__(self, other): return _F.compare(self, other, "equal")
-    def __ne__(self, other): return _F.compare(self, other, "not_equal")
+    def __eq__(self, other):   # ``t == None`` is False, as in PyTorch (not an array of NaN tests)
+        return False if other is None else _F.compare(self, other, "equal")
+
+    def __ne__(self, other):
+        return True if other is None else _F.compare(self, other, "not_equal")
+
     __hash__ = object.__hash__
 
     def __bool__(self):

@@ -158,13 +158,21 @@ class Bernoulli:
 
     ``Bernoulli(logits=x)``; or ``Bernoulli(probs=p)``, turned into logits log(p) - log(1 - p) after
     clamping p to [1e-7, 1 - 1e-7].  Work with logits where you can: they are exact for any value.
+    As PyTorch, probabilities outside [0, 1] (or NaN) are a ValueError unless
+    ``validate_args=False``.
     """
 
-    def __init__(self, logits=None, probs=None):
+    def __init__(self, logits=None, probs=None, validate_args=True):
         if (logits is None) == (probs is None):
             raise ValueError("Bernoulli: give exactly one of logits= or probs=")
         if logits is None:
             probs = probs if isinstance(probs, Tensor) else Tensor(probs)
+            if validate_args:
+                xp = B.namespace(probs.data)
+                inside = xp.logical_and(probs.data >= 0, probs.data <= 1)
+                if not bool(xp.all(inside)):
+                    raise ValueError(f"Bernoulli: probs must be in [0, 1]; those of shape "
+                                     f"{probs.shape} are not (or are NaN)")
             p = probs.clip(1e-7, 1.0 - 1e-7)
             logits = log(p) - log(1.0 - p)
         self.logits = logits if isinstance(logits, Tensor) else Tensor(logits)

@@ -775,8 +775,15 @@ class Stack(Function):
         return tuple(gy[(slice(None),) * axis + (i,)] for i in range(len(self.inputs)))
 
 
-def concatenate(tensors, axis=0): return Concatenate(axis)(*tensors)
-def stack(tensors, axis=0): return Stack(axis)(*tensors)
+def _sequence(who, tensors):
+    """A list of tensors; one Tensor is refused (iterating it would give its rows), as in PyTorch."""
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{who}: expected a sequence of tensors, not one Tensor (pass [t1, t2])")
+    return list(tensors)
+
+
+def concatenate(tensors, axis=0): return Concatenate(axis)(*_sequence("concatenate", tensors))
+def stack(tensors, axis=0): return Stack(axis)(*_sequence("stack", tensors))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -394,8 +394,8 @@ def layout(graph):
 # --------------------------------------------------------------------------------------------------
 
 _FILL = {"op": "#ffffff", "leaf": "#cfe3f7", "parameter": "#d4f0d0", "constant": "#e6e6e6"}
-_BOX_W, _BOX_H = 0.78, 0.72            # in layout units (a column is 1 wide, a row 1 high)
-_COL_IN, _ROW_IN = 2.0, 0.95           # inches per column and per row
+_BOX_W, _BOX_H = 0.7, 0.72             # in layout units (a column is 1 wide, a row 1 high)
+_COL_IN, _ROW_IN = 2.2, 0.95           # inches per column and per row
 
 
 def _figure(columns, rows, panels=1, ncols=1):
@@ -470,7 +470,8 @@ def _draw(ax, graph, pos, waypoints, show, grads=None, highlight=None, sent=None
                                          arrowstyle="-|>", mutation_scale=14, color="#c0392b",
                                          linewidth=2.2, zorder=3))
             x, y = _midpoint(points)
-            ax.text(x, y, _summary(sending[(src, slot)]), ha="center", va="center",
+            side = 1 if points[0][1] > pos[src][1] else -1    # the lower of a pair: below it
+            ax.text(x, y + 0.14 * side, _summary(sending[(src, slot)]), ha="center", va="center",
                     fontsize=7.5, color="#c0392b", zorder=5,
                     bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none",
                               alpha=0.9))

@@ -4,8 +4,15 @@ reference.
 The property tests (test_op_gradients.py, test_float32_strict.py) turn each spec into hypothesis
 tests. Values are drawn from grids (multiples of 1/64 plus an offset) so that ties and kinks - where
 a derivative does not exist - are never closer than the finite-difference step.
+
+Shapes include 0-d and size-0 arrays.  The binary ops (and ``where``'s two branches) also draw
+operands that are not float64 tensors to differentiate: Python numbers, and constant tensors of
+other dtypes (float32, int64, int32, bool; dimensioned or 0-d), wrapped in :class:`Const`.  The
+dtype the result must have is then PyTorch's, from :func:`torch_result_dtype`, a rule written here
+independently of minigen's.
 """
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,13 +33,130 @@ def grid(low, high, offset=0.0, exclude_zero=False):
     return ints.map(lambda i: i / 64 + offset)
 
 
-def unary_shapes():
-    return hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=SIDE)
+def unary_shapes(empty=True):
+    """Shapes of 0 to 3 dimensions, sometimes with a side of 0 (an empty array) when ``empty``."""
+    shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=SIDE)
+    if not empty:
+        return shapes
+    return st.one_of(shapes, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=SIDE))
 
 
 def broadcast_pair():
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1,
-                                             max_side=SIDE).map(lambda s: s.input_shapes)
+    def pairs(min_side):
+        return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
+                                                 min_side=min_side, max_side=SIDE)
+    return st.one_of(pairs(1), pairs(0)).map(lambda s: s.input_shapes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Operands that are not float64 tensors to differentiate
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Const:
+    """An operand that is not differentiated: a Python number, or a NumPy array of any dtype that
+    the tests turn into a constant Tensor."""
+    value: object
+
+    def operand(self, float_dtype=None):
+        """The operand as the op receives it; ``float_dtype`` replaces float64 constants (for the
+        float32 runs, where a float64 array may not exist)."""
+        if isinstance(self.value, np.ndarray):
+            value = self.value
+            if float_dtype is not None and value.dtype == np.float64:
+                value = value.astype(float_dtype)
+            return mg.Tensor(value)
+        return self.value
+
+
+def operands(arrays, dtype=np.float64):
+    """(what the op receives, the tensors that require grad): each float64 array becomes a tensor
+    of ``dtype`` that requires grad, each Const its operand."""
+    ops, checked = [], []
+    for a in arrays:
+        if isinstance(a, Const):
+            ops.append(a.operand(None if dtype == np.float64 else dtype))
+        else:
+            t = mg.Tensor(a.astype(dtype), requires_grad=True)
+            ops.append(t)
+            checked.append(t)
+    return ops, checked
+
+
+def with_checked(ops, tensors):
+    """``ops`` with its tensors that require grad replaced, in order, by ``tensors``."""
+    tensors = iter(tensors)
+    return [next(tensors) if isinstance(x, mg.Tensor) and x.requires_grad else x for x in ops]
+
+
+def reference_values(arrays):
+    """The values the NumPy reference computes with: float64 arrays (a Python number as is)."""
+    out = []
+    for a in arrays:
+        value = a.value if isinstance(a, Const) else a
+        out.append(value if not isinstance(value, np.ndarray) else value.astype(np.float64))
+    return out
+
+
+def torch_result_dtype(arrays, float_dtype="float64", default="float64"):
+    """PyTorch's promotion for these operands (float64 arrays stand for tensors of ``float_dtype``):
+    the highest category wins (bool < int < float); among the operands of that category, the
+    dimensioned tensors decide if any, else the 0-d tensors, else Python numbers (bool, int64, or
+    the default float dtype)."""
+    category = {"b": 0, "i": 1, "u": 1, "f": 2}
+    members = []                        # (priority, category, dtype name or None)
+    for a in arrays:
+        value = a.value if isinstance(a, Const) else a
+        if isinstance(value, np.ndarray):
+            name = value.dtype.name if isinstance(a, Const) else float_dtype
+            if float_dtype != "float64" and name == "float64":
+                name = float_dtype
+            members.append((0 if value.ndim else 1, category[np.dtype(name).kind], name))
+        else:
+            kind = "b" if isinstance(value, bool) else "i" if isinstance(value, int) else "f"
+            members.append((2, category[kind], {"b": "bool", "i": "int64", "f": default}[kind]))
+    top = max(c for _, c, _ in members)
+    for priority in (0, 1, 2):
+        names = [n for p, c, n in members if p == priority and c == top]
+        if names:
+            return np.result_type(*names).name
+
+
+def _operand(data, shape, low, high, offset=0.0, numbers=True, label="x"):
+    """A float64 array to differentiate, or (when ``numbers``) sometimes a Const in [low, high]: a
+    Python float or int, or a constant array of another dtype (integers and booleans only where the
+    domain holds them)."""
+    kinds = ["tensor", "tensor"]
+    if numbers:
+        kinds += ["python float", "float32"]
+        if np.ceil(low) <= np.floor(high):
+            kinds += ["python int", "int64", "int32"]
+        if low <= 0 and high >= 1 and offset == 0.0:
+            kinds += ["bool"]
+    kind = data.draw(st.sampled_from(kinds), label=f"{label} kind")
+    if kind == "tensor":
+        return data.draw(hnp.arrays(np.float64, shape, elements=grid(low, high, offset)),
+                         label=label)
+    if kind == "python float":
+        return Const(data.draw(grid(low, high, offset), label=label))
+    if kind == "python int":
+        return Const(data.draw(st.integers(int(np.ceil(low)), int(np.floor(high))), label=label))
+    if kind == "float32":
+        return Const(data.draw(hnp.arrays(np.float32, shape, elements=grid(low, high, offset)),
+                               label=label))
+    if kind == "bool":
+        return Const(data.draw(hnp.arrays(np.bool_, shape), label=label))
+    ints = st.integers(int(np.ceil(low)), int(np.floor(high)))
+    return Const(data.draw(hnp.arrays(np.dtype(kind), shape, elements=ints), label=label))
+
+
+def _two_operands(data, shapes, a_domain, b_domain, b_offset=0.0, numbers=True):
+    """Two operands, at least one of them a float64 array to differentiate."""
+    sa, sb = shapes
+    a = _operand(data, sa, *a_domain, numbers=numbers, label="a")
+    b = _operand(data, sb, *b_domain, offset=b_offset, numbers=numbers and not isinstance(a, Const),
+                 label="b")
+    return a, b
 
 
 def axis_for(shape):
@@ -62,12 +186,11 @@ def _unary(elements, params=None):
     return draw
 
 
-def _binary(a_elements, b_elements):
+def _binary(a_domain, b_domain, b_offset=0.0):
+    """Two operands with values in the domains (low, high); see _operand for their kinds."""
     def draw(data):
-        sa, sb = data.draw(broadcast_pair(), label="shapes")
-        a = data.draw(hnp.arrays(np.float64, sa, elements=a_elements), label="a")
-        b = data.draw(hnp.arrays(np.float64, sb, elements=b_elements), label="b")
-        return [a, b], {}
+        shapes = data.draw(broadcast_pair(), label="shapes")
+        return list(_two_operands(data, shapes, a_domain, b_domain, b_offset)), {}
     return draw
 
 
@@ -77,6 +200,10 @@ def _reduction_params(data, shape):
 
 
 def _np_logsumexp(x, axis=None, keepdims=False):
+    axes = tuple(range(x.ndim)) if axis is None else np.atleast_1d(axis) % max(x.ndim, 1)
+    if any(x.shape[a] == 0 for a in axes):        # the log of an empty sum
+        y = np.full([1 if i in axes else d for i, d in enumerate(x.shape)], -np.inf)
+        return y if keepdims else np.squeeze(y, axis=tuple(axes))
     m = np.max(x, axis=axis, keepdims=True)
     y = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return y if keepdims else np.squeeze(y, axis=axis if axis is not None else tuple(range(x.ndim)))
@@ -85,7 +212,8 @@ def _np_logsumexp(x, axis=None, keepdims=False):
 def _matmul_draw(data):
     kind = data.draw(st.sampled_from(["2d", "batched", "vec-mat", "mat-vec", "vec-vec",
                                       "broadcast"]))
-    n, k, m, b = (data.draw(st.integers(1, SIDE)) for _ in range(4))
+    n, m, b = (data.draw(st.integers(1, SIDE)) for _ in range(3))
+    k = data.draw(st.integers(0, SIDE))          # k = 0: an empty sum, zeros
     shapes = {"2d": ((n, k), (k, m)), "batched": ((b, n, k), (b, k, m)), "vec-mat": ((k,), (k, m)),
               "mat-vec": ((n, k), (k,)), "vec-vec": ((k,), (k,)),
               "broadcast": ((b, n, k), (k, m))}[kind]
@@ -146,7 +274,7 @@ def _join_draw(new_axis):
         for _ in range(count):
             s = list(shape)
             if not new_axis:
-                s[axis] = data.draw(st.integers(1, SIDE))
+                s[axis] = data.draw(st.integers(0, SIDE))    # 0: an empty piece
             arrays.append(data.draw(hnp.arrays(np.float64, tuple(s), elements=grid(-2, 2))))
         return arrays, {"axis": axis}
     return draw
@@ -154,9 +282,9 @@ def _join_draw(new_axis):
 
 def _where_draw(data):
     sa, sb = data.draw(broadcast_pair())
-    cond_shape = data.draw(hnp.broadcastable_shapes(np.broadcast_shapes(sa, sb), max_side=SIDE))
-    a = data.draw(hnp.arrays(np.float64, sa, elements=grid(-2, 2)))
-    b = data.draw(hnp.arrays(np.float64, sb, elements=grid(-2, 2)))
+    cond_shape = data.draw(hnp.broadcastable_shapes(np.broadcast_shapes(sa, sb), min_side=0,
+                                                    max_side=SIDE))
+    a, b = _two_operands(data, (sa, sb), (-2, 2), (-2, 2))
     return [a, b], {"cond": data.draw(hnp.arrays(np.bool_, cond_shape))}
 
 
@@ -180,9 +308,8 @@ def _clip_draw(data):
 
 
 def _maximum_draw(data):
-    sa, sb = data.draw(broadcast_pair())
-    a = data.draw(hnp.arrays(np.float64, sa, elements=grid(-2, 2)))
-    b = data.draw(hnp.arrays(np.float64, sb, elements=grid(-2, 2, offset=1 / 128)))  # never ties
+    # b is off a's grid by 1/128, so the two never tie (no integer or boolean operands, which could)
+    a, b = _two_operands(data, data.draw(broadcast_pair()), (-2, 2), (-2, 2), b_offset=1 / 128)
     return [a, b], {}
 
 
@@ -195,21 +322,31 @@ def _reparameterize_draw(data):
 
 
 def _max_draw(data):
-    shape = data.draw(unary_shapes())
+    shape = data.draw(unary_shapes(empty=False))   # the maximum of no numbers is an error
     size = int(np.prod(shape))
     values = data.draw(st.lists(st.integers(-200, 200), min_size=size, max_size=size, unique=True))
     x = np.array(values, dtype=np.float64).reshape(shape) / 64  # distinct: no ties at the maximum
     return [x], _reduction_params(data, shape)
 
 
+def _np_mean(x, axis, keepdims):
+    with warnings.catch_warnings():           # the mean of nothing: NaN, as minigen's and PyTorch's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+def _np_power(a, b):
+    return np.power(np.asarray(a, np.float64), b)   # NumPy refuses int ** negative int
+
+
 SPECS = [
-    OpSpec("add", lambda a, b: a + b, np.add, _binary(grid(-3, 3), grid(-3, 3)), second_order=True),
-    OpSpec("sub", lambda a, b: a - b, np.subtract, _binary(grid(-3, 3), grid(-3, 3))),
-    OpSpec("mul", lambda a, b: a * b, np.multiply, _binary(grid(-3, 3), grid(-3, 3)),
+    OpSpec("add", lambda a, b: a + b, np.add, _binary((-3, 3), (-3, 3)), second_order=True),
+    OpSpec("sub", lambda a, b: a - b, np.subtract, _binary((-3, 3), (-3, 3))),
+    OpSpec("mul", lambda a, b: a * b, np.multiply, _binary((-3, 3), (-3, 3)),
            second_order=True),
-    OpSpec("div", lambda a, b: a / b, np.divide, _binary(grid(-3, 3), grid(0.5, 3)),
+    OpSpec("div", lambda a, b: a / b, np.divide, _binary((-3, 3), (0.5, 3)),
            second_order=True),
-    OpSpec("pow", lambda a, b: a ** b, np.power, _binary(grid(0.5, 2), grid(-2, 2)),
+    OpSpec("pow", lambda a, b: a ** b, _np_power, _binary((0.5, 2), (-2, 2)),
            second_order=True),
     OpSpec("pow_scalar", lambda x, c: x ** c, lambda x, c: x ** c, _pow_scalar_draw,
            second_order=True),
@@ -239,7 +376,7 @@ SPECS = [
            lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
            _unary(grid(-3, 3), _reduction_params), second_order=True),
     OpSpec("mean", lambda x, axis, keepdims: x.mean(axis, keepdims),
-           lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
+           _np_mean,
            _unary(grid(-3, 3), _reduction_params)),
     OpSpec("max", lambda x, axis, keepdims: x.max(axis, keepdims),
            lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims), _max_draw),

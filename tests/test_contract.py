@@ -501,3 +501,31 @@ def test_15_batchnorm_momentum_none_is_the_cumulative_average(backend):
     bn2 = mg.nn.BatchNorm1d(1)                        # momentum 0.1: 0.9 * 0 + 0.1 * 2 after one
     bn2(mg.Tensor(batches[0]))
     assert bn2.running_mean.numpy() == pytest.approx([0.2])
+
+
+# ----------------------------------------------------------------------------------------------------
+# The same classes of mistake elsewhere
+# ----------------------------------------------------------------------------------------------------
+
+def test_joining_a_single_tensor_is_refused_not_split_into_rows(backend):
+    t = mg.Tensor(np.ones((2, 3)))
+    for join in (mg.concatenate, mg.stack):
+        with pytest.raises(TypeError, match="not one Tensor"):
+            join(t)
+    assert mg.concatenate([t, t]).shape == (4, 3)
+
+
+def test_bernoulli_refuses_probabilities_outside_0_1(backend):
+    for probs in (1.5, -0.1, float("nan"), [0.5, 2.0]):
+        with pytest.raises(ValueError, match="Bernoulli: probs must be in"):
+            mg.distributions.Bernoulli(probs=probs)
+    assert mg.distributions.Bernoulli(probs=[0.0, 1.0]).probs.shape == (2,)
+
+
+def test_iteration_and_comparison_with_none(backend):
+    t = mg.Tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert [row.tolist() for row in t] == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(TypeError, match="0-d"):
+        list(mg.Tensor(1.0))                   # not an empty loop
+    assert (t == None) is False and (t != None) is True  # noqa: E711 (what is tested)
+    assert t not in [None]

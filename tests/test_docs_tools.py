@@ -96,9 +96,10 @@ def test_links_written_for_the_repository_point_at_the_site():
         "![f](speed_sweep.png) [t](tutorials/index.md) [w](https://x.org/a) "
         "l [gone](no/such/file.md) [s](#quickstart)")
     notebooks = sorted((root / "tutorials" / "notebooks").glob("*.ipynb"))
-    tutorial = f"[n](notebooks/{notebooks[0].name}) [d](notebooks/)"
+    name = notebooks[0].name
+    tutorial = f"[n](notebooks/{name}) [d](notebooks/) [s]({notebooks[0].stem}.py)"
     assert minigen_docs.rewrite_links(tutorial, [root / "tutorials"], docs / "tutorials") == \
-        f"[n]({notebooks[0].name}) [d](index.md)"
+        f"[n]({name}) [d](index.md) [s]({name})"          # a script's page is its notebook
 
 
 def test_the_api_reference_covers_every_public_module_and_name():

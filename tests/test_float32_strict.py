@@ -11,17 +11,20 @@ import pytest
 from hypothesis import given, strategies as st
 
 import minigen as mg
-from op_specs import SPECS, SECOND_ORDER, call
+from op_specs import SPECS, SECOND_ORDER, call, operands, reference_values, torch_result_dtype
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
 @given(data=st.data())
 def test_forward_and_backward_stay_float32(backend32, spec, data):
     arrays, params = spec.draw(data)
-    tensors = [mg.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
-    out = call(spec, tensors, params)
+    ops, tensors = operands(arrays, np.float32)
+    out = call(spec, ops, params)
+    # int, bool and float32 constants and Python numbers never lift float32 tensors to float64
+    assert torch_result_dtype(arrays, "float32", default="float32") == "float32"
     assert mg.backend.dtype_name(out.dtype) == "float32"
-    np.testing.assert_allclose(out.numpy(), spec.ref(*arrays, **params), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.numpy(), spec.ref(*reference_values(arrays), **params),
+                               rtol=1e-5, atol=1e-5)
     (out * out).sum().backward()
     for t in tensors:
         assert t.grad is not None
@@ -34,8 +37,8 @@ def test_forward_and_backward_stay_float32(backend32, spec, data):
 @given(data=st.data())
 def test_double_backward_stays_float32(backend32, spec, data):
     arrays, params = spec.draw(data)
-    tensors = [mg.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
-    out = call(spec, tensors, params)
+    ops, tensors = operands(arrays, np.float32)
+    out = call(spec, ops, params)
     grads = mg.grad((out * out).sum(), tensors, create_graph=True)
     penalty = sum(((g * g).sum() for g in grads), start=mg.zeros((), dtype="float32"))
     for g in mg.grad(penalty, tensors):

@@ -388,6 +388,23 @@ end.backward()
 print(f"doubling chain of depth {depths[-1]}: minigen {x.grad.item():.6f}, our Value {start.grad:.6f}")
 
 # %% [markdown]
+# **Seeing the sweep.** `mg.draw_backward(t)` draws minigen's backward pass through the graph
+# behind `t`, one panel per step of the reverse topological order: the node whose gradient is
+# complete (orange) passes a share to each of its inputs along the red arrows, nodes already done
+# turn green, and a node still waiting (yellow) shows the sum of what has arrived so far, with "k/n"
+# when it is used n times. For $L = u \cdot u$, the multiplication sends $u$ one share along each of
+# its two arrows; $u$ adds them up (2 of 2 arrived) and only then passes anything on to $x$, which
+# is exactly the step the naive recursion got wrong:
+
+# %%
+x = mg.Tensor(0.5, requires_grad=True, dtype="float64", name="x")
+u = mg.tanh(x)
+u.name = "u"
+fig = mg.draw_backward(u * u)
+save(fig, "01_backward_sweep.png")
+fig
+
+# %% [markdown]
 # ## Learning with our own engine: gradient descent
 #
 # Gradients are for *learning*, and our 40 lines can already learn. Here are 20 noisy points made by a

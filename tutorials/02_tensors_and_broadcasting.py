@@ -115,6 +115,21 @@ print("w.grad", w.grad.shape, "matches the formula:", np.allclose(w.grad.numpy()
 print("b.grad", b.grad.shape, "matches the formula:", np.allclose(b.grad.numpy(), grad_b_by_hand))
 
 # %% [markdown]
+# `mg.draw_graph(loss)` draws the graph that `backward` walked: one box per tensor, with the op that
+# made it, its shape, and here (`show="both"`) its value and the gradient of the loss with respect
+# to it (2-norms for tensors of more than three numbers). Leaves that require a gradient are blue,
+# tensors that need none (the data $X$ and $y$, the constants of `mean` and `** 2`) grey. Follow the
+# shapes: the bias enters an addition whose result is $6 \times 1$, yet its gradient has its own
+# shape, $(1,)$.
+
+# %%
+y_hat = X @ w + b
+loss = ((y_hat - y) ** 2).mean()
+fig = mg.draw_graph(loss, show="both", names={"X": X, "y": y, "w": w, "b": b})
+save(fig, "02_graph.png")
+fig
+
+# %% [markdown]
 # Two things to notice. First, **every gradient has the shape of its tensor**: `w.grad` is $3 \times 1$
 # like `w`, because it holds one partial derivative per element of `w`. Second, `b` has shape $(1,)$ but
 # was added to a $6 \times 1$ product. That is broadcasting, and its gradient needed a sum. Why?

@@ -131,6 +131,23 @@ print("dP/dw:", linear.weight.grad.numpy().ravel(), "(by hand [4.8, 6.4])")
 print("dP/db:", linear.bias.grad, "(by hand 0: the penalty never reaches b, so no gradient is stored)")
 
 # %% [markdown]
+# **Seeing it.** `mg.draw_graph(t)` draws the graph behind a tensor, one box per tensor: the op
+# that made it, its shape and, with `show="grad"`, the gradient of `t` with respect to it (computed
+# by stepping through the backward sweep, without touching any `.grad`). The penalty's graph holds
+# no forward pass of the critic at all: the `matmul` is the dense layer's backward rule,
+# $\nabla_x D = g\, W^\top$, recorded because of `create_graph=True`, with the constant $g$ (the
+# ones that `sum`'s backward hands down) and the transposed weight as inputs. The gradient that
+# reaches $w$ through it is the $(4.8, 6.4)$ found by hand:
+
+# %%
+(grad_x,) = mg.grad(linear(points).sum(), points, create_graph=True)
+norm = mg.sqrt((grad_x * grad_x).sum(axis=1))
+penalty = ((norm - 1) ** 2).mean()
+fig = mg.draw_graph(penalty, show="grad", names={"w": linear.weight})
+save(fig, "09_penalty_graph.png")
+fig
+
+# %% [markdown]
 # Forget `create_graph=True` and `grad_x` is a plain constant again: the penalty built from it does not
 # depend on $w$ (`requires_grad` is False). On its own, `penalty.backward()` would at least raise an
 # error; but in a real loss the penalty is *added* to terms that do depend on the weights, the sum

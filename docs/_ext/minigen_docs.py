@@ -96,7 +96,9 @@ def _site_path(repo_path):
     if parts[:2] == ("tutorials", "notebooks") and repo_path.suffix == ".ipynb":
         return DOCS / "tutorials" / repo_path.name
     if len(parts) == 2 and parts[0] == "tutorials" and repo_path.suffix == ".py":
-        return DOCS / "tutorials" / repo_path.name
+        # a tutorial's script: on the site, its rendered page (which links the script itself)
+        notebook = ROOT / "tutorials" / "notebooks" / f"{repo_path.stem}.ipynb"
+        return DOCS / "tutorials" / (notebook.name if notebook.exists() else repo_path.name)
     if parts == ("README.md",):
         return DOCS / "index.md"
     return None
@@ -437,7 +439,11 @@ def write_architecture(public, home):
     intro = ("Generated from each module's imports: a module in layer *k* imports only modules of "
              "the layers below it, so reading them in this order you never meet a name that has "
              "not been explained. (A package's `__init__`, after its modules, only gathers names.)")
-    lines = ["## The layers, from the imports", "", intro, ""]
+    lines = ["## The layers, from the imports", "", intro, "",
+             "| layer | modules |", "| --- | --- |"]
+    lines += [f"| {number} | " + ", ".join(f"{{py:mod}}`{name}`" for name in names) + " |"
+              for number, names in enumerate(stack)]
+    lines.append("")
     named = set(home.values())              # mg.gradcheck, the function, is not minigen.gradcheck
     for number, names in enumerate(stack):
         lines += [f"### Layer {number}", ""]
