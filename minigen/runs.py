@@ -727,7 +727,10 @@ def sample_run(folder, n, out, seed=0):
     else:
         side = max(1, int(math.sqrt(n)))
         figure = plots.image_grid(samples, rows=-(-n // side), cols=side)
-    return plots.save(figure, out)
+    try:
+        return plots.save(figure, out)
+    except ValueError as err:            # matplotlib: a suffix it cannot write
+        raise RunError(f"--out {out}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -365,6 +365,9 @@ def test_sample_out_must_be_a_file(gan_run, tmp_path):
     (tmp_path / "f").write_text("x")
     code, _, err = cli("sample", gan_run, "--out", tmp_path / "f" / "s.png")
     assert code == 2 and "is a file" in err
+    code, _, err = cli("sample", gan_run, "--out", tmp_path / "s.xyz")
+    assert code == 2 and f"--out {tmp_path / 's.xyz'}: Format 'xyz' is not supported" in err
+    assert sorted(os.listdir(tmp_path)) == ["f"]
 
 
 def test_quiet_hides_only_the_progress(tmp_path):
