@@ -60,10 +60,9 @@ def atomic_write(path, mode="wb", fsync=True):
     ``fsync=False`` skips the two ``fsync`` calls: the file is still replaced in one step (a killed
     process or a full disk cannot leave half of it), but a power failure within the next seconds
     may lose it.  They cost about 10 ms each on a virtual disk, as much as an epoch of a 2-D model,
-    so the training loop syncs its per-epoch files only now and then.  An
-    ``OSError`` about no file or about the temporary one (a full disk, a permission error) is
-    re-raised with ``filename`` set to ``path``, so that a message built from it names the file the
-    user knows.
+    so the training loop syncs its per-epoch files only now and then.  An ``OSError`` about no file
+    or about the temporary one (a full disk, a permission error) is re-raised with ``filename`` set
+    to ``path``, so that a message built from it names the file the user knows.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', not {mode!r}")
