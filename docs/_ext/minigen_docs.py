@@ -10,12 +10,16 @@ Before Sphinx reads any page (``config-inited``), it writes, from the repository
   never re-run), in file-name order, each with a link to its script, and ``tutorials/README.md`` as
   the index;
 * ``docs/_generated/readme/``: sections of the README (Quickstart, Results, Performance, Layout...),
-  included by the hand-written pages, so the README stays the one copy of that text.
+  included by the hand-written pages, so the README stays the one copy of that text;
+* ``docs/_generated/architecture.md``: every module of the package in layers computed from its
+  imports, each with its docstring, and the fused ops beside their references.
 
 While Sphinx resolves cross-references (``missing-reference``), a docstring's reference to an object
 by the path of the file that defines it (``:class:`~minigen.autograd.Function```) is sent to where
-that object is documented (``minigen.Function``); Python's built-ins render as code.  Anything else
-that names nothing stays a warning, which ``-W`` turns into a failed build.
+that object is documented (``minigen.Function``); Python's built-ins, other libraries' objects and
+private helpers render as code.  Anything else that names nothing stays a warning, which ``-W``
+turns into a failed build.  Docstrings are written for ``help()`` too, so each is prepared for
+reStructuredText first (``autodoc-process-docstring``): see ``indented_blocks_as_code``.
 """
 
 import ast
@@ -134,8 +138,8 @@ def write_readme_fragments():
     sections = markdown_sections(readme)
     out = DOCS / "_generated" / "readme"
 
-    def fragment(name, text):
-        _write(out / f"{name}.md", rewrite_links(text, [ROOT], DOCS))
+    def fragment(name, text, page_dir=DOCS):
+        _write(out / f"{name}.md", rewrite_links(text, [ROOT], page_dir))
 
     fragment("intro", section(sections, "", readme))
     fragment("quickstart", section(sections, "Quickstart", readme))
@@ -144,11 +148,12 @@ def write_readme_fragments():
     figures = [m.group(0) for m in _LINK.finditer(results) if m.group(1)]
     fragment("results_figures", " ".join(figures) + "\n")
     for name, heading in [("performance", "Performance"), ("benchmarks", "Benchmarks"),
-                          ("layout", "Layout"),
-                          ("models", "Models from Python"), ("engine", "The engine"),
+                          ("layout", "Layout"), ("tests", "Tests"),
                           ("backends", "Backends, and keeping the GPU path honest without a GPU"),
-                          ("tests", "Tests")]:
+                          ("reliability", "Reliability: what a run folder guarantees")]:
         fragment(name, section(sections, heading, readme))
+    for name, heading in [("models", "Models from Python"), ("engine", "The engine")]:
+        fragment(name, section(sections, heading, readme), DOCS / "api")   # for api/index.md
     # The command line's usage lines are generated from the parser on the same page: keep the prose.
     prose = re.sub(r"^```.*?^```\n*", "", section(sections, "The command line", readme),
                    flags=re.MULTILINE | re.DOTALL)
@@ -354,8 +359,11 @@ def write_api(modules, home):
              "its module's `__all__`, grouped as the module groups it; an object exported by two "
              "modules (`mg.VAE` and `mg.models.VAE`) is described where it is defined and linked "
              "from the other.")
-    index = ["# API reference", "", intro, "", "```{toctree}", ":maxdepth: 1", ""] + pages
-    index += ["```", ""]
+    index = ["# API reference", "", intro, "", "```{toctree}", ":hidden:", ""] + pages
+    index += ["```", "", "```{eval-rst}", ".. autosummary::", ""]
+    index += [f"   {name}" for name in pages] + ["```", ""]
+    index += ["## The engine", "", "```{include} ../_generated/readme/engine.md", "```", "",
+              "## Models from Python", "", "```{include} ../_generated/readme/models.md", "```", ""]
     _write(out / "index.md", "\n".join(index))
     for stale in out.iterdir():
         if stale.suffix == ".rst" and stale.stem not in pages:
