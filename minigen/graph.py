@@ -73,11 +73,14 @@ class Node:
 
     @property
     def title(self):
-        """The first line of the node's label: its name and what it is."""
+        """The first line of the node's label: its name, or what it is."""
         if self.kind == "op":
             return self.op + self.tag if self.name is None else f"{self.name} = {self.op}"
-        what = {"leaf": "leaf", "parameter": "param", "constant": "const"}[self.kind]
-        return what + self.tag if self.name is None else f"{self.name} ({what})"
+        return self.what + self.tag if self.name is None else self.name
+
+    @property
+    def what(self):
+        return {"op": "op", "leaf": "leaf", "parameter": "param", "constant": "const"}[self.kind]
 
     @property
     def short(self):
@@ -292,7 +295,12 @@ def _summary(t, small=3):
 
 
 def _label(node, show, grads=None):
-    lines = [node.title, "x".join(str(d) for d in node.shape) if node.shape else "scalar"]
+    """The lines of a node's box: title; shape (after "param", "leaf" or "const" for a named
+    non-op); then the value and the gradient, as ``show`` asks."""
+    shape = "x".join(str(d) for d in node.shape) if node.shape else "scalar"
+    if node.kind != "op" and node.name is not None:
+        shape = f"{node.what} {shape}"
+    lines = [node.title, shape]
     if show in ("value", "both"):
         lines.append("value " + _summary(node.tensor))
     if show in ("grad", "both") and grads is not None and node.index in grads:
@@ -498,7 +506,8 @@ def _draw(ax, graph, pos, waypoints, show, grads=None, highlight=None, sent=None
         lines = _label(node, show, grads)
         if arrived is not None and node.index in arrived and graph.uses(node.index) > 1:
             lines[-1] += f" ({arrived[node.index]}/{graph.uses(node.index)})"
-        ax.text(x, y - _BOX_H / 2 + 0.1, lines[0], ha="center", va="top", fontsize=8.5,
+        size = 8.5 if len(lines[0]) <= 20 else max(6.0, 8.5 * 20 / len(lines[0]))  # long names
+        ax.text(x, y - _BOX_H / 2 + 0.1, lines[0], ha="center", va="top", fontsize=size,
                 fontweight="bold", zorder=4, clip_on=False)
         ax.text(x, y - _BOX_H / 2 + 0.31, "\n".join(lines[1:]), ha="center", va="top",
                 fontsize=7.5, zorder=4, linespacing=1.25, clip_on=False)

@@ -144,9 +144,9 @@ def test_to_dot_has_a_box_per_tensor_and_an_arrow_per_use():
     arrows = re.findall(r"^  n(\d+) -> n(\d+)", dot, flags=re.M)
     assert len(boxes) == 5 and len(arrows) == 6
     number = {label.split("\\n")[0]: n for n, label in boxes}
-    a_label = dict(boxes)[number["a (leaf)"]]
-    assert "value 2" in a_label and "grad 7" in a_label
-    assert arrows.count((number["a (leaf)"], number["add #1"])) == 2
+    a_label = dict(boxes)[number["a"]]
+    assert "leaf scalar" in a_label and "value 2" in a_label and "grad 7" in a_label
+    assert arrows.count((number["a"], number["add #1"])) == 2
 
 
 def test_layout_puts_inputs_left_of_their_ops_and_boxes_apart():
@@ -171,7 +171,7 @@ def test_draw_graph_draws_a_box_per_tensor_and_an_arrow_per_use():
         arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
         assert len(boxes) == 5 and len(arrows) == 6
     texts = " ".join(t.get_text() for t in ax.texts)
-    assert "a (leaf)" in texts and "add #2" in texts
+    assert "add #2" in texts and "leaf scalar" in texts
     with pytest.raises(ValueError, match="show must be"):
         mg.draw_graph(y, show="values")
     figure.canvas.draw()                               # renders without a display
