@@ -306,37 +306,56 @@ class _Geometry:
 
 
 
-def _pad_array(x, padding, value=0.0):
-    """A (A, B, H, W) array with ``padding`` rows and columns of ``value`` added on each side."""
+def _pad_array(x, padding, value=0.0, batch_last=False):
+    """A (A, B, H, W) array with ``padding`` rows and columns of ``value`` added on each side;
+    ``batch_last``: laid out in memory as (B, H, W, A), A varying fastest (a copy if need be)."""
     ph, pw = padding
-    if ph == 0 and pw == 0:
+    if ph == 0 and pw == 0 and (not batch_last or _is_batch_last(x)):
         return x
     a, b, h, w = x.shape
-    out = B.of(x).full((a, b, h + 2 * ph, w + 2 * pw), value, x.dtype)
+    shape = (a, b, h + 2 * ph, w + 2 * pw)
+    if batch_last:
+        out = B.namespace(x).permute_dims(B.of(x).full(shape[1:] + shape[:1], value, x.dtype),
+                                          (3, 0, 1, 2))
+    else:
+        out = B.of(x).full(shape, value, x.dtype)
     out[:, :, ph:ph + h, pw:pw + w] = x
     return out
+
+
+def _is_batch_last(x):
+    """True when x's first axis varies fastest in memory (NumPy and CuPy tell by the strides)."""
+    strides = getattr(x, "strides", None)
+    return strides is not None and strides[0] == min(strides)
 
 
 def _reshape_array(array, shape):
     return B.namespace(array).reshape(array, shape)
 
 
-def _unfold(x, geom, out_size, value=0.0):
+def _unfold(x, geom, out_size, value=0.0, batch_last=False):
     """The windows of x (A, B, H, W) padded with ``value``: (A, B, kH, kW, OH, OW), a strided view
-    of the padded array (on NumPy and CuPy; see ``backend.windows``)."""
-    return B.of(x).windows(_pad_array(x, geom.padding, value), geom.kernel, geom.stride,
-                           geom.dilation, out_size)
+    of the padded array (on NumPy and CuPy; see ``backend.windows``).  ``batch_last`` as in
+    ``_pad_array``."""
+    return B.of(x).windows(_pad_array(x, geom.padding, value, batch_last), geom.kernel,
+                           geom.stride, geom.dilation, out_size)
 
 
-def _fold(cols, geom, size):
+def _fold(cols, geom, size, batch_last=False):
     """col2im, the adjoint of ``_unfold``: windows (A, B, kH, kW, OH, OW) -> an (A, B, H, W) image
     where every window's values are added back where the window lies, overlaps summed, padding
     dropped.  A scatter-add done as one strided ``+=`` per kernel position: within one position the
     windows never touch the same pixel twice, so the plain ``+=`` is exact (and much faster than a
-    general scatter-add such as ``numpy.add.at``)."""
+    general scatter-add such as ``numpy.add.at``).  ``batch_last``: the image is laid out in memory
+    as (A, H, W, B), matching columns whose B axis varies fastest, so each ``+=`` runs over long
+    contiguous rows of B values instead of rows of OW values a stride apart."""
     a, b, kh, kw, oh, ow = cols.shape
     (h, w), (ph, pw), (sh, sw), (dh, dw) = size, geom.padding, geom.stride, geom.dilation
-    out = B.of(cols).zeros((a, b, h + 2 * ph, w + 2 * pw), like=cols)
+    owner, xp = B.of(cols), B.namespace(cols)
+    if batch_last:
+        out = xp.permute_dims(owner.zeros((a, h + 2 * ph, w + 2 * pw, b), like=cols), (0, 3, 1, 2))
+    else:
+        out = owner.zeros((a, b, h + 2 * ph, w + 2 * pw), like=cols)
     for i in range(kh):
         for j in range(kw):
             out[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
@@ -344,15 +363,33 @@ def _fold(cols, geom, size):
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
+# The fused ops keep the batch axis last in memory: columns are ordered (OH, OW, N), and outputs
+# are (N, C, H, W) views of (C, H, W, N) arrays.  Every copy (the im2col buffer, col2im's adds, the
+# output gradient's reshape) then moves rows of N contiguous values; with N first they would move
+# rows of OW values (7 for a 7 x 7 image) a stride apart, several times slower.
+
+def _batch_last(x):
+    """(N, C, H, W) -> (C, H*W*N): a view when x is one of these ops' outputs, else one copy."""
+    xp = B.namespace(x)
+    return xp.reshape(xp.permute_dims(x, (1, 2, 3, 0)), (x.shape[1], -1))
+
+
+def _batch_first(y, shape):
+    """(C, H*W*N) -> a (N, C, H, W) view, for ``shape`` (N, C, H, W)."""
+    xp = B.namespace(y)
+    n, c, h, w = shape
+    return xp.permute_dims(xp.reshape(y, (c, h, w, n)), (3, 0, 1, 2))
+
+
 def _im2col_arrays(x, geom, out_size):
-    """The im2col buffer of x (N, C, H, W): (C*kH*kW, N*OH*OW), one column per output pixel of the
+    """The im2col buffer of x (N, C, H, W): (C*kH*kW, OH*OW*N), one column per output pixel of the
     whole batch.  The windows are a view; this reshape is the one copy."""
     xp = B.namespace(x)
     n, c = x.shape[:2]
     kh, kw = geom.kernel
-    # (C, kH, kW, N, OH, OW): still a view
-    windows = xp.permute_dims(_unfold(x, geom, out_size), (1, 2, 3, 0, 4, 5))
-    return xp.reshape(windows, (c * kh * kw, n * out_size[0] * out_size[1]))
+    # (C, kH, kW, OH, OW, N): still a view, of x (or of a padded copy) laid out batch last
+    windows = xp.permute_dims(_unfold(x, geom, out_size, batch_last=True), (1, 2, 3, 4, 5, 0))
+    return xp.reshape(windows, (c * kh * kw, out_size[0] * out_size[1] * n))
 
 
 def _conv_arrays(x, weight, bias, geom, out_size, cols=None):
@@ -361,34 +398,32 @@ def _conv_arrays(x, weight, bias, geom, out_size, cols=None):
     o = weight.shape[0]
     if cols is None:
         cols = _im2col_arrays(x, geom, out_size)
-    y = xp.matmul(xp.reshape(weight, (o, -1)), cols)                   # (O, N*OH*OW)
+    y = xp.matmul(xp.reshape(weight, (o, -1)), cols)                   # (O, OH*OW*N)
     if bias is not None:
         y += xp.reshape(bias, (o, 1))
-    y = xp.reshape(y, (o, x.shape[0]) + tuple(out_size))
-    return xp.permute_dims(y, (1, 0, 2, 3)), cols                      # (N, O, OH, OW), a view
+    return _batch_first(y, (x.shape[0], o) + tuple(out_size)), cols
 
 
 def _weight_grad_arrays(x, gy, geom, cols=None):
-    """dL/dweight of conv2d given gy = dL/dy: gy (O, N*OH*OW) @ im2col(x)^T, one GEMM."""
+    """dL/dweight of conv2d given gy = dL/dy: gy (O, OH*OW*N) @ im2col(x)^T, one GEMM."""
     xp = B.namespace(gy)
     o, c = gy.shape[1], x.shape[1]
     if cols is None:
         cols = _im2col_arrays(x, geom, gy.shape[2:])
-    gy2 = xp.reshape(xp.permute_dims(gy, (1, 0, 2, 3)), (o, -1))      # (O, N*OH*OW)
-    return xp.reshape(xp.matmul(gy2, xp.permute_dims(cols, (1, 0))), (o, c) + geom.kernel)
+    gw = xp.matmul(_batch_last(gy), xp.permute_dims(cols, (1, 0)))
+    return xp.reshape(gw, (o, c) + geom.kernel)
 
 
 def _transpose_arrays(x, weight, bias, geom, size):
     """y = conv_transpose2d(x, weight) + bias on arrays, of spatial ``size``: one GEMM making the
-    columns (C_out*kH*kW, N*H*W) = weight^T @ x, then col2im."""
+    columns (C_out*kH*kW, H*W*N) = weight^T @ x, then col2im."""
     xp = B.namespace(x)
     n, cin, h, w = x.shape
     cout = weight.shape[1]
     kh, kw = geom.kernel
-    x2 = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (cin, n * h * w))
-    cols = xp.matmul(xp.permute_dims(xp.reshape(weight, (cin, -1)), (1, 0)), x2)
-    cols = xp.permute_dims(xp.reshape(cols, (cout, kh, kw, n, h, w)), (0, 3, 1, 2, 4, 5))
-    y = _fold(cols, geom, size)                                        # (C_out, N, H_out, W_out)
+    cols = xp.matmul(xp.permute_dims(xp.reshape(weight, (cin, -1)), (1, 0)), _batch_last(x))
+    cols = xp.permute_dims(xp.reshape(cols, (cout, kh, kw, h, w, n)), (0, 5, 1, 2, 3, 4))
+    y = _fold(cols, geom, size, batch_last=True)              # (C_out, N, H_out, W_out)
     if bias is not None:
         y = y + xp.reshape(bias, (cout, 1, 1, 1))
     return xp.permute_dims(y, (1, 0, 2, 3))
