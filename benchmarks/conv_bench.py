@@ -7,8 +7,10 @@ issue 13: on 28 x 28 images, batch 64,
 forward and backward (every weight and bias gets its gradient; the inputs are data and need
 none), timed for minigen's fused ops, minigen's im2col reference (fusion off) and PyTorch on the CPU
 (oneDNN), one thread each.  Memory: the peak resident memory one step adds to its process, each
-implementation in a fresh subprocess (tracemalloc cannot see PyTorch's allocator; Linux only), and
-the bytes of minigen's im2col / col2im buffers, counted from the shapes.
+implementation in a fresh subprocess (Linux's peak resident set, reset before the step; PyTorch's
+allocator is invisible to tracemalloc), for minigen also the exact peak of its arrays during a step
+(tracemalloc), and the bytes of minigen's im2col / col2im buffers, counted from the shapes.  Both
+allocators keep freed memory for reuse, so the resident peaks are rough.
 
 Run alone: ``python benchmarks/conv_bench.py`` prints the table.
 """
@@ -19,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -64,27 +67,29 @@ class MinigenStep:
 
 
 class TorchStep:
-    """The same step in PyTorch on the CPU, one thread."""
+    """The same step in PyTorch: on the CPU with one thread (oneDNN), or on CUDA (cuDNN)."""
 
-    name = "PyTorch CPU (oneDNN)"
-
-    def __init__(self):
+    def __init__(self, device="cpu"):
         import torch
         torch.set_num_threads(1)
         torch.manual_seed(0)
         nn = torch.nn
-        self.torch = torch
+        self.torch, self.device = torch, device
+        self.name = "PyTorch CPU (oneDNN)" if device == "cpu" else "PyTorch CUDA (cuDNN)"
         self.d1, self.d2 = nn.Conv2d(1, 64, 4, 2, 1), nn.Conv2d(64, 128, 4, 2, 1)
         self.g1, self.g2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+        self.layers = [m.to(device) for m in (self.d1, self.d2, self.g1, self.g2)]
         x, h = _data()
-        self.x, self.h = torch.from_numpy(x), torch.from_numpy(h)
-        self.params = [p for m in (self.d1, self.d2, self.g1, self.g2) for p in m.parameters()]
+        self.x, self.h = torch.from_numpy(x).to(device), torch.from_numpy(h).to(device)
+        self.params = [p for m in self.layers for p in m.parameters()]
 
     def step(self):
         for p in self.params:
             p.grad = None
         loss = self.d2(self.d1(self.x)).sum() + self.g2(self.g1(self.h)).sum()
         loss.backward()
+        if self.device != "cpu":
+            self.torch.cuda.synchronize()
 
 
 def im2col_bytes():
@@ -122,7 +127,14 @@ def _peak_rss_of_step(which):
         f.write("5")
     before = _status_kb("VmRSS")
     step.step()
-    return (_status_kb("VmHWM") - before) * 1024
+    rss = (_status_kb("VmHWM") - before) * 1024
+    traced = None
+    if which != "torch":             # NumPy reports its allocations to tracemalloc, exactly
+        tracemalloc.start()
+        step.step()
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return rss, traced
 
 
 def peak_rss(which):
@@ -152,17 +164,21 @@ def interleaved(steps, repeats, per_round=3):
 
 
 def conv_suite(backend="numpy", repeats=5, torch_ok=True, memory=True):
-    """Rows {implementation, seconds (per step), peak_mb} for run.py's table."""
+    """Rows {implementation, seconds (per step), peak_mb} for run.py's table: minigen fused, its
+    reference, and PyTorch (CPU for the numpy backend, CUDA for cupy) when ``torch_ok``."""
     steps = [MinigenStep(backend), MinigenStep(backend, fusion=False)]
-    if torch_ok and backend == "numpy":
-        steps.append(TorchStep())
+    if torch_ok:
+        steps.append(TorchStep("cpu" if backend == "numpy" else "cuda"))
     seconds = interleaved(steps, repeats)
-    kinds = {steps[0].name: "fused", steps[1].name: "reference", TorchStep.name: "torch"}
+    kinds = ["fused", "reference", "torch"]
+    memory = memory and backend == "numpy" and os.path.exists("/proc/self/clear_refs")
     rows = []
-    for s in steps:
+    for kind, s in zip(kinds, steps):
         row = {"implementation": s.name, "seconds": seconds[s.name]}
-        if memory and backend == "numpy":
-            row["peak_mb"] = peak_rss(kinds[s.name]) / 2**20
+        if memory:
+            rss, traced = peak_rss(kind)
+            row["peak_mb"] = rss / 2**20
+            row["traced_peak_mb"] = None if traced is None else traced / 2**20
         rows.append(row)
     buffers = im2col_bytes()
     rows[0]["im2col_mb"] = {k: v / 2**20 for k, v in buffers.items()}

@@ -24,6 +24,11 @@ implementations share the machine's mood):
 * ``sweep``: the VAE's seconds per epoch against batch size and hidden width (``plot_sweep.py``
   draws it, with the GPU's results beside the CPU's).
 * ``ops``: the cost of a recorded op against the raw array call (``op_overhead.py``).
+* ``conv``: the DCGAN-sized convolution step of issue 13 (``conv_bench.py``): convolutions 1->64
+  and 64->128, transposed convolutions 64->32 and 32->1, all kernel 4 stride 2 padding 1, batch 64,
+  forward and backward, seconds per step: minigen's fused ops, its im2col reference (fusion off)
+  and PyTorch on the CPU; the peak memory one step adds (each in a fresh process) and the size of
+  minigen's im2col buffers.
 
 BLAS settings: some machines set ``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (this project's do:
 they make OpenBLAS use slower kernels); a user's machine has neither.  With ``--blas both`` (the
@@ -51,6 +56,7 @@ import numpy as np  # noqa: E402  (benchmarks may use NumPy directly; the librar
 
 import minigen as mg  # noqa: E402
 from minigen import backend as B  # noqa: E402
+from conv_bench import conv_suite  # noqa: E402
 from references import (NumpyDeepMLP, NumpyVAE, TorchGAN, TorchVAEGAN,  # noqa: E402
                         torch_deep_mlp, torch_vae)
 
@@ -313,7 +319,7 @@ def peak_memory(make_run):
         tracemalloc.stop()
 
 
-def table(rows):
+def table(rows, unit="s / epoch"):
     """Rows of {implementation, seconds, peak_mb} -> markdown, with each row's ratio to the
     hand-written and to the PyTorch rows when the table has them (stored in the rows too)."""
     refs = [(label, next((r["seconds"] for r in rows if r["implementation"].startswith(prefix)),
@@ -321,7 +327,7 @@ def table(rows):
                                                       ("PyTorch", "PyTorch"))]
     refs = [(label, seconds) for label, seconds in refs if seconds is not None]
     memory = any(r.get("peak_mb") is not None for r in rows)
-    head = "| implementation | s / epoch |" + "".join(f" vs {label} |" for label, _ in refs)
+    head = f"| implementation | {unit} |" + "".join(f" vs {label} |" for label, _ in refs)
     lines = [head + (" peak memory (MB) |" if memory else ""),
              "|---|---:|" + "---:|" * (len(refs) + memory)]
     for r in rows:
@@ -470,7 +476,7 @@ def machine():
     return info
 
 
-SUITES = ("vae", "gan", "vaegan", "deep-mlp", "mlp", "sweep", "ops")
+SUITES = ("vae", "gan", "vaegan", "deep-mlp", "mlp", "conv", "sweep", "ops")
 THREADS = 1
 
 
@@ -500,6 +506,9 @@ def run_suites(args, suites, repeats, label):
                      lambda: deep_mlp_suite(args.backend, repeats)),
         "mlp": ("Wide MLP autoencoder 784-2048-2048-784, batch 1024, one epoch of 8,000 images",
                 lambda: mlp_suite(images, args.backend, repeats)),
+        "conv": ("DCGAN-sized convolutions (conv 1->64, 64->128, transposed 64->32, 32->1; k4 s2 "
+                 "p1; 28 x 28, batch 64), forward and backward; peak memory a step adds",
+                 lambda: conv_suite(args.backend, repeats, torch_available())),
     }
     for suite in suites:
         if suite in ("sweep", "ops"):
@@ -509,7 +518,15 @@ def run_suites(args, suites, repeats, label):
                                else [(entries[0], suite, entries[1])]):
             rows = fn()
             out[key] = rows
-            print(f"## {title}\n\n{table(rows)}\n", flush=True)
+            unit = "s / step" if suite == "conv" else "s / epoch"
+            print(f"## {title}\n\n{table(rows, unit)}\n", flush=True)
+            if suite == "conv":
+                sizes = rows[0]["im2col_mb"]
+                traced = "; ".join(f"{r['implementation']}: {r['traced_peak_mb']:.1f} MB"
+                                   for r in rows if r.get("traced_peak_mb") is not None)
+                print(f"minigen's im2col/col2im buffers per step: {sizes['forward']:.1f} MB "
+                      f"forward, {sizes['backward']:.1f} MB backward; peak of its arrays during "
+                      f"a step (tracemalloc): {traced or 'not measured'}\n", flush=True)
     if "sweep" in suites:
         print("## Sweep: VAE seconds per epoch against batch size and hidden width")
         out["sweep"] = sweep_suite(images, args.backend, args.quick)
