@@ -341,32 +341,37 @@ def _unfold(x, geom, out_size, value=0.0, batch_last=False):
                            geom.stride, geom.dilation, out_size)
 
 
-def _fold(cols, geom, size, batch_last=False):
-    """col2im, the adjoint of ``_unfold``: windows (A, B, kH, kW, OH, OW) -> an (A, B, H, W) image
+def _fold(cols, geom, size):
+    """col2im, the adjoint of ``_unfold`` (whose windows it takes with the B axis moved last):
+    columns (A, kH, kW, OH, OW, B) -> an (A, H, W, B) image
     where every window's values are added back where the window lies, overlaps summed, padding
     dropped.  A scatter-add done as one strided ``+=`` per kernel position: within one position the
     windows never touch the same pixel twice, so the plain ``+=`` is exact (and much faster than a
-    general scatter-add such as ``numpy.add.at``).  ``batch_last``: the image is laid out in memory
-    as (A, H, W, B), matching columns whose B axis varies fastest, so each ``+=`` runs over long
-    contiguous rows of B values instead of rows of OW values a stride apart."""
-    a, b, kh, kw, oh, ow = cols.shape
+    general scatter-add such as ``numpy.add.at``).  The layout, B last, is the memory order: the
+    convolutions keep the batch there (rows of N contiguous values per add), the pools pass B = 1.
+    """
+    a, kh, kw, oh, ow, b = cols.shape
     (h, w), (ph, pw), (sh, sw), (dh, dw) = size, geom.padding, geom.stride, geom.dilation
-    owner, xp = B.of(cols), B.namespace(cols)
-    if batch_last:
-        out = xp.permute_dims(owner.zeros((a, h + 2 * ph, w + 2 * pw, b), like=cols), (0, 3, 1, 2))
-    else:
-        out = owner.zeros((a, b, h + 2 * ph, w + 2 * pw), like=cols)
+    out = B.of(cols).zeros((a, h + 2 * ph, w + 2 * pw, b), like=cols)
     for i in range(kh):
         for j in range(kw):
-            out[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
-                j * dw:j * dw + sw * (ow - 1) + 1:sw] += cols[:, :, i, j, ...]
-    return out[:, :, ph:ph + h, pw:pw + w]
+            out[:, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                j * dw:j * dw + sw * (ow - 1) + 1:sw, :] += cols[:, i, j, ...]
+    return out[:, ph:ph + h, pw:pw + w, :]
+
+
+def _fold_images(cols, geom, size):
+    """_fold for the pools' windows (N, C, kH, kW, OH, OW) -> (N, C, H, W)."""
+    n, c, kh, kw, oh, ow = cols.shape
+    image = _fold(_reshape_array(cols, (n * c, kh, kw, oh, ow, 1)), geom, size)
+    return _reshape_array(image, (n, c) + tuple(size))
 
 
 # The fused ops keep the batch axis last in memory: columns are ordered (OH, OW, N), and outputs
 # are (N, C, H, W) views of (C, H, W, N) arrays.  Every copy (the im2col buffer, col2im's adds, the
 # output gradient's reshape) then moves rows of N contiguous values; with N first they would move
-# rows of OW values (7 for a 7 x 7 image) a stride apart, several times slower.
+# rows of OW values (7 for a 7 x 7 image) a stride apart, several times slower.  The adds of col2im
+# index the arrays in that memory order too: NumPy's += through transposed views was 3x slower.
 
 def _batch_last(x):
     """(N, C, H, W) -> (C, H*W*N): a view when x is one of these ops' outputs, else one copy."""
@@ -422,11 +427,10 @@ def _transpose_arrays(x, weight, bias, geom, size):
     cout = weight.shape[1]
     kh, kw = geom.kernel
     cols = xp.matmul(xp.permute_dims(xp.reshape(weight, (cin, -1)), (1, 0)), _batch_last(x))
-    cols = xp.permute_dims(xp.reshape(cols, (cout, kh, kw, h, w, n)), (0, 5, 1, 2, 3, 4))
-    y = _fold(cols, geom, size, batch_last=True)              # (C_out, N, H_out, W_out)
+    y = _fold(xp.reshape(cols, (cout, kh, kw, h, w, n)), geom, size)   # (C_out, H_out, W_out, N)
     if bias is not None:
         y = y + xp.reshape(bias, (cout, 1, 1, 1))
-    return xp.permute_dims(y, (1, 0, 2, 3))
+    return xp.permute_dims(y, (3, 0, 1, 2))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -655,7 +659,7 @@ def _scatter_winners(g, winners, geom, size):
     """g (N, C, OH, OW) placed at each window's winner, windows folded back: (N, C, H, W)."""
     n, c, oh, ow = g.shape
     cols = winners * g[:, :, None, ...]                               # (N, C, kH*kW, OH, OW)
-    return _fold(_reshape_array(cols, (n, c) + geom.kernel + (oh, ow)), geom, size)
+    return _fold_images(_reshape_array(cols, (n, c) + geom.kernel + (oh, ow)), geom, size)
 
 
 def _gather_winners(g, winners, geom):
@@ -729,7 +733,7 @@ def _spread_average(g, geom, size):
     n, c, oh, ow = g.shape
     cols = xp.broadcast_to(xp.reshape(g * (1.0 / (kh * kw)), (n, c, 1, 1, oh, ow)),
                            (n, c, kh, kw, oh, ow))
-    return _fold(cols, geom, size)
+    return _fold_images(cols, geom, size)
 
 
 class _AvgPoolSpread(Function):
