@@ -20,6 +20,8 @@ input's dtype (so a leaf's ``.grad`` always has the leaf's dtype, as in PyTorch)
 """
 
 import contextlib
+import heapq
+import itertools
 import threading
 import weakref
 
@@ -69,6 +71,7 @@ def enable_grad():
 # ----------------------------------------------------------------------------------------------------
 
 _changes = 0    # how many in-place changes minigen has made so far, to all tensors together
+_sequence = itertools.count()   # numbers the recorded ops in the order they ran
 
 
 def mark_modified(*tensors):
@@ -565,6 +568,7 @@ class Function:
         result = Tensor._wrap(out, needs_grad)
         if needs_grad:
             self.inputs = tensors
+            self._seq = next(_sequence)          # creation order: the graph walk's schedule
             self._clock = _changes
             self._output_ref = weakref.ref(result)
             result.creator = self
@@ -756,31 +760,39 @@ def _initial_grad(output, grad, who):
 def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
     """Run the chain rule from ``outputs`` back through the graph.
 
-    With ``targets=None`` gradients are added to the ``.grad`` of leaves that require grad (backward()).
-    Otherwise the gradients of the tensors in ``targets`` are returned in a dict by id (mg.grad) and no
-    ``.grad`` is touched; then only the part of the graph between the outputs and the targets is
-    walked (see :func:`_leading_to`).
+    The walk takes the tensors in reverse creation order: a max-heap keyed by the number of the op
+    that made each one (``Function._seq``).  Every op that used a tensor was recorded after it, so
+    by the time a tensor comes off the heap all of its gradient has arrived: the heap is a reverse
+    topological order, built as the walk goes (a tensor joins it when its first gradient arrives).
+    Leaves are finished at the end.
+
+    With ``targets=None`` gradients are added to the ``.grad`` of leaves that require grad
+    (backward()).  Otherwise the gradients of the tensors in ``targets`` are returned in a dict by id
+    (mg.grad) and no ``.grad`` is touched; then only the part of the graph between the outputs and
+    the targets is walked (see :func:`_leading_to`).
     """
     grads, private = {}, {}       # private[id(t)]: t's gradient array is fresh and given to t alone
+    heap, leaves = [], []
+    wanted = needed = None
+    if targets is not None:
+        wanted = {id(t) for t in targets}
+        needed = _leading_to(outputs, wanted)
     for out, g in zip(outputs, grad_outputs):
-        grads[id(out)] = grads[id(out)] + g if id(out) in grads else g
-        private[id(out)] = False  # the caller's array: never a leaf's own
-    order = _topological_order(outputs)
-    wanted = None if targets is None else {id(t) for t in targets}
-    needed = None if targets is None else _leading_to(order, wanted)
+        key = id(out)
+        if key in grads:
+            grads[key] = grads[key] + g
+        else:
+            grads[key], private[key] = g, False      # the caller's array: never a leaf's own
+            _schedule(out, heap, leaves)
     found = {}
     with _grad_mode(create_graph):
-        for tensor in order:
-            g = grads.pop(id(tensor), None)
-            if g is None:
-                continue
-            if wanted is not None and id(tensor) in wanted:
-                found[id(tensor)] = g
+        while heap:
+            tensor = heapq.heappop(heap)[1]
+            key = id(tensor)
+            g = grads.pop(key)
+            if wanted is not None and key in wanted:
+                found[key] = g
             f = tensor.creator
-            if f is None:
-                if wanted is None:
-                    tensor.grad = _accumulate(tensor.grad, g, create_graph, private[id(tensor)])
-                continue
             # Tensor ops (recorded when create_graph), or arrays when no graph is being built
             arrays_mode = not create_graph and f.backward_arrays is not None
             if needed is None or create_graph:
@@ -792,23 +804,41 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 if gx is None or not x.requires_grad or (needed is not None
                                                          and id(x) not in needed):
                     continue
-                key = id(x)
-                if key in grads:                   # a second path: the sum is a fresh array
-                    grads[key], private[key] = grads[key] + gx, True
+                k = id(x)
+                if k in grads:                     # a second path: the sum is a fresh array
+                    grads[k], private[k] = grads[k] + gx, True
                 else:                              # not the upstream array, not given twice
-                    grads[key] = gx
-                    private[key] = (gx.data is not g.data and B.owns_memory(gx.data)
-                                    and _given_once(gx.data, arrays))
+                    grads[k] = gx
+                    private[k] = (gx.data is not g.data and B.owns_memory(gx.data)
+                                  and _given_once(gx.data, arrays))
+                    _schedule(x, heap, leaves)
             if not retain_graph:
                 f._release()
+        for leaf in leaves:
+            key = id(leaf)
+            if wanted is None:
+                leaf.grad = _accumulate(leaf.grad, grads[key], create_graph, private[key])
+            elif key in wanted:
+                found[key] = grads[key]
     return found
 
 
-def _leading_to(order, wanted):
-    """The ids of the tensors in ``order`` (consumers first) from which a tensor in ``wanted`` can
-    be reached going towards the inputs: the only ones whose gradient ``mg.grad`` needs."""
+def _schedule(tensor, heap, leaves):
+    """Queue ``tensor`` for the walk: on the heap by its op's number, or with the leaves."""
+    f = tensor.creator
+    if f is None:
+        leaves.append(tensor)
+        return
+    if f._released:
+        raise RuntimeError(_FREED)
+    heapq.heappush(heap, (-f._seq, tensor))
+
+
+def _leading_to(outputs, wanted):
+    """The ids of the tensors behind ``outputs`` from which a tensor in ``wanted`` can be reached
+    going towards the inputs: the only ones whose gradient ``mg.grad`` needs."""
     needed = set()
-    for tensor in reversed(order):                 # producers first: inputs are decided before
+    for tensor in reversed(_topological_order(outputs)):    # producers first
         f = tensor.creator
         if id(tensor) in wanted or (f is not None and any(id(x) in needed for x in f.inputs)):
             needed.add(id(tensor))

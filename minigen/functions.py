@@ -5,6 +5,10 @@ namespace ``xp``) right next to its backward (on Tensors, so that gradients can 
 The docstring of each gives the derivative it implements.  Gradients of broadcast inputs are summed back
 to the input's shape by ``Function`` itself, so backward rules here may return broadcast shapes.
 
+The ops a training step runs most (arithmetic, exp, tanh, sigmoid, relu, softplus, sum, reshape,
+broadcasting) also have ``backward_arrays``: the same derivative on arrays, which the graph walk
+uses when no second derivative is being built (it saves recording an op per term).
+
 The lower-case functions at the end of each section (``add``, ``exp``, ``sum``...) are the public face:
 ``mg.exp(x)`` is ``Exp()(x)``.  Ops that meet two dtypes promote them by PyTorch's rules first
 (``promotes = True``; the rules are in the Tensor docstring).
@@ -63,6 +67,10 @@ class Add(_Broadcasting):
         a, b = self.inputs
         return (gy if a.requires_grad else None), (gy if b.requires_grad else None)
 
+    def backward_arrays(self, gy):
+        a, b = self.inputs
+        return (gy if a.requires_grad else None), (gy if b.requires_grad else None)
+
 
 class Sub(_Broadcasting):
     """y = a - b;  dy/da = 1,  dy/db = -1."""
@@ -71,6 +79,10 @@ class Sub(_Broadcasting):
         return a - b
 
     def backward(self, gy):
+        a, b = self.inputs
+        return (gy if a.requires_grad else None), (-gy if b.requires_grad else None)
+
+    def backward_arrays(self, gy):
         a, b = self.inputs
         return (gy if a.requires_grad else None), (-gy if b.requires_grad else None)
 
@@ -84,6 +96,11 @@ class Mul(_Broadcasting):
     def backward(self, gy):
         a, b = self.inputs
         return (gy * b if a.requires_grad else None), (gy * a if b.requires_grad else None)
+
+    def backward_arrays(self, gy):
+        a, b = self.inputs
+        return (gy * b.data if a.requires_grad else None), \
+            (gy * a.data if b.requires_grad else None)
 
 
 class Div(_Broadcasting):
@@ -107,6 +124,9 @@ class Neg(Function):
         return -x
 
     def backward(self, gy):
+        return -gy
+
+    def backward_arrays(self, gy):
         return -gy
 
 
@@ -233,6 +253,9 @@ class Exp(_Floating):
     def backward(self, gy):
         return gy * self.output
 
+    def backward_arrays(self, gy):
+        return gy * self.output.data
+
 
 class Log(_Floating):
     """y = log(x);  dy/dx = 1 / x."""
@@ -295,6 +318,10 @@ class Tanh(_Floating):
         y = self.output
         return gy * (1.0 - y * y)
 
+    def backward_arrays(self, gy):
+        y = self.output.data
+        return gy * (1.0 - y * y)
+
 
 class Sigmoid(_Floating):
     """y = 1 / (1 + exp(-x));  dy/dx = y (1 - y) = sigmoid(x) sigmoid(-x).
@@ -313,6 +340,9 @@ class Sigmoid(_Floating):
         # 1 - y written as sigmoid(-x): exact even where y rounds to 1 (x > 37 in float64)
         return gy * self.output * sigmoid(-self.inputs[0])
 
+    def backward_arrays(self, gy):
+        return gy * self.output.data * self.forward(B.ensure_array(-self.inputs[0].data))
+
 
 class ReLU(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
@@ -323,6 +353,10 @@ class ReLU(Function):
     def backward(self, gy):
         x = self.inputs[0].data
         return gy * _constant(_as_float(x > 0, x))
+
+    def backward_arrays(self, gy):
+        x = self.inputs[0].data
+        return gy * _as_float(x > 0, x)
 
 
 class LeakyReLU(Function):
@@ -352,6 +386,9 @@ class Softplus(_Floating):
 
     def backward(self, gy):
         return gy * sigmoid(self.inputs[0])
+
+    def backward_arrays(self, gy):
+        return gy * Sigmoid().forward(self.inputs[0].data)
 
 
 class Clip(Function):
@@ -497,6 +534,12 @@ class Sum(Function):
     def backward(self, gy):
         return _expand(gy, self.inputs[0].shape, self.axes, self.keepdims)
 
+    def backward_arrays(self, gy):
+        xp, shape = _xp(gy), self.inputs[0].shape
+        if not self.keepdims:
+            gy = xp.reshape(gy, _kept_shape(shape, self.axes))
+        return xp.broadcast_to(gy, shape)
+
 
 class Max(Function):
     """y = max of x over ``axis``;  the gradient goes to the maximal elements (shared on ties)."""
@@ -587,6 +630,9 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.inputs[0].shape)
 
+    def backward_arrays(self, gy):
+        return _xp(gy).reshape(gy, self.inputs[0].shape)
+
 
 class Transpose(Function):
     """y = x with its axes permuted (reversed when ``axes`` is None);  the gradient is permuted back."""
@@ -621,6 +667,9 @@ class BroadcastTo(Function):
     def backward(self, gy):
         return sum_to(gy, self.inputs[0].shape)
 
+    def backward_arrays(self, gy):
+        return SumTo(self.inputs[0].shape).forward(gy)
+
 
 class SumTo(Function):
     """y = x summed down to ``shape`` (the inverse of broadcasting);  the gradient is broadcast back."""
@@ -638,6 +687,9 @@ class SumTo(Function):
 
     def backward(self, gy):
         return broadcast_to(gy, self.inputs[0].shape)
+
+    def backward_arrays(self, gy):
+        return _xp(gy).broadcast_to(gy, self.inputs[0].shape)
 
 
 def reshape(x, shape):

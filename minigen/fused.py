@@ -102,9 +102,11 @@ class DenseFunction(Function):
         xp = B.namespace(gy)
         n_in, n_out = weight.shape
         gz = gy if self.activation is None else kernels.activation_grad(gy, self.y, self.activation)
-        g2 = xp.reshape(gz, (-1, n_out))
+        flat = gz.ndim == 2                  # the usual (N, features): no reshape needed
+        g2 = gz if flat else xp.reshape(gz, (-1, n_out))
+        x2 = x.data if flat else xp.reshape(x.data, (-1, n_in))
         gx = xp.matmul(gz, weight.data.T) if x.requires_grad else None
-        gw = xp.matmul(xp.reshape(x.data, (-1, n_in)).T, g2) if weight.requires_grad else None
+        gw = xp.matmul(x2.T, g2) if weight.requires_grad else None
         gb = xp.sum(g2, axis=0) if bias.requires_grad else None
         return gx, gw, gb
 

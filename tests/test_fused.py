@@ -172,7 +172,8 @@ def test_with_fusion_off_the_models_train_on_the_primitive_ops(backend, kind):
         primitives.add("Sigmoid")             # the Bernoulli decoder's mean, seen by the critic
     for name in primitives:
         assert off_calls[name] > 0, name
-    assert off_calls["MatMul.backward"] > 0 and off_calls["ReLU.backward"] > 0
+    for name in ("MatMul", "ReLU"):                 # stepped through backward (or backward_arrays)
+        assert off_calls[name + ".backward"] + off_calls[name + ".backward_arrays"] > 0, name
     # and both paths train to the same numbers
     for name in on_losses:
         assert on_losses[name] == pytest.approx(off_losses[name], rel=1e-9, abs=1e-12)
