@@ -549,7 +549,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller sweep")
     parser.add_argument("--suite", action="append", choices=SUITES,
                         help="run only these suites (default: all but mlp on numpy; all on cupy)")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--threads", type=int, default=B.free_cpus(),
+                        help="BLAS threads, minigen's and PyTorch's (default: the CPUs other work "
+                             "leaves idle, mg.backend.free_cpus())")
     parser.add_argument("--repeats", type=int, help="timed epochs per implementation (default 5; "
                                                     "3 with --quick)")
     parser.add_argument("--blas", choices=["both", "as-is"], default="both",

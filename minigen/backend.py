@@ -34,6 +34,7 @@ from .io import BadFileError, atomic_write
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
     "get_default_dtype", "manual_seed", "available_backends", "synchronize", "set_num_threads",
+    "free_cpus",
 ]
 
 BACKENDS = ("numpy", "cupy", "strict", "strict-float32")
@@ -325,11 +326,10 @@ _thread_limit = None
 def set_num_threads(n):
     """Limit the CPU's BLAS library (OpenBLAS, MKL) to ``n`` threads, or lift the limit with None.
 
-    minigen's models are small: a matrix product of a few hundred rows is over before threads are
-    worth waking, and on a machine whose cores are shared or throttled, BLAS threads that spin while
-    waiting for each other can make it many times slower (measured on the 2-core machines that run
-    minigen's CI: a 400 x 400 float32 product takes 16 ms with two OpenBLAS threads, 1.3 ms with
-    one). The command line uses one thread unless told otherwise (``--threads``).
+    More threads make large matrix products faster on idle cores, but BLAS threads that spin while
+    waiting for a core another program holds can make them many times slower.  ``free_cpus()``
+    is the number the command line and the tests use unless told otherwise (the README's
+    Performance section has the measurements).
     """
     global _thread_limit
     # the maintained way to reach every BLAS at run time
@@ -342,6 +342,21 @@ def set_num_threads(n):
         if int(n) < 1:
             raise ValueError(f"set_num_threads: n must be at least 1 (or None), not {n}")
         _thread_limit = threadpool_limits(limits=int(n), user_api="blas")
+
+
+def free_cpus():
+    """The CPUs this process may use that other work does not keep busy now: the CPUs available
+    minus the 1-minute load average, at least 1 (all of them on an idle machine, one on a busy
+    one)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):         # no load average on this system: trust the cores
+        busy = 0.0
+    return max(1, min(cpus, int(cpus - busy + 0.5)))
 
 
 def available_backends():

@@ -80,9 +80,10 @@ def _add_machine_options(parser):
     parser.add_argument("--backend", choices=["numpy", "cupy"],
                         help="where the arrays live (default: $MINIGEN_BACKEND, else numpy; this "
                              "flag overrides the variable)")
-    parser.add_argument("--threads", type=_argument_type(positive_int), default=1,
-                        help="CPU threads for matrix products (default 1: the fastest for these "
-                             "small models; more than the CPUs available are cut to their number)")
+    parser.add_argument("--threads", type=_argument_type(positive_int), default=None,
+                        help="CPU threads for matrix products (default: the CPUs that other work "
+                             "leaves idle now, at least 1; more than the CPUs available are cut "
+                             "to their number)")
 
 
 def _add_setting(parser, setting):
@@ -182,7 +183,9 @@ def _machine(args):
         raise B.BackendError(f"{B.ENVIRONMENT_ERROR}. Set MINIGEN_BACKEND to numpy or cupy, or "
                              "choose with --backend")
     threads, cpus = args.threads, _available_cpus()
-    if threads > cpus:
+    if threads is None:
+        threads = B.free_cpus()        # spinning BLAS threads on busy cores cost far more than
+    elif threads > cpus:               # idle cores save: see set_num_threads
         _say(f"minigen: note: --threads {threads} is more than the {cpus} CPUs available; "
              f"using {cpus}")
         threads = cpus

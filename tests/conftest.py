@@ -23,8 +23,9 @@ settings.register_profile("dev", max_examples=30, **_common)
 settings.register_profile("thorough", max_examples=300, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-# The arrays in tests are small: one BLAS thread is faster for them (see backend.set_num_threads).
-B.set_num_threads(1)
+# BLAS threads: the CPUs other work leaves idle, shared among the xdist workers (workers x threads
+# <= CPUs; threads waiting for a busy core are what makes BLAS slow, see backend.set_num_threads).
+B.set_num_threads(max(1, B.free_cpus() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def _gpu_available():

@@ -130,3 +130,13 @@ def test_set_num_threads_limits_blas_and_can_be_lifted():
     finally:
         B.set_num_threads(None)
     B.set_num_threads(1)      # the test session runs single-threaded (see conftest.py)
+
+
+def test_free_cpus_leaves_out_the_busy_ones(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert B.free_cpus() == 4                       # an idle machine: every core
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert B.free_cpus() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (19.0, 0.0, 0.0))
+    assert B.free_cpus() == 1                       # never fewer than one
