@@ -1,11 +1,13 @@
 """Tensors, differentiable functions and reverse-mode automatic differentiation.
 
-A :class:`Tensor` wraps a backend array (``t.data``).  Every operation on tensors is a :class:`Function`:
-its ``forward`` computes the result from plain arrays, and when any input requires a gradient the result
-remembers the function that made it (``t.creator``), which remembers its inputs.  That is the graph.
+A :class:`Tensor` wraps a backend array (``t.data``).  Every operation on tensors is a
+:class:`Function`: its ``forward`` computes the result from plain arrays, and when any input
+requires a gradient the result remembers the function that made it (``t.creator``), which remembers
+its inputs.  That is the graph.
 
-``loss.backward()`` walks the graph from ``loss`` back to the leaves in reverse topological order, asking
-each function for the gradients of its inputs given the gradient of its output (the chain rule):
+``loss.backward()`` walks the graph from ``loss`` back to the leaves in reverse topological order,
+asking each function for the gradients of its inputs given the gradient of its output (the chain
+rule):
 
     dL/dx = backward(dL/dy)      for y = f(x)
 
@@ -14,9 +16,9 @@ gradient computation is itself recorded, and gradients can be differentiated aga
 gradient penalties, Hessian-vector products).
 
 Every gradient a backward rule returns is checked once, in :meth:`Function._input_grads`: one whose
-shape was broadcast is summed down to its input's shape, one whose shape cannot come from the input's
-by broadcasting is an error naming the op and both shapes, and one of another dtype is converted to the
-input's dtype (so a leaf's ``.grad`` always has the leaf's dtype, as in PyTorch).
+shape was broadcast is summed down to its input's shape, one whose shape cannot come from the
+input's by broadcasting is an error naming the op and both shapes, and one of another dtype is
+converted to the input's dtype (so a leaf's ``.grad`` always has the leaf's dtype, as in PyTorch).
 """
 
 import contextlib
@@ -27,13 +29,13 @@ import weakref
 
 from . import backend as B
 
-__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "grad", "result_dtype",
-           "mark_modified"]
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "grad",
+           "result_dtype", "mark_modified"]
 
 
 class _GradMode(threading.local):
-    """Whether operations are recorded, one flag per thread (as PyTorch's grad mode): ``no_grad`` in a
-    data-loading thread does not stop another thread from training."""
+    """Whether operations are recorded, one flag per thread (as PyTorch's grad mode): ``no_grad`` in
+    a data-loading thread does not stop another thread from training."""
 
     enabled = True          # the value every new thread starts with
 
@@ -66,9 +68,9 @@ def enable_grad():
     return _grad_mode(True)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # In-place changes: a clock that every change moves on
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _changes = 0    # how many in-place changes minigen has made so far, to all tensors together
 _sequence = itertools.count()   # numbers the recorded ops in the order they ran
@@ -78,9 +80,10 @@ def mark_modified(*tensors):
     """Record that the data of ``tensors`` was changed in place (an optimizer step, load_state_dict,
     Module.to): a later backward through an op that read them before the change raises RuntimeError.
 
-    Each tensor's ``_version`` becomes the clock's new reading, and each recorded op keeps the reading
-    at its forward; so an op's inputs changed since iff one's ``_version`` is above the op's reading.
-    Recording costs an op one integer, and a backward step one comparison while nothing changed.
+    Each tensor's ``_version`` becomes the clock's new reading, and each recorded op keeps the
+    reading at its forward; so an op's inputs changed since iff one's ``_version`` is above the op's
+    reading. Recording costs an op one integer, and a backward step one comparison while nothing
+    changed.
     """
     global _changes
     _changes += 1
@@ -88,9 +91,9 @@ def mark_modified(*tensors):
         t._version = _changes
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Type promotion (PyTorch's rules; see the Tensor docstring)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _category(name):
     """0 for bool, 1 for integers, 2 for floating dtypes (PyTorch's promotion categories)."""
@@ -127,9 +130,9 @@ def result_dtype(*operands):
 
     Operands fall in three groups: dimensioned tensors, 0-d tensors, Python numbers.  The result's
     category (bool < integer < floating) is the highest among all operands; its size comes from the
-    first group holding an operand of that category, promoted within it.  So a 0-d tensor or a Python
-    number never widens a tensor of its own category, but it does lift a lower category (an integer
-    tensor times 0.5 is a float tensor of the default dtype, not float64).
+    first group holding an operand of that category, promoted within it.  So a 0-d tensor or a
+    Python number never widens a tensor of its own category, but it does lift a lower category (an
+    integer tensor times 0.5 is a float tensor of the default dtype, not float64).
     """
     groups = ([], [], [])
     for x in operands:
@@ -144,9 +147,9 @@ def result_dtype(*operands):
             return _promote_names(members)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Tensor
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _to_array(data, dtype):
     """Turn user data into an array of a backend (see Tensor for the rules)."""
@@ -170,30 +173,32 @@ class Tensor:
     ``Tensor(data, requires_grad=False, dtype=None)``
 
     * ``data`` may be a Python number or (nested) list, a NumPy array, or a device array.  Host data
-      (numbers, lists, NumPy arrays) goes to the current backend - without a copy when that is NumPy and
-      the dtype is right; a device array (CuPy) stays on its device, also without a copy.
-    * Python floats get the default dtype (``mg.set_default_dtype``; float32 unless changed), Python ints
-      int64, Python bools bool.  Integer and boolean tensors are constants: they cannot require gradients.
-      ``dtype`` is a name ("float32", "int64", "bool"...) or a dtype; anything else is a TypeError.
-    * ``t.grad`` is None until a backward pass reaches ``t``; gradients then *accumulate* (``+=``) over
-      backward passes until you reset them (``t.grad = None``, or ``Module.zero_grad()``).  A gradient
-      always has its tensor's shape and dtype.
+      (numbers, lists, NumPy arrays) goes to the current backend - without a copy when that is NumPy
+      and the dtype is right; a device array (CuPy) stays on its device, also without a copy.
+    * Python floats get the default dtype (``mg.set_default_dtype``; float32 unless changed), Python
+      ints int64, Python bools bool.  Integer and boolean tensors are constants: they cannot require
+      gradients. ``dtype`` is a name ("float32", "int64", "bool"...) or a dtype; anything else is a
+      TypeError.
+    * ``t.grad`` is None until a backward pass reaches ``t``; gradients then *accumulate* (``+=``)
+      over backward passes until you reset them (``t.grad = None``, or ``Module.zero_grad()``).  A
+      gradient always has its tensor's shape and dtype.
 
     **Type promotion** follows PyTorch, not NumPy, wherever an op meets two dtypes (arithmetic,
     ``matmul``, ``maximum``, ``where``'s two branches, ``concatenate``, ``stack``, comparisons):
 
-    * categories are ordered bool < integer < floating; the result takes the highest category present;
+    * categories are ordered bool < integer < floating; the result takes the highest category
+      present;
     * Python numbers are *weak*: they never widen a tensor of their category (``float32_t * 2.5`` is
-      float32, ``int32_t + 1`` int32), and a higher category gives the default dtype (``int_t * 0.5``
-      and ``bool_t + 1.5`` are float32 by default, ``bool_t + 1`` is int64);
-    * a 0-d tensor does not widen a dimensioned one of its category (``float32 (n,) * float64 ()`` is
-      float32), but does lift a lower category (``int (n,) * float64 ()`` is float64);
+      float32, ``int32_t + 1`` int32), and a higher category gives the default dtype
+      (``int_t * 0.5`` and ``bool_t + 1.5`` are float32 by default, ``bool_t + 1`` is int64);
+    * a 0-d tensor does not widen a dimensioned one of its category (``float32 (n,) * float64 ()``
+      is float32), but does lift a lower category (``int (n,) * float64 ()`` is float64);
     * true division and the floating functions (``exp``, ``log``, ``sqrt``, ``tanh``...) of integers
       give the default dtype;
     * between tensors of one group, the wider dtype wins (float32 with float64 is float64).
 
-    ``mg.autograd.result_dtype(*operands)`` answers the rule for any operands.  The narrower input is
-    converted by a differentiable ``astype``, so its gradient comes back in its own dtype.
+    ``mg.autograd.result_dtype(*operands)`` answers the rule for any operands.  The narrower input
+    is converted by a differentiable ``astype``, so its gradient comes back in its own dtype.
 
     **In-place changes.**  minigen's own in-place changes to ``t.data`` (optimizer steps,
     ``Module.load_state_dict``, ``Module.to``, batch-norm statistics) are recorded by
@@ -202,14 +207,15 @@ class Tensor:
     silently use the new values.  Writing into ``t.data`` yourself is not recorded (call
     ``mark_modified(t)`` after it to be warned).
 
-    ``np.asarray(t)`` gives the NumPy array of a CPU tensor without a copy; for a tensor on a device it
-    is a TypeError (use ``t.numpy()``, which copies explicitly).  NumPy functions do not take Tensors
-    (``__array_ufunc__ = None``): ``np.exp(t)`` is a TypeError, and ``ndarray * t`` calls Tensor's
-    ``__rmul__``, so the result is a Tensor in the graph.
+    ``np.asarray(t)`` gives the NumPy array of a CPU tensor without a copy; for a tensor on a device
+    it is a TypeError (use ``t.numpy()``, which copies explicitly).  NumPy functions do not take
+    Tensors (``__array_ufunc__ = None``): ``np.exp(t)`` is a TypeError, and ``ndarray * t`` calls
+    Tensor's ``__rmul__``, so the result is a Tensor in the graph.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "creator", "name", "_version", "__weakref__")
-    __array_ufunc__ = None  # NumPy defers to Tensor in `ndarray * Tensor` and refuses np.exp(Tensor)
+    # NumPy defers to Tensor in `ndarray * Tensor` and refuses np.exp(Tensor)
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         self.data = _to_array(data, dtype)
@@ -241,7 +247,7 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
-    # --- properties ---------------------------------------------------------------------------------
+    # --- properties -------------------------------------------------------------------------------
     @property
     def shape(self):
         return tuple(self.data.shape)
@@ -282,8 +288,9 @@ class Tensor:
             yield self[i]
 
     def __array__(self, dtype=None, copy=None):
-        """``np.asarray(t)``: the NumPy array of a CPU tensor (no copy unless asked); a TypeError for a
-        tensor on a device, whose data must be copied to the host explicitly with ``t.numpy()``."""
+        """``np.asarray(t)``: the NumPy array of a CPU tensor (no copy unless asked); a TypeError
+        for a tensor on a device, whose data must be copied to the host explicitly with
+        ``t.numpy()``."""
         if B.of(self.data).name != "numpy":
             raise TypeError(
                 f"cannot convert a tensor on {self.device} to a NumPy array implicitly; "
@@ -300,7 +307,7 @@ class Tensor:
             extra += f", device='{self.device}'"
         return body[:-1] + extra + ")" if body.endswith(")") else body
 
-    # --- conversions --------------------------------------------------------------------------------
+    # --- conversions ------------------------------------------------------------------------------
     def numpy(self):
         """The values as a NumPy array (a copy when the data is on a device)."""
         return B.of(self.data).to_numpy(self.data)
@@ -308,7 +315,8 @@ class Tensor:
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self.size != 1:
-            raise ValueError(f"item: the tensor has {self.size} elements, not 1 (shape {self.shape})")
+            raise ValueError(f"item: the tensor has {self.size} elements, not 1 (shape "
+                             f"{self.shape})")
         return self.numpy().reshape(()).item()
 
     def tolist(self):
@@ -326,7 +334,8 @@ class Tensor:
         return _F.to_device(self, target)
 
     def astype(self, dtype):
-        """A copy converted to ``dtype`` (a name like "float64" or a dtype); differentiable for floats."""
+        """A copy converted to ``dtype`` (a name like "float64" or a dtype); differentiable for
+        floats."""
         return _F.astype(self, B.dtype_name(dtype) if not isinstance(dtype, str) else dtype)
 
     # --- DLPack: zero-copy exchange with PyTorch, CuPy, JAX, NumPy (see minigen.interop) ----------
@@ -344,25 +353,26 @@ class Tensor:
     def __dlpack_device__(self):
         return self.data.__dlpack_device__()
 
-    # --- autograd -----------------------------------------------------------------------------------
+    # --- autograd ---------------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Compute the gradient of this tensor with respect to every leaf that requires one.
 
-        The results are *added* to each leaf's ``.grad``.  ``grad`` is the upstream gradient (dL/dself);
-        it may be omitted only when this tensor holds one element.  The graph is freed afterwards unless
-        ``retain_graph=True`` (``create_graph=True`` implies it), so that memory is returned at once.
+        The results are *added* to each leaf's ``.grad``.  ``grad`` is the upstream gradient
+        (dL/dself); it may be omitted only when this tensor holds one element.  The graph is freed
+        afterwards unless ``retain_graph=True`` (``create_graph=True`` implies it), so that memory
+        is returned at once.
         """
         if not self.requires_grad:
             raise RuntimeError(
-                "backward: this tensor does not require grad, so there is nothing to differentiate; "
-                "create its inputs with requires_grad=True (or use nn.Parameter)")
+                "backward: this tensor does not require grad, so there is nothing to "
+                "differentiate; create its inputs with requires_grad=True (or use nn.Parameter)")
         grad = _initial_grad(self, grad, "backward")
         _backpropagate([self], [grad], retain_graph or create_graph, create_graph, targets=None)
 
     def zero_grad(self):
         self.grad = None
 
-    # --- operators (the ops themselves live in functions.py) ---------------------------------------
+    # --- operators (the ops themselves live in functions.py) --------------------------------------
     def __add__(self, other): return _F.add(self, other)
     def __radd__(self, other): return _F.add(other, self)
     def __sub__(self, other): return _F.sub(self, other)
@@ -396,7 +406,8 @@ class Tensor:
     def __bool__(self):
         if self.size != 1:
             raise ValueError(
-                f"the truth value of a tensor with {self.size} elements is ambiguous; use .any()/.all()")
+                f"the truth value of a tensor with {self.size} elements is ambiguous; use "
+                ".any()/.all()")
         return bool(self.item())
 
     def __float__(self):
@@ -484,12 +495,13 @@ def as_tensor(value, like=None):
 
 def promote(*operands, float_result=False):
     """The operands (Tensors or Python numbers) as Tensors of one dtype, ``result_dtype``'s (or the
-    default float dtype when ``float_result`` and that is not floating), on the first tensor's device.
-    A tensor of another dtype goes through a differentiable ``astype``."""
+    default float dtype when ``float_result`` and that is not floating), on the first tensor's
+    device. A tensor of another dtype goes through a differentiable ``astype``."""
     like = next((x for x in operands if isinstance(x, Tensor)), None)
     if like is None:
         like = Tensor(operands[0])
-    tensors = [x if isinstance(x, Tensor) or isinstance(x, (bool, int, float)) else as_tensor(x, like)
+    tensors = [x if isinstance(x, Tensor) or isinstance(x, (bool, int, float))
+               else as_tensor(x, like)
                for x in operands]
     name = result_dtype(*tensors)
     if float_result and _category(name) != 2:
@@ -506,32 +518,34 @@ def promote(*operands, float_result=False):
     return out
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Function
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Function:
     """A differentiable operation.  Subclass it and write ``forward`` and ``backward``:
 
-    * ``forward(self, *arrays)`` gets backend arrays and returns one backend array.  It may keep what
-      ``backward`` needs on ``self``.  Use ``xp = mg.backend.namespace(x)`` for array functions, so the
-      same code runs on NumPy and CuPy.
-    * ``backward(self, gy)`` gets the gradient of the output as a Tensor and returns the gradient of each
-      input as a Tensor (a tuple when there are several inputs; None for an input with no gradient).
-      Write it with tensor operations: then ``create_graph=True`` can differentiate it again.
-      ``self.inputs`` holds the input tensors and ``self.output`` the output tensor.
-    * optionally ``backward_arrays(self, gy)``: the same derivative on backend arrays (``gy`` an array;
-      one array or None per input).  The graph walk calls it instead of ``backward`` when no graph is
-      being built for the gradient (``create_graph=False``): it may save passes and allocations
-      that recorded ops cannot.  Neither method reads the grad mode; the graph walk chooses.
+    * ``forward(self, *arrays)`` gets backend arrays and returns one backend array.  It may keep
+      what ``backward`` needs on ``self``.  Use ``xp = mg.backend.namespace(x)`` for array
+      functions, so the same code runs on NumPy and CuPy.
+    * ``backward(self, gy)`` gets the gradient of the output as a Tensor and returns the gradient of
+      each input as a Tensor (a tuple when there are several inputs; None for an input with no
+      gradient). Write it with tensor operations: then ``create_graph=True`` can differentiate it
+      again. ``self.inputs`` holds the input tensors and ``self.output`` the output tensor.
+    * optionally ``backward_arrays(self, gy)``: the same derivative on backend arrays (``gy`` an
+      array; one array or None per input).  The graph walk calls it instead of ``backward`` when no
+      graph is being built for the gradient (``create_graph=False``): it may save passes and
+      allocations that recorded ops cannot.  Neither method reads the grad mode; the graph walk
+      chooses.
 
-    A gradient may have a broadcast shape; it is summed back to its input's shape for you.  A gradient
-    whose shape cannot come from its input's by broadcasting is an error that names the op.
+    A gradient may have a broadcast shape; it is summed back to its input's shape for you.  A
+    gradient whose shape cannot come from its input's by broadcasting is an error that names the op.
 
     An instance records one call: make a new one for each call (``Square()(a)``, ``Square()(b)``); a
-    second call of an instance that holds a graph is a RuntimeError.  Inputs keep their dtypes unless
-    the subclass sets ``promotes = True`` (minigen's arithmetic does): then they are first converted to
-    the dtype of the promotion rules (see Tensor), and with ``float_result = True`` to a floating one.
+    second call of an instance that holds a graph is a RuntimeError.  Inputs keep their dtypes
+    unless the subclass sets ``promotes = True`` (minigen's arithmetic does): then they are first
+    converted to the dtype of the promotion rules (see Tensor), and with ``float_result = True`` to
+    a floating one.
     """
 
     inputs = None
@@ -548,8 +562,8 @@ class Function:
     def __call__(self, *inputs):
         if self.inputs is not None or self._released:
             raise RuntimeError(
-                f"{self.name}: this {type(self).__name__} instance was already called and holds its "
-                f"graph; create a new instance for each call ({type(self).__name__}(...)(x))")
+                f"{self.name}: this {type(self).__name__} instance was already called and holds "
+                f"its graph; create a new instance for each call ({type(self).__name__}(...)(x))")
         if not inputs:
             raise ValueError(f"{self.name}: needs at least one input")
         tensors = _as_input_tensors(inputs, self.promotes, self.float_result)
@@ -588,11 +602,11 @@ class Function:
         """Call ``backward`` (or, with ``arrays``, ``backward_arrays`` on ``gy``'s array) and bring
         each gradient to its input's shape and dtype, as Tensors.
 
-        The one check of every gradient the graph walk uses, whichever method made it: inputs changed
-        in place since the forward are an error; a broadcast shape is summed down to the input's
-        (undoing broadcasting), a shape that cannot come from broadcasting is a ValueError naming the
-        op and both shapes; another dtype is converted to the input's; another device is an error.
-        Inputs that need no gradient get None (their gradient is not even reduced).
+        The one check of every gradient the graph walk uses, whichever method made it: inputs
+        changed in place since the forward are an error; a broadcast shape is summed down to the
+        input's (undoing broadcasting), a shape that cannot come from broadcasting is a ValueError
+        naming the op and both shapes; another dtype is converted to the input's; another device is
+        an error. Inputs that need no gradient get None (their gradient is not even reduced).
         """
         if self._clock != _changes:          # something changed in place since this op's forward
             self._check_inputs_unchanged()
@@ -635,9 +649,10 @@ class Function:
         for i, x in enumerate(self.inputs):
             if x._version > self._clock:
                 raise RuntimeError(
-                    f"{self.name}: input {i} (shape {x.shape}) was modified by an inplace operation "
-                    "after the forward pass (an optimizer step, load_state_dict, Module.to), so its "
-                    "gradient would use the new values; run the forward again after changing it")
+                    f"{self.name}: input {i} (shape {x.shape}) was modified by an inplace "
+                    "operation after the forward pass (an optimizer step, load_state_dict, "
+                    "Module.to), so its gradient would use the new values; run the forward again "
+                    "after changing it")
 
     def _release(self):
         """Drop what the graph held (inputs, saved arrays) once its gradient has been used."""
@@ -703,9 +718,9 @@ def _converted(inputs, promotes, float_result):
     return [as_tensor(x, like) for x in inputs]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The graph walk
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _FREED = ("the graph behind this tensor was already freed by an earlier backward(); "
           "call the first backward (or mg.grad) with retain_graph=True to go through it twice")
@@ -744,12 +759,13 @@ def _initial_grad(output, grad, who):
         if output.size != 1:
             raise RuntimeError(
                 f"{who}: the output has shape {output.shape}, so its gradient must be given: pass "
-                "grad= a tensor of that shape (for example mg.ones_like(out)), or reduce the output "
-                "to one number first (out.sum(), out.mean())")
+                "grad= a tensor of that shape (for example mg.ones_like(out)), or reduce the "
+                "output to one number first (out.sum(), out.mean())")
         return Tensor._wrap(B.namespace(output.data).ones_like(output.data))
     grad = as_tensor(grad, output)
     if grad.shape != output.shape:
-        raise ValueError(f"{who}: grad has shape {grad.shape} but the output has shape {output.shape}")
+        raise ValueError(f"{who}: grad has shape {grad.shape} but the output has shape "
+                         f"{output.shape}")
     if type(grad.data) is not type(output.data):
         raise ValueError(f"{who}: grad is on {grad.device} but the output is on {output.device}")
     if grad.data.dtype != output.data.dtype:             # as PyTorch: in the output's dtype
@@ -767,9 +783,9 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
     Leaves are finished at the end.
 
     With ``targets=None`` gradients are added to the ``.grad`` of leaves that require grad
-    (backward()).  Otherwise the gradients of the tensors in ``targets`` are returned in a dict by id
-    (mg.grad) and no ``.grad`` is touched; then only the part of the graph between the outputs and
-    the targets is walked (see :func:`_leading_to`).
+    (backward()).  Otherwise the gradients of the tensors in ``targets`` are returned in a dict by
+    id (mg.grad) and no ``.grad`` is touched; then only the part of the graph between the outputs
+    and the targets is walked (see :func:`_leading_to`).
     """
     grads, private = {}, {}       # private[id(t)]: t's gradient array is fresh and given to t alone
     heap, leaves = [], []
@@ -871,11 +887,11 @@ def _given_once(array, arrays):
 
 
 def _accumulate(old, g, create_graph, private=False):
-    """The new ``.grad`` of a leaf.  A gradient may be shared with another tensor (``a + b`` hands the
-    same one to both) or be a view of another array (a reshape, a read-only broadcast), so a leaf gets
-    its own copy, which the user and the optimizers may then change in place - unless the array is
-    ``private``: owning its memory and handed to this leaf alone (a matmul's fresh result, say).  With
-    ``create_graph`` it stays in the graph instead."""
+    """The new ``.grad`` of a leaf.  A gradient may be shared with another tensor (``a + b`` hands
+    the same one to both) or be a view of another array (a reshape, a read-only broadcast), so a
+    leaf gets its own copy, which the user and the optimizers may then change in place - unless the
+    array is ``private``: owning its memory and handed to this leaf alone (a matmul's fresh result,
+    say).  With ``create_graph`` it stays in the graph instead."""
     if old is not None:
         return old + g
     if create_graph or private:
@@ -884,14 +900,16 @@ def _accumulate(old, g, create_graph, private=False):
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None):
-    """The gradients of ``outputs`` with respect to ``inputs``, as a list of Tensors (one per input).
+    """The gradients of ``outputs`` with respect to ``inputs``, as a list of Tensors (one per
+    input).
 
     ``outputs`` and ``inputs`` are a Tensor or a list of Tensors; ``grad_outputs`` the upstream
     gradients (needed for outputs with more than one element).  Unlike ``backward`` this touches no
-    ``.grad``.  With ``create_graph=True`` the returned gradients are part of a graph themselves, so they
-    can be differentiated again (a gradient penalty is ``mg.grad(d(x), x, create_graph=True)``).  An input
-    that the outputs do not depend on gets a gradient of zeros; outputs that depend on no input at all
-    (no graph, e.g. a gradient computed without ``create_graph``) are an error.
+    ``.grad``.  With ``create_graph=True`` the returned gradients are part of a graph themselves, so
+    they can be differentiated again (a gradient penalty is
+    ``mg.grad(d(x), x, create_graph=True)``).  An input that the outputs do not depend on gets a gradient of zeros;
+    outputs that depend on no input at all (no graph, e.g. a gradient computed without
+    ``create_graph``) are an error.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -912,7 +930,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     if not roots:
         raise RuntimeError(
             "grad: no output depends on a tensor that requires grad, so there is no graph to "
-            "differentiate (differentiating a gradient needs create_graph=True when it is computed)")
+            "differentiate (differentiating a gradient needs create_graph=True when it is "
+            "computed)")
     if retain_graph is None:
         retain_graph = create_graph
     found = _backpropagate(roots, gs, retain_graph, create_graph, targets=inputs)

@@ -1,16 +1,17 @@
 """The primitive differentiable operations.
 
-Each op is a :class:`~minigen.autograd.Function` with its forward (on backend arrays, through the array
-namespace ``xp``) right next to its backward (on Tensors, so that gradients can be differentiated again).
-The docstring of each gives the derivative it implements.  Gradients of broadcast inputs are summed back
-to the input's shape by ``Function`` itself, so backward rules here may return broadcast shapes.
+Each op is a :class:`~minigen.autograd.Function` with its forward (on backend arrays, through the
+array namespace ``xp``) right next to its backward (on Tensors, so that gradients can be
+differentiated again). The docstring of each gives the derivative it implements.  Gradients of
+broadcast inputs are summed back to the input's shape by ``Function`` itself, so backward rules here
+may return broadcast shapes.
 
 The ops a training step runs most (arithmetic, exp, tanh, sigmoid, relu, softplus, sum, reshape,
 broadcasting) also have ``backward_arrays``: the same derivative on arrays, which the graph walk
 uses when no second derivative is being built (it saves recording an op per term).
 
-The lower-case functions at the end of each section (``add``, ``exp``, ``sum``...) are the public face:
-``mg.exp(x)`` is ``Exp()(x)``.  Ops that meet two dtypes promote them by PyTorch's rules first
+The lower-case functions at the end of each section (``add``, ``exp``, ``sum``...) are the public
+face: ``mg.exp(x)`` is ``Exp()(x)``.  Ops that meet two dtypes promote them by PyTorch's rules first
 (``promotes = True``; the rules are in the Tensor docstring).
 """
 
@@ -21,7 +22,8 @@ from . import backend as B
 from .autograd import Function, Tensor, as_tensor, promote
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "sin", "cos", "abs", "tanh",
+    "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt", "sin", "cos", "abs",
+    "tanh",
     "sigmoid", "relu", "leaky_relu", "softplus", "sum", "mean", "max", "logsumexp", "reshape",
     "transpose", "broadcast_to", "sum_to", "sums_to", "getitem", "maximum", "minimum", "where",
     "concatenate", "stack",
@@ -43,12 +45,13 @@ def _as_float(mask, like):
     return _xp(like).astype(B.ensure_array(mask), like.dtype)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Arithmetic with broadcasting
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class _Broadcasting(Function):
-    """An elementwise op of two inputs that broadcast against each other (and promote to one dtype)."""
+    """An elementwise op of two inputs that broadcast against each other (and promote to one
+    dtype)."""
 
     promotes = True
 
@@ -104,7 +107,8 @@ class Mul(_Broadcasting):
 
 
 class Div(_Broadcasting):
-    """y = a / b;  dy/da = 1 / b,  dy/db = -a / b^2.  True division: integers give a float result."""
+    """y = a / b;  dy/da = 1 / b,  dy/db = -a / b^2.  True division: integers give a float
+    result."""
 
     float_result = True
 
@@ -134,9 +138,9 @@ class Pow(_Broadcasting):
     """y = a ** b;  dy/da = b a^(b-1),  dy/db = a^b log(a).
 
     At a = 0 both formulas meet 0 * inf; the values are PyTorch's: dy/da = 0 where b = 0 (y = 1 for
-    every a), and dy/db = 0 where b >= 0 (y = 0 or 1 for every b >= 0).  At those points the formulas
-    are evaluated at a = 1 instead (``where`` on the input, not on the result), so that their own
-    derivatives, for a second order, stay finite too.
+    every a), and dy/db = 0 where b >= 0 (y = 0 or 1 for every b >= 0).  At those points the
+    formulas are evaluated at a = 1 instead (``where`` on the input, not on the result), so that
+    their own derivatives, for a second order, stay finite too.
     """
 
     def forward(self, a, b):
@@ -232,9 +236,9 @@ def pow(a, b):
     return Pow()(a, b)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Elementwise functions
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class _Floating(Function):
     """A function of the real numbers: an integer or boolean input is converted to the default float
@@ -392,7 +396,8 @@ class Softplus(_Floating):
 
 
 class Clip(Function):
-    """y = min(max(x, low), high) for Python-number bounds;  dy/dx = 1 where low <= x <= high, else 0.
+    """y = min(max(x, low), high) for Python-number bounds;  dy/dx = 1 where low <= x <= high, else
+    0.
 
     (Tensor bounds are ``minimum(maximum(x, low), high)`` from the broadcasting ops: see ``clip``.)
     """
@@ -466,7 +471,8 @@ def clip(x, low=None, high=None):
     """
     if not isinstance(low, Tensor) and not isinstance(high, Tensor):
         for name, bound in (("low", low), ("high", high)):
-            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+            if bound is not None and (isinstance(bound, bool)
+                                      or not isinstance(bound, (int, float))):
                 raise TypeError(f"clip: {name} must be a number, a Tensor or None, "
                                 f"not {type(bound).__name__}")
         return Clip(low, high)(x)
@@ -475,7 +481,8 @@ def clip(x, low=None, high=None):
 
 
 def where(cond, a, b):
-    """a where cond is true, else b (all three broadcast together; a and b are promoted together)."""
+    """a where cond is true, else b (all three broadcast together; a and b are promoted
+    together)."""
     a, b = promote(a, b)
     cond = as_tensor(cond, a)
     if B.dtype_name(cond.dtype) != "bool":
@@ -483,21 +490,22 @@ def where(cond, a, b):
     return Where()(cond, a, b)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Reductions
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _normalize_axis(axis, ndim):
     """``axis`` (None, an integer or a tuple of them, negatives allowed) as a sorted tuple of
-    non-negative ints.  A 0-d tensor takes axis 0 or -1, as in PyTorch, and reduces nothing; a repeated
-    axis is an error."""
+    non-negative ints.  A 0-d tensor takes axis 0 or -1, as in PyTorch, and reduces nothing; a
+    repeated axis is an error."""
     if axis is None:
         return tuple(range(ndim))
     try:
         axes = (operator.index(axis),) if not isinstance(axis, (tuple, list)) else tuple(
             operator.index(a) for a in axis)
     except TypeError:
-        raise TypeError(f"axis must be None, an integer or a tuple of integers, not {axis!r}") from None
+        raise TypeError("axis must be None, an integer or a tuple of integers, not "
+                        f"{axis!r}") from None
     out = []
     for a in axes:
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
@@ -515,7 +523,8 @@ def _kept_shape(shape, axes):
 
 
 def _expand(gy, x_shape, axes, keepdims):
-    """Bring the gradient of a reduction back to the input's shape (broadcast along the reduced axes)."""
+    """Bring the gradient of a reduction back to the input's shape (broadcast along the reduced
+    axes)."""
     if not keepdims:
         gy = reshape(gy, _kept_shape(x_shape, axes))
     return broadcast_to(gy, x_shape)
@@ -611,9 +620,9 @@ def mean(x, axis=None, keepdims=False):
     return sum(x, axes, keepdims) * (1.0 / count if count else float("nan"))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Shapes, indexing, joining
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class Reshape(Function):
     """y = x with a new shape;  the gradient is reshaped back."""
@@ -635,13 +644,15 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    """y = x with its axes permuted (reversed when ``axes`` is None);  the gradient is permuted back."""
+    """y = x with its axes permuted (reversed when ``axes`` is None);  the gradient is permuted
+    back."""
 
     def __init__(self, axes=None):
         self.axes = axes
 
     def forward(self, x):
-        axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(a % x.ndim for a in self.axes)
+        axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(a % x.ndim
+                                                                          for a in self.axes)
         self.perm = axes
         return _xp(x).permute_dims(x, axes)
 
@@ -672,7 +683,8 @@ class BroadcastTo(Function):
 
 
 class SumTo(Function):
-    """y = x summed down to ``shape`` (the inverse of broadcasting);  the gradient is broadcast back."""
+    """y = x summed down to ``shape`` (the inverse of broadcasting);  the gradient is broadcast
+    back."""
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -744,7 +756,8 @@ class GetItem(Function):
 
 
 class GetItemGrad(Function):
-    """y = zeros(shape) with g added at ``index`` (repeated indices add up); its gradient is g[index]."""
+    """y = zeros(shape) with g added at ``index`` (repeated indices add up); its gradient is
+    g[index]."""
 
     def __init__(self, index, shape):
         self.index, self.shape = index, shape
@@ -777,7 +790,8 @@ def _index_to_backend(index, like):
 
 
 def _complete_index(index):
-    """Basic indices get a trailing ``...`` so that they name every axis (the array API asks for it)."""
+    """Basic indices get a trailing ``...`` so that they name every axis (the array API asks for
+    it)."""
     parts = index if isinstance(index, tuple) else (index,)
     if builtins.any(B.is_array(p) for p in parts):
         return index
@@ -828,7 +842,8 @@ class Stack(Function):
 
 
 def _sequence(who, tensors):
-    """A list of tensors; one Tensor is refused (iterating it would give its rows), as in PyTorch."""
+    """A list of tensors; one Tensor is refused (iterating it would give its rows), as in
+    PyTorch."""
     if isinstance(tensors, Tensor):
         raise TypeError(f"{who}: expected a sequence of tensors, not one Tensor (pass [t1, t2])")
     return list(tensors)
@@ -838,9 +853,9 @@ def concatenate(tensors, axis=0): return Concatenate(axis)(*_sequence("concatena
 def stack(tensors, axis=0): return Stack(axis)(*_sequence("stack", tensors))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Devices and dtypes
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class ToDevice(Function):
     """y = x copied to another backend;  the gradient is copied back."""
@@ -876,9 +891,9 @@ def astype(x, dtype):
     return x if B.dtype_name(x.dtype) == dtype else AsType(dtype)(x)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Comparisons (no gradient)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def compare(a, b, op):
     """Elementwise comparison (``op`` is "less", "equal"...) giving a boolean constant tensor; the
