@@ -907,9 +907,10 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=No
     gradients (needed for outputs with more than one element).  Unlike ``backward`` this touches no
     ``.grad``.  With ``create_graph=True`` the returned gradients are part of a graph themselves, so
     they can be differentiated again (a gradient penalty is
-    ``mg.grad(d(x), x, create_graph=True)``).  An input that the outputs do not depend on gets a gradient of zeros;
-    outputs that depend on no input at all (no graph, e.g. a gradient computed without
-    ``create_graph``) are an error.
+    ``mg.grad(d(x), x, create_graph=True)``).  An input that the outputs do not depend on gets a
+    gradient of zeros; outputs that depend on no input at all (no graph, e.g. a gradient computed
+    without ``create_graph``) are an error.  Only the part of the graph between the outputs and
+    ``inputs`` is walked.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
