@@ -95,9 +95,7 @@ def mark_modified(*tensors):
 # Type promotion (PyTorch's rules; see the Tensor docstring)
 # --------------------------------------------------------------------------------------------------
 
-def _category(name):
-    """0 for bool, 1 for integers, 2 for floating dtypes (PyTorch's promotion categories)."""
-    return 2 if name[0] == "f" else 0 if name == "bool" else 1
+_category = B.name_category      # 0 bool, 1 integer, 2 floating: PyTorch's promotion categories
 
 
 def _promote_names(names):

@@ -525,13 +525,18 @@ def is_floating(dtype):
 _KIND_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
 
 
+def name_category(name):
+    """0 for "bool", 1 for integer dtype names, 2 for floating ones: the categories of type
+    promotion (bool < integer < floating)."""
+    return 2 if name[0] == "f" else 0 if name == "bool" else 1
+
+
 def category(dtype):
-    """0 for bool, 1 for integers, 2 for floats: the categories of type promotion.  NumPy's and
-    CuPy's dtypes carry a one-letter ``kind`` (read first: this runs for many ops)."""
+    """``name_category`` of a dtype object.  NumPy's and CuPy's dtypes carry a one-letter ``kind``
+    (read first: this runs for many ops)."""
     kind = getattr(dtype, "kind", None)
     if kind is None:                                  # array-api-strict's dtypes
-        name = dtype_name(dtype)
-        return 2 if name[0] == "f" else 0 if name == "bool" else 1
+        return name_category(dtype_name(dtype))
     return _KIND_CATEGORY[kind]
 
 

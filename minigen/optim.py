@@ -20,11 +20,11 @@ exactly.
 
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
 
 from . import backend as B
 from .autograd import Tensor, as_tensor, mark_modified
 from .fused import adam_step
+from .nn.module import check_state_dict
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
 
@@ -93,14 +93,7 @@ class Optimizer:
         """Restore a ``state_dict()`` (NumPy or backend arrays), onto each parameter's device and
         dtype.  Everything is checked first: a TypeError for a state that is not a mapping of
         arrays, a ValueError listing missing, unexpected and mis-shaped entries."""
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names "
-                            f"to arrays (what state_dict() returns), not a {type(state).__name__}")
-        for key, value in state.items():
-            if not (isinstance(value, (Tensor, int, float)) or B.is_array(value)
-                    or B.is_host_array(value)):
-                raise TypeError(f"{type(self).__name__}.load_state_dict: entry {key!r} is a "
-                                f"{type(value).__name__}; expected an array or a Tensor")
+        check_state_dict(f"{type(self).__name__}.load_state_dict", state, numbers=True)
         missing = [name for name in self.hyperparameters if name not in state]
         unexpected, misshaped, per_param = [], [], [{} for _ in self.params]
         for key, value in state.items():

@@ -29,7 +29,20 @@ from collections.abc import Mapping
 from .. import backend as B
 from ..autograd import Tensor, as_tensor, mark_modified, no_grad
 
-__all__ = ["Parameter", "Module", "check_size"]
+__all__ = ["Parameter", "Module", "check_size", "check_state_dict"]
+
+
+def check_state_dict(who, state, numbers=False):
+    """A TypeError unless ``state`` is a mapping of names to arrays (NumPy or backend arrays, or
+    Tensors; Python numbers too when ``numbers``), as ``state_dict()`` returns."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{who}: expected a mapping of names to arrays (what state_dict() "
+                        f"returns), not a {type(state).__name__}")
+    kinds = (Tensor, int, float) if numbers else Tensor
+    for name, value in state.items():
+        if not (isinstance(value, kinds) or B.is_array(value) or B.is_host_array(value)):
+            raise TypeError(f"{who}: entry {name!r} is a {type(value).__name__}; expected an array "
+                            "or a Tensor")
 
 
 def check_size(who, name, value):
@@ -211,13 +224,7 @@ class Module:
         lists every missing, unexpected and mis-shaped entry.  ``strict=False`` ignores missing and
         unexpected names (shapes are always checked).  Returns the module.
         """
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a mapping of names "
-                            f"to arrays (what state_dict() returns), not a {type(state).__name__}")
-        for name, value in state.items():
-            if not (isinstance(value, Tensor) or B.is_array(value) or B.is_host_array(value)):
-                raise TypeError(f"{type(self).__name__}.load_state_dict: entry {name!r} is a "
-                                f"{type(value).__name__}; expected an array or a Tensor")
+        check_state_dict(f"{type(self).__name__}.load_state_dict", state)
         own = OrderedDict(self._named_tensors())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
