@@ -678,17 +678,17 @@ def _as_input_tensors(inputs, promotes, float_result):
     like = None
     numbers = False
     for x in inputs:
-        kind = type(x)
-        if kind is float or kind is int:
+        if isinstance(x, Tensor):
+            if like is None:
+                like = x
+            elif promotes:
+                d, first = x.data.dtype, like.data.dtype
+                if d is not first and (type(d) is not type(first) or d != first):
+                    return promote(*inputs)  # (two backends' dtypes never compare: promote says so)
+        elif type(x) is float or type(x) is int:
             numbers = True
-        elif not isinstance(x, Tensor):
+        else:
             return _converted(inputs, promotes, float_result)
-        elif like is None:
-            like = x
-        elif promotes:
-            d, first = x.data.dtype, like.data.dtype
-            if d is not first and (type(d) is not type(first) or d != first):
-                return promote(*inputs)   # (two backends' dtypes never compare: promote says so)
     if like is None:
         return _converted(inputs, promotes, float_result)
     if not (numbers or float_result):
