@@ -58,9 +58,16 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
+            g = p.grad.data
+            if type(g) is not type(p.data) or g.shape != p.data.shape or g.dtype != p.data.dtype:
+                raise ValueError(
+                    f"{type(self).__name__}.step: a gradient of shape {p.grad.shape} "
+                    f"({B.dtype_name(g.dtype)}, {p.grad.device}) for a parameter of shape "
+                    f"{p.shape} ({B.dtype_name(p.data.dtype)}, {p.device}); backward gives each "
+                    "parameter its own shape, dtype and device: check a .grad set by hand")
             self._follow(p, state)
             state["step"] = state.get("step", 0) + 1
-            self._update(p, p.grad.data, state)
+            self._update(p, g, state)
             mark_modified(p)         # a graph built before this step may not backpropagate now
 
     def _update(self, p, grad, state):

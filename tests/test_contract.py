@@ -529,3 +529,13 @@ def test_iteration_and_comparison_with_none(backend):
         list(mg.Tensor(1.0))                   # not an empty loop
     assert (t == None) is False and (t != None) is True  # noqa: E711 (what is tested)
     assert t not in [None]
+
+
+def test_an_optimizer_refuses_a_hand_set_gradient_of_another_shape_or_dtype(backend):
+    p = mg.Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    opt = mg.optim.SGD([p], lr=0.1)
+    for bad in (mg.Tensor(np.ones((3, 2), np.float32)), mg.Tensor(np.ones((2, 3)))):
+        p.grad = bad
+        with pytest.raises(ValueError, match=r"SGD.step: a gradient of shape"):
+            opt.step()
+    assert (p.numpy() == 0).all()
