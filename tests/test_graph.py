@@ -200,3 +200,19 @@ def test_graphs_too_big_to_read_are_refused_with_the_way_out():
         y = y * 1.0
     with pytest.raises(ValueError, match="steps="):
         mg.draw_backward(y)
+
+
+def test_the_sweep_runs_on_every_backend(backend):
+    """The same sweep on NumPy, array-api-strict (which refuses what would break on a GPU) and
+    CuPy where there is one: gradients as mg.grad's, and a figure drawn from host copies."""
+    w = mg.Tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True, name="w")
+    x = mg.Tensor([[1.0, 2.0]])
+    h = mg.tanh(x @ w)
+    loss = (h * h).sum() + h.mean()
+    graph, frames = backward_frames(loss)
+    (expected,) = mg.grad(loss, [w], retain_graph=True)
+    got = frames[-1].grads[graph.node(w).index]
+    assert got.device == w.device
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12)
+    assert len(mg.draw_backward(loss).axes) == len(frames)
+    assert "w" in mg.to_dot(loss, show="both")

@@ -164,3 +164,24 @@ def test_batch_norm_statistics_travel_under_pytorchs_names():
     back = mg.nn.Sequential(mg.nn.Dense(3, 4), mg.nn.BatchNorm1d(4))
     mg.interop.load_torch_state_dict(back, twin.state_dict())
     assert back[1].num_batches_tracked.item() == 1
+
+
+class _Claims:
+    """An object that says its memory is on ``device_type`` (DLPack's numbering)."""
+
+    def __init__(self, device_type):
+        self.device_type = device_type
+
+    def __dlpack_device__(self):
+        return (self.device_type, 0)
+
+    def __dlpack__(self, **kwargs):
+        raise AssertionError("from_dlpack must decide from the device before asking for data")
+
+
+def test_from_dlpack_takes_the_backend_from_the_device():
+    with pytest.raises(ValueError, match="device type 4"):      # kDLOpenCL: neither CPU nor CUDA
+        mg.from_dlpack(_Claims(4))
+    if "cupy" not in mg.available_backends():
+        with pytest.raises(mg.BackendError, match="CuPy"):     # CUDA memory needs the cupy backend
+            mg.from_dlpack(_Claims(2))
