@@ -201,3 +201,21 @@ def test_optimizer_mistakes():
 def test_unknown_exercise_names_the_choices():
     with pytest.raises(ValueError, match="matmul, module, dense, sgd, adam"):
         mg.exercises.check("conv", object)
+
+
+def test_a_dense_layer_on_the_learners_own_module_passes():
+    """Exercise 3 on exercise 2's MyModule (the track builds on itself)."""
+    MyModule = answer("module", solution=True)
+
+    class MyDense(MyModule):
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            limit = (6.0 / (n_in + n_out)) ** 0.5
+            self.weight = mg.nn.Parameter((2 * mg.rand(n_in, n_out) - 1) * limit)
+            self.bias = mg.nn.Parameter(mg.zeros(n_out))
+
+        def forward(self, x):
+            return x @ self.weight + self.bias
+
+    report = mg.exercises.check("dense", MyDense)
+    assert report, str(report)
