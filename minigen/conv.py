@@ -305,7 +305,6 @@ class _Geometry:
         self.padding, self.dilation = tuple(padding), tuple(dilation)
 
 
-
 def _pad_array(x, padding, value=0.0, batch_last=False):
     """A (A, B, H, W) array with ``padding`` rows and columns of ``value`` added on each side;
     ``batch_last``: laid out in memory as (B, H, W, A), A varying fastest (a copy if need be)."""

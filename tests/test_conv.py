@@ -93,14 +93,18 @@ def pairs(data, low, high, label):
     return tuple(data.draw(st.integers(low, high), label=f"{label}[{k}]") for k in "hw")
 
 
-def conv_case(data, extra=2, max_batch=2, max_channels=2):
-    """x, weight, bias and the conv2d arguments (ints or pairs) for a valid convolution."""
+def _layer_sizes(data, max_batch, max_channels):
+    """Batch, input and output channels, kernel, stride and dilation (pairs) of a layer."""
     n = data.draw(st.integers(1, max_batch), label="batch")
     c = data.draw(st.integers(1, max_channels), label="in_channels")
     o = data.draw(st.integers(1, max_channels), label="out_channels")
-    kernel = pairs(data, 1, 3, "kernel")
-    stride = pairs(data, 1, 2, "stride")
-    dilation = pairs(data, 1, 2, "dilation")
+    return (n, c, o, pairs(data, 1, 3, "kernel"), pairs(data, 1, 2, "stride"),
+            pairs(data, 1, 2, "dilation"))
+
+
+def conv_case(data, extra=2, max_batch=2, max_channels=2):
+    """x, weight, bias and the conv2d arguments (ints or pairs) for a valid convolution."""
+    n, c, o, kernel, stride, dilation = _layer_sizes(data, max_batch, max_channels)
     padding = pairs(data, 0, 2, "padding")
     size = tuple(max(1, d * (k - 1) + 1 - 2 * p) + data.draw(st.integers(0, extra), label="extra")
                  for k, d, p in zip(kernel, dilation, padding))
@@ -114,12 +118,7 @@ def conv_case(data, extra=2, max_batch=2, max_channels=2):
 
 def transpose_case(data, max_side=3, max_batch=2, max_channels=2):
     """x, weight, bias and the conv_transpose2d arguments for a valid transposed convolution."""
-    n = data.draw(st.integers(1, max_batch), label="batch")
-    cin = data.draw(st.integers(1, max_channels), label="in_channels")
-    cout = data.draw(st.integers(1, max_channels), label="out_channels")
-    kernel = pairs(data, 1, 3, "kernel")
-    stride = pairs(data, 1, 2, "stride")
-    dilation = pairs(data, 1, 2, "dilation")
+    n, cin, cout, kernel, stride, dilation = _layer_sizes(data, max_batch, max_channels)
     size = pairs(data, 1, max_side, "size")
     output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1), label="output_padding")
                            for s, d in zip(stride, dilation))
