@@ -594,12 +594,14 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     padding = _pair(padding, "padding", op)
     output_padding = _pair(output_padding, "output_padding", op)
     dilation = _pair(dilation, "dilation", op, 1)
-    if builtins.any(e >= s and e >= d for e, s, d in zip(output_padding, stride, dilation)):
-        raise ValueError(f"{op}: output_padding {output_padding} must be smaller than the stride "
-                         f"{stride} or the dilation {dilation}")
     x, weight, bias, unbatched = _conv_inputs(op, x, weight, bias, in_axis=0)
     kernel = weight.shape[2:]
     size = _transpose_out(x.shape[2:], kernel, stride, padding, output_padding, dilation)
+    if builtins.any(e >= s and e >= d for e, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"{op}: output_padding {output_padding} must be smaller than the stride {stride} or "
+            f"the dilation {dilation} (input {x.shape}, weight {weight.shape}: the output size "
+            f"would be {size}, which no convolution with that stride maps back to the input's)")
     if builtins.min(size) < 1:
         raise ValueError(
             f"{op}: input {x.shape} with weight {weight.shape}, stride {stride}, padding "

@@ -358,7 +358,8 @@ def test_bias_and_lists_are_accepted():
     (lambda: mg.conv_transpose2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), stride=2,
                                  output_padding=2),
      r"conv_transpose2d: output_padding \(2, 2\) must be smaller than the stride \(2, 2\) or the "
-     r"dilation \(1, 1\)"),
+     r"dilation \(1, 1\) \(input \(1, 1, 4, 4\), weight \(1, 1, 3, 3\): the output size would "
+     r"be \(11, 11\)"),
     (lambda: mg.conv_transpose2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1),
      r"conv_transpose2d: input \(1, 1, 1, 1\) .* gives the output size \(-1, -1\), below 1"),
 ])
