@@ -165,6 +165,9 @@ def write_readme_fragments():
 # --------------------------------------------------------------------------------------------------
 
 def write_tutorials():
+    """``docs/tutorials/``: each committed notebook with a note under its title that links its
+    script (copied beside it for download), and ``tutorials/README.md`` as the index, whose hidden
+    toctree puts the notebooks in file-name order (furo's previous/next links follow it)."""
     source = ROOT / "tutorials"
     out = DOCS / "tutorials"
     notebooks = sorted((source / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -262,7 +265,7 @@ def all_groups(module):
         source = inspect.getsource(module)
     except (OSError, TypeError):
         return [(None, names)]
-    groups, current, inside, depth = [], None, False, 0
+    groups, inside, depth = [], False, 0
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
     for tok in tokens:
         if not inside:
@@ -276,8 +279,8 @@ def all_groups(module):
             if depth == 0:
                 break
         elif tok.type == tokenize.COMMENT and depth:
-            current = tok.string.lstrip("#").strip()
-            groups.append((current[:1].upper() + current[1:], []))
+            heading = tok.string.lstrip("#").strip()
+            groups.append((heading[:1].upper() + heading[1:], []))
         elif tok.type == tokenize.STRING and depth:
             if not groups:
                 groups.append((None, []))
