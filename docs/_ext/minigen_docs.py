@@ -355,7 +355,10 @@ def write_api(modules, home):
                 if kind == "data":
                     lines += _data_entry(f"{modname}.{name}", value)
                 else:
-                    lines += [f".. auto{kind}:: {modname}.{name}", ""]
+                    lines += [f".. auto{kind}:: {modname}.{name}"]
+                    if kind != "function" and value.__bases__ not in ((object,), (Exception,)):
+                        lines.append("   :show-inheritance:")       # "Bases: object" says nothing
+                    lines.append("")
         _write(out / f"{modname}.rst", "\n".join(lines))
         pages.append(modname)
     intro = ("Every public name of minigen, generated from the docstrings. Each page lists exactly "
@@ -479,7 +482,8 @@ def write_architecture(public, home):
                 for r in replacements)
             lines.append(f"| {{py:func}}`{fused.__name__}.{reference}` | {targets} |")
         elsewhere = [n for n in _all(fused) if id(getattr(fused, n)) in home]
-        lines += ["", "```{eval-rst}", f".. automodule:: {fused.__name__}", "   :members:"]
+        lines += ["", "```{eval-rst}", f".. automodule:: {fused.__name__}", "   :members:",
+                  "   :show-inheritance:"]
         lines += [f"   :exclude-members: {', '.join(elsewhere)}"] if elsewhere else []
         lines += ["```", ""]
     _write(DOCS / "_generated" / "architecture.md", "\n".join(lines))
