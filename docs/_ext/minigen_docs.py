@@ -141,14 +141,22 @@ def write_readme_fragments():
     def fragment(name, text, page_dir=DOCS):
         _write(out / f"{name}.md", rewrite_links(text, [ROOT], page_dir))
 
+    def page_body(name, text):
+        """A section that is a whole page, under its ``#`` title: ``###`` becomes ``##``."""
+        lines, fenced = [], False
+        for line in text.split("\n"):
+            fenced = fenced != line.startswith("```")
+            lines.append(line[1:] if not fenced and re.match(r"###+ ", line) else line)
+        fragment(name, "\n".join(lines))
+
     fragment("intro", section(sections, "", readme))
     fragment("quickstart", section(sections, "Quickstart", readme))
     results = section(sections, "Results", readme)
-    fragment("results", results)
+    page_body("results", results)
     figures = [m.group(0) for m in _LINK.finditer(results) if m.group(1)]
     fragment("results_figures", " ".join(figures) + "\n")
-    for name, heading in [("performance", "Performance"), ("benchmarks", "Benchmarks"),
-                          ("layout", "Layout"), ("tests", "Tests"),
+    page_body("performance", section(sections, "Performance", readme))
+    for name, heading in [("benchmarks", "Benchmarks"), ("layout", "Layout"), ("tests", "Tests"),
                           ("backends", "Backends, and keeping the GPU path honest without a GPU"),
                           ("reliability", "Reliability: what a run folder guarantees")]:
         fragment(name, section(sections, heading, readme))
