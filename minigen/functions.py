@@ -230,8 +230,12 @@ def matmul(a, b): return MatMul()(a, b)
 
 
 def pow(a, b):
-    """a ** b; a Python-number exponent is a constant (the common case, ``x ** 2``)."""
+    """a ** b; a Python-number exponent is a constant (the common case, ``x ** 2``).  An integer
+    tensor to a float power is a float of the default dtype (promotion, as PyTorch)."""
+    b = B.as_number(b)
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, float) and B.category(a.data.dtype) != 2:
+            a = astype(a, B.get_default_dtype())
         return PowScalar(b)(a)
     return Pow()(a, b)
 
