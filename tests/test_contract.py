@@ -574,6 +574,9 @@ def test_5_every_op_result_dtype_is_pytorchs(backend, operands):
     # the rule written in op_specs (NumPy's promotion inside one group) against minigen's
     if all(not isinstance(o.value, np.ndarray) for o in operands):
         return
+    if any(isinstance(o.value, np.ndarray) and o.value.dtype.kind == "u" for o in operands) and \
+            any(type(o.value) is int and o.value < 0 for o in operands):
+        return                 # -3 does not fit a uint8: NumPy raises OverflowError (PyTorch wraps)
     expected = op_specs.torch_result_dtype(operands, default=mg.get_default_dtype())
     values = [o.operand() for o in operands]
     assert mg.autograd.result_dtype(*[mg.Tensor(v) if isinstance(v, np.ndarray) else v
