@@ -139,7 +139,8 @@ def dense(x, weight, bias=None, activation=None):
     if bias is None or not is_fusion_enabled():
         return dense_reference(x, weight, bias, fn)
     # what fuses: the names, and the functions themselves (mg.relu passed as a callable)
-    name = next((n for n in FUSED_ACTIVATIONS if fn is ACTIVATIONS[n]), None)
+    name = activation if activation in FUSED_ACTIVATIONS else \
+        next((n for n in FUSED_ACTIVATIONS if fn is ACTIVATIONS[n]), None)
     if activation is not None and name is None:
         return fn(DenseFunction(None)(x, weight, bias))
     return DenseFunction(name)(x, weight, bias)
