@@ -337,7 +337,7 @@ class Sigmoid(_Floating):
     Computed without overflow for any x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0 and
     y = e / (1 + e) for x < 0 (the same number, written so that exp never sees a large argument).
     Both cases are one formula, y = exp(min(x, 0)) / (1 + e), which needs no ``where`` (NumPy's
-    ``where`` is several times slower than an ``exp`` on these machines).
+    ``where`` is several times slower than an ``exp``).
     """
 
     def forward(self, x):
