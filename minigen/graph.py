@@ -416,10 +416,16 @@ def _figure(columns, rows, panels=1, ncols=1):
     figure = Figure(figsize=(width, height), layout="constrained")
     axes = [figure.add_subplot(nrows, ncols, k + 1) for k in range(panels)]
     for ax in axes:
-        ax.set_xlim(-0.5, columns - 0.5)
-        ax.set_ylim(rows - 0.5, -0.5)      # row 0 at the top
-        ax.set_axis_off()
+        _clear(ax, columns, rows)
     return figure, axes
+
+
+def _clear(ax, columns, rows):
+    """An empty panel in layout units: one unit per column and per row, row 0 at the top."""
+    ax.clear()
+    ax.set_xlim(-0.5, columns - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_axis_off()
 
 
 def _grid(pos, waypoints):
@@ -584,10 +590,7 @@ def animate_backward(tensor, grad=None, names=None, interval=1200):
 
     def show(k):
         frame = frames[k]
-        ax.clear()
-        ax.set_xlim(-0.5, columns - 0.5)
-        ax.set_ylim(rows - 0.5, -0.5)
-        ax.set_axis_off()
+        _clear(ax, columns, rows)
         _draw(ax, graph, pos, waypoints, "grad", frame.grads, highlight=frame.node,
               sent=frame.sent, done={f.node for f in frames[:k]}, arrived=frame.arrived)
         ax.set_title(_wrap(frame.describe(graph), columns * _COL_IN), fontsize=8.5, loc="left")
