@@ -588,3 +588,10 @@ def test_5_every_op_result_dtype_is_pytorchs(backend, operands):
             assert _name(mg.maximum(a, b) if isinstance(a, mg.Tensor) else
                          mg.maximum(b, a)) == expected
         assert _name(mg.where(mg.Tensor([True, False]), a, b)) == expected
+
+
+def test_15_adam_betas_must_be_a_pair():
+    p = mg.Tensor([1.0], requires_grad=True)
+    for betas in (0.9, (0.9,), ("a", 0.99)):
+        with pytest.raises(TypeError, match="betas must be a pair"):
+            mg.optim.Adam([p], betas=betas)
