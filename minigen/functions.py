@@ -504,6 +504,8 @@ def _normalize_axis(axis, ndim):
     repeated axis is an error."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:     # the common case, answered first
+        return (axis % ndim,)
     try:
         axes = (operator.index(axis),) if not isinstance(axis, (tuple, list)) else tuple(
             operator.index(a) for a in axis)
