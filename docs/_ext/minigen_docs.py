@@ -505,6 +505,9 @@ _HOME = {}
 
 
 def generate(app, config):
+    # _static holds only what build.sh vendors (git-ignored), so a fresh clone has no such folder;
+    # Sphinx warns about a missing html_static_path entry, and a warning fails the build.
+    (DOCS / "_static").mkdir(exist_ok=True)
     modules = public_modules()
     _HOME.clear()
     _HOME.update(homes(modules))
