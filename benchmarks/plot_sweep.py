@@ -25,17 +25,13 @@ def load_sweep(path):
         return None
     with open(path) as f:
         result = json.load(f)
-    # run.py files keep each BLAS setting's suites under "settings" (older ones at the top level)
-    sweep = result.get("sweep") or next(
-        (suites["sweep"] for suites in result.get("settings", {}).values() if "sweep" in suites),
-        None)
-    if sweep is None:
+    if "sweep" not in result:
         return None
     machine = result.get("machine", {})
     gpu = result["backend"] == "cupy"
     where = machine.get("gpu") if gpu else f"{machine.get('cpus', '?')}-core CPU"
     label = f"{'CuPy' if gpu else 'NumPy'} ({where}, {machine.get('date', '')})"
-    return label, sweep
+    return label, result["sweep"]
 
 
 def draw(sweeps):

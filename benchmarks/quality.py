@@ -1,7 +1,7 @@
 """Quality of the models with their default settings, as the README reports it.
 
     python benchmarks/quality.py                 # everything (about 6 minutes on 2 CPU cores)
-    python benchmarks/quality.py --only ring     # one part: ring, grid, mnist, iwae
+    python benchmarks/quality.py --only ring     # one part: ring, grid, mnist, iwae, images
 
 1. ring: VAE, GAN and VAE-GAN with default settings over 5 seeds: modes covered (of 8), high-quality
    fraction, reverse KL, mean +- sd, and one figure with their samples side by side.
@@ -10,6 +10,9 @@
 3. mnist: the 784-400-20 VAE (Adam 1e-3, batch 128, 10 epochs, 8,000/2,000 split of the test digits)
    against the same model and data in PyTorch, when PyTorch is installed.
 4. iwae: the importance-weighted NLL for K = 1, 5, 50, 500 against the negative ELBO.
+5. images (only when asked: --only images; see benchmarks/image_quality.py): the conv VAE, DCGAN
+   and conv VAE-GAN on Fashion-MNIST and MNIST over 3 seeds, Frechet distance, precision, recall,
+   classes covered and likelihoods; sample grids in docs/images_<data>_<model>.png.
 
 Results go to benchmarks/results/quality.json and docs/ring_comparison.png; a Markdown table is
 printed.
@@ -35,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from references import torch_vae  # noqa: E402  (the same PyTorch VAE that run.py times)
+import image_quality  # noqa: E402  (the images part)
 
 
 def _mean_sd(values):
@@ -149,12 +153,22 @@ def iwae_part(run_folder, ks=(1, 5, 50, 500), n=500):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["ring", "grid", "mnist", "iwae"], action="append")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", choices=["ring", "grid", "mnist", "iwae", "images"],
+                        action="append")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per model (default: 5; images: 3)")
+    parser.add_argument("--image-data", nargs="+", default=["fashion-mnist", "mnist"],
+                        choices=["fashion-mnist", "mnist"], help="images: the data sets")
+    parser.add_argument("--image-models", nargs="+", default=["vae", "gan", "vaegan"],
+                        choices=["vae", "gan", "vaegan"], help="images: the models")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="images: train on the first N training images only")
+    parser.add_argument("--from-runs", nargs="+", metavar="GLOB",
+                        help="images: report these finished run folders instead of training")
     args = parser.parse_args(argv)
     mg.backend.set_num_threads(1)          # as the command line does
     parts = args.only or ["ring", "grid", "mnist", "iwae"]
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seeds or 5))
     results_path = os.path.join(HERE, "results", "quality.json")
     results = read_json(results_path) if os.path.exists(results_path) else {}
     table = []
@@ -183,6 +197,18 @@ def main(argv=None):
                     print("iwae: -L_K on 500 test digits", flush=True)
                     results["iwae"] = iwae_part(run)
                     _save(results, results_path)
+        if "images" in parts:
+            if args.from_runs:
+                records = image_quality.collect(args.from_runs)
+            else:
+                print("images: conv VAE, DCGAN, conv VAE-GAN", flush=True)
+                records = image_quality.train_images(
+                    args.image_data, args.image_models, list(range(args.seeds or 3)),
+                    folder, limit=args.limit)
+            results["images"] = image_quality.summary(records)
+            _save(results, results_path)
+            image_quality.copy_grids(records)
+            table.append("\nimages:\n\n" + image_quality.table(records))
     _save(results, results_path)
     for name, rows in (("ring", results.get("ring")), ("grid", results.get("grid"))):
         if rows:

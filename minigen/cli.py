@@ -1,6 +1,6 @@
 """The command line: ``python -m minigen`` (or the ``minigen`` script).
 
-    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist] [--epochs N] ...
+    python -m minigen train {vae,gan,vaegan} [--data ring|grid|moons|mnist|fashion-mnist] ...
     python -m minigen evaluate RUN_FOLDER
     python -m minigen sample RUN_FOLDER -n 64 --out samples.png
     python -m minigen demo

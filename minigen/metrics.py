@@ -29,6 +29,8 @@ from .autograd import Tensor, no_grad
 from .creation import randn
 from .data import toy_modes
 from .functions import broadcast_to, concatenate, exp, logsumexp
+from .models.classifier import load_classifier
+from .models.conv_nets import IMAGE_DIM
 
 __all__ = ["mode_metrics", "nearest_modes"]
 
@@ -332,6 +334,70 @@ def class_coverage(labels, num_classes=10, min_share=0.1):
     fractions = [c / n for c in counts]
     return {
         "class_coverage": sum(1 for c in counts if c >= min_share * n / num_classes),
-        "class_entropy": -sum(p * math.log(p) for p in fractions if p > 0),
+        "class_entropy": sum(-p * math.log(p) for p in fractions if p > 0),      # 0.0, not -0.0
         "class_fractions": fractions,
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# Features and classes of images from the shipped classifier, and everything together
+# --------------------------------------------------------------------------------------------------
+
+__all__ += ["image_features", "image_classes", "image_quality"]
+
+
+def _classifier_outputs(images, dataset, batch_size=500):
+    """(features (N, 576), logits (N, 10)) of images (N, 784) in [0, 1], in batches, no graph."""
+    images = images if isinstance(images, Tensor) else Tensor(images)
+    if images.ndim != 2 or images.shape[1] != IMAGE_DIM:
+        raise ValueError(f"image metrics: images must be (N, {IMAGE_DIM}) rows of 28 x 28 pixels "
+                         f"in [0, 1], not shape {images.shape}")
+    owner = B.of(images.data)
+    model = load_classifier(dataset, owner.name, B.dtype_name(images.dtype))
+    features, logits = [], []
+    with no_grad():
+        for batch in _batches(images, batch_size):
+            h, out = model.features_and_logits(batch)
+            features.append(h)
+            logits.append(out)
+    return concatenate(features, axis=0), concatenate(logits, axis=0)
+
+
+def image_features(images, dataset):
+    """The 576 features of each image (N, 784) -> (N, 576) from ``dataset``'s shipped classifier
+    (:mod:`minigen.models.classifier`): the space in which :func:`frechet_distance` and
+    :func:`precision_recall` compare images.  ``dataset``: "mnist" or "fashion-mnist".  The first
+    call for a backend and dtype loads the weights (building the network first draws its random
+    initial weights from the backend's generator, then replaces them)."""
+    return _classifier_outputs(images, dataset)[0]
+
+
+def image_classes(images, dataset):
+    """The class the shipped classifier of ``dataset`` predicts for each image: (N,) int64."""
+    logits = _classifier_outputs(images, dataset)[1]
+    xp = B.namespace(logits.data)
+    return Tensor(xp.astype(xp.argmax(logits.data, axis=1), xp.int64))
+
+
+def image_quality(samples, real, dataset, k=3):
+    """Every image measure of ``samples`` (N, 784) against ``real`` images (M, 784) of ``dataset``,
+    as a dict of Python numbers:
+
+    * ``frechet_distance``: between the Gaussians fitted to the classifier features of both sets
+      (lower is better; minigen's own features, **not comparable with Inception FID**);
+    * ``precision``, ``recall``: Kynkaanniemi et al. 2019 with ``k`` neighbours, on the same
+      features;
+    * ``class_coverage``, ``class_entropy``, ``class_fractions``: how the samples spread over the
+      classes the classifier sees in them (:func:`class_coverage`);
+    * ``samples``, ``real``: the sizes (the Frechet distance of small sets is biased upwards:
+      compare numbers measured with the same sizes).
+    """
+    fake_features, fake_logits = _classifier_outputs(samples, dataset)
+    real_features, _ = _classifier_outputs(real, dataset)
+    xp = B.namespace(fake_logits.data)
+    classes = Tensor(xp.astype(xp.argmax(fake_logits.data, axis=1), xp.int64))
+    out = {"frechet_distance": frechet_distance(real_features, fake_features)}
+    out.update(precision_recall(real_features, fake_features, k=k))
+    out.update(class_coverage(classes, num_classes=fake_logits.shape[1]))
+    out.update(samples=fake_features.shape[0], real=real_features.shape[0])
+    return out

@@ -173,3 +173,51 @@ def decoded_latent_grid(decoded, steps, side=28, limit=3.0):
         ax.set_ylabel("z2")
         ax.set_title("decoded latent plane", fontsize="medium")
     return figure
+
+
+# --------------------------------------------------------------------------------------------------
+# Images large enough to judge: one tiled picture, a few screen pixels per image pixel
+# --------------------------------------------------------------------------------------------------
+
+__all__ += ["image_mosaic", "interpolations"]
+
+
+def image_mosaic(images, rows=8, cols=8, side=28, title=None, scale=3, gap=2, row_labels=None,
+                 dpi=100):
+    """The first rows x cols images (flat vectors of side * side pixels in [0, 1]) in one picture
+    with ``scale`` screen pixels per image pixel when saved at ``dpi`` (3: an 84-pixel digit, big
+    enough to see its strokes), ``gap`` image pixels of white between them, and optional
+    ``row_labels`` at the left of the rows."""
+    x = _host(images)[: rows * cols].reshape(-1, side, side)
+    step = side + gap
+    width, height = cols * step - gap, rows * step - gap
+    inches_w, inches_h = width * scale / dpi, height * scale / dpi
+    left = 1.1 if row_labels else 0.0
+    top = 0.35 if title else 0.0
+    figure = Figure(figsize=(inches_w + left, inches_h + top), dpi=dpi)
+    ax = figure.add_axes((left / (inches_w + left), 0, inches_w / (inches_w + left),
+                          inches_h / (inches_h + top)))
+    for i, image in enumerate(x):
+        r, c = divmod(i, cols)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+                  extent=(c * step, c * step + side, r * step + side, r * step))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_facecolor("white")
+    ax.set_xticks([])
+    ax.set_yticks([step * r + side / 2 for r in range(len(row_labels))] if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels(row_labels, fontsize="small")
+        ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return figure
+
+
+def interpolations(images, steps, side=28, title="latent interpolations", scale=3):
+    """Rows of ``steps`` images each - the decodings along straight lines in the latent space -
+    from ``images``, which holds the rows one after another."""
+    rows = len(_host(images)) // steps
+    return image_mosaic(images, rows=rows, cols=steps, side=side, title=title, scale=scale)

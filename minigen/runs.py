@@ -40,8 +40,10 @@ from .data import IMAGE_SETS, load_images, make_toy, moons
 from .functions import sigmoid
 from .io import (BadFileError, atomic_write, read_json, remove_stale_temporaries, strict_json,
                  write_json)
+from .image_report import image_figures, image_metrics
 from .metrics import evaluate_vae, mode_metrics
 from .models import build_model
+from .models.conv_nets import ARCHS
 from .train import CHECKPOINT, HISTORY, fit, load_checkpoint, read_history
 
 __all__ = ["MODELS", "DATASETS", "SETTINGS", "Setting", "defaults", "Dataset", "load_dataset",
@@ -53,10 +55,10 @@ DATASETS = ("ring", "grid", "moons", "mnist", "fashion-mnist")
 IMAGE_DATASETS = tuple(IMAGE_SETS)
 N_TRAIN_2D, N_TEST_2D = 10_000, 2_000
 N_METRIC_SAMPLES = 2_500     # the VEEGAN / PacGAN protocol
-N_IWAE_IMAGES = 2_000        # test rows for the IWAE bound: all of MNIST's 2,000, 1/5 of Fashion's
 
 CONFIG, MODEL, METRICS = "config.json", "model.npz", "metrics.json"
-FIGURES = ("loss.png", "samples.png", "reconstructions.png", "latent.png", "latent_grid.png")
+FIGURES = ("loss.png", "samples.png", "reconstructions.png", "latent.png", "latent_grid.png",
+           "interpolations.png")
 RUN_FILES = (CONFIG, CHECKPOINT, MODEL, HISTORY, METRICS) + FIGURES   # what a run writes
 
 
@@ -98,6 +100,13 @@ def positive_float(text):
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"must be a positive number (finite), not {text}")
     return value
+
+
+def arch_name(text):
+    """"mlp" or "conv" from a command-line word."""
+    if text not in ARCHS:
+        raise ValueError(f"must be one of {', '.join(ARCHS)}, not {text!r}")
+    return text
 
 
 def integer(text):
@@ -147,6 +156,10 @@ SETTINGS = (
             section="model", models=("vaegan",)),
     Setting("pack", "the discriminator judges this many points at a time (PacGAN)", metavar="M",
             section="model", models=("gan",)),
+    Setting("arch", "the networks: mlp (Dense layers) or conv (DCGAN-style convolutions, for the "
+                    "image sets; then --hidden gives their two channel counts, and the other "
+                    "defaults are conv's: see minigen/runs.py)", arch_name, metavar="A",
+            section="model"),
     Setting("seed", "seed of every random number of the run", integer, metavar="S"),
     Setting("binarize", "a fresh binarization of each batch (images)", None),
     Setting("limit", "train on the first N training rows only (quick tries)", metavar="N"),
@@ -159,7 +172,7 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 # An entry for one data set, like ("gan", "grid"), takes precedence: on the 25 modes of the grid the
 # 64 -> 32 GAN covers about 13; packing 2 points (PacGAN) with 128 -> 128 networks about 21.
 # beta, gamma: the VAE's ELBO (beta 1); the VAE-GAN's 2-D weights, and Larsen et al.'s on images.
-_COMMON = dict(seed=0, binarize=False, limit=None)
+_COMMON = dict(seed=0, binarize=False, limit=None, arch="mlp")
 _DEFAULTS = {
     ("vae", "2d"): dict(hidden=[64, 32], latent_dim=2, epochs=50, batch_size=256, lr=1e-3,
                         beta=1.0),
@@ -173,21 +186,34 @@ _DEFAULTS = {
     ("gan", "mnist"): dict(hidden=[400], latent_dim=20, pack=1, epochs=20, batch_size=128, lr=2e-4),
     ("vaegan", "mnist"): dict(hidden=[400], latent_dim=20, epochs=20, batch_size=128, lr=2e-4,
                               beta=1.0, gamma=30.0),
+    # arch="conv" on either image set: DCGAN-style networks with 32 and 64 channels
+    # (minigen/models/conv_nets.py); Adam at 2e-4 with beta1 = 0.5 for the adversarial models, as
+    # DCGAN; epochs that keep each training within 20 minutes on two CPU cores.
+    ("vae", "conv"): dict(hidden=[32, 64], latent_dim=32, epochs=8, batch_size=128, lr=1e-3,
+                          beta=1.0),
+    ("gan", "conv"): dict(hidden=[32, 64], latent_dim=32, pack=1, epochs=4, batch_size=128,
+                          lr=2e-4),
+    ("vaegan", "conv"): dict(hidden=[32, 64], latent_dim=32, epochs=2, batch_size=128, lr=2e-4,
+                             beta=1.0, gamma=1.0),
 }
 
 
-def defaults(kind, data):
+def defaults(kind, data, arch="mlp"):
     """The default settings for ``kind`` on ``data``: those of the networks (hidden, latent_dim,
     and beta, gamma, pack where the model has them) and of the training (epochs, batch_size, lr):
-    the entry for ``data`` itself when there is one, else its kind of data's."""
+    the entry for ``data`` itself when there is one, else its kind of data's; with
+    ``arch="conv"`` (images only) the conv networks' own."""
+    if arch == "conv":
+        return dict(_DEFAULTS[(kind, "conv")])
     if (kind, data) in _DEFAULTS:
         return dict(_DEFAULTS[(kind, data)])
     return dict(_DEFAULTS[(kind, "mnist" if data in IMAGE_DATASETS else "2d")])
 
 
-def _all_defaults(kind, data):
-    """:func:`defaults` and those of every run (seed, binarize, limit): a value for each setting."""
-    return dict(_COMMON, **defaults(kind, data))
+def _all_defaults(kind, data, arch="mlp"):
+    """:func:`defaults` and those of every run (seed, binarize, limit, arch): a value for each
+    setting."""
+    return dict(_COMMON, arch=arch, **defaults(kind, data, arch))
 
 
 def _show(value):
@@ -270,6 +296,9 @@ def _model_config(kind, dataset, settings):
         if setting.section == "model" and kind in setting.models:
             value = settings[setting.name]
             config[setting.name] = list(value) if setting.nargs else value
+    if settings["arch"] != "mlp" and not dataset.is_image:
+        raise RunError(f"--arch {settings['arch']} is for the image sets "
+                       f"({', '.join(IMAGE_DATASETS)}), not {dataset.name}")
     if kind == "vae":
         config["likelihood"] = "bernoulli" if dataset.is_image else "gaussian"
     if kind == "vaegan" and dataset.is_image:   # Larsen et al.'s setting for images
@@ -477,7 +506,7 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
                 "the start of a run that never finished an epoch")
         raise RunError(f"{out} already holds {what} ({files}) and no checkpoint to --resume from. "
                        "Train into a new --out, or replace it with --overwrite")
-    run = dict(_all_defaults(kind, data), **given)
+    run = dict(_all_defaults(kind, data, given.get("arch", "mlp")), **given)
     dataset = load_dataset(data, seed=run["seed"], log=log, limit=run["limit"])
     model_config = _model_config(kind, dataset, run)
     B.manual_seed(run["seed"])
@@ -611,6 +640,7 @@ def _fit_and_finish(model, dataset, config, out, resume, progress, quiet, log):
     fit(model, dataset.train, epochs=train["epochs"], batch_size=train["batch_size"],
         seed=train["seed"], lr=train["lr"], out_dir=out, resume=resume, quiet=quiet,
         binarize=train["binarize"], on_epoch=progress)
+    model.eval()         # batch norms use their running statistics from here on
     model.save(os.path.join(out, MODEL))
     metrics = _metrics(model, dataset, train["seed"])
     write_json(os.path.join(out, METRICS), metrics)
@@ -737,15 +767,17 @@ def sample_run(folder, n, out, seed=0):
 
 def _metrics(model, dataset, seed):
     B.manual_seed(seed + 1)
+    if dataset.is_image:
+        metrics = image_metrics(model, dataset)
+        metrics["samples"] = metrics["quality_samples"]
+        return metrics
     metrics = {}
     with no_grad():
         if dataset.name in ("ring", "grid"):
             metrics.update(mode_metrics(model.sample(N_METRIC_SAMPLES), dataset.name))
         if getattr(model, "kind", None) == "vae":
-            k = 100 if dataset.is_image else 500
-            metrics.update(evaluate_vae(model, dataset.test[:N_IWAE_IMAGES], k=k))
-            metrics["iwae_k"] = k
-            metrics["iwae_examples"] = min(N_IWAE_IMAGES, len(dataset.test))
+            metrics.update(evaluate_vae(model, dataset.test, k=500))
+            metrics["iwae_k"] = 500
     metrics["samples"] = N_METRIC_SAMPLES if dataset.name in ("ring", "grid") else None
     return metrics
 
@@ -766,6 +798,11 @@ def _format_metrics(metrics):
                      f"high-quality samples {100 * metrics['high_quality_fraction']:.1f}%, "
                      + (f"reverse KL {kl:.3f}" if _finite(kl) else
                         "reverse KL undefined (no high-quality sample)"))
+    if "frechet_distance" in metrics:
+        parts.append(f"Frechet distance {metrics['frechet_distance']:.2f}, precision "
+                     f"{metrics['precision']:.3f}, recall {metrics['recall']:.3f}, classes "
+                     f"{metrics['class_coverage']}/10 (on minigen's classifier features, "
+                     f"{metrics['quality_samples']} samples)")
     if "test_loss" in metrics:
         parts.append(f"test loss (negative ELBO) {_nats(metrics['test_loss'])}, "
                      f"IWAE NLL (K={metrics['iwae_k']}) {_nats(metrics['test_nll_iwae'])}")
@@ -782,24 +819,21 @@ def _figures(model, dataset, out):
 
     history = read_json(os.path.join(out, HISTORY))
     save(plots.loss_curves(history, title=f"{model.kind} on {dataset.name}"), "loss.png")
+    if dataset.is_image:       # samples, reconstructions and interpolations, large
+        written += [os.path.basename(path) for path in image_figures(model, dataset, out)]
     with no_grad():
-        if dataset.is_image:
-            save(plots.image_grid(model.sample(64), title="samples"), "samples.png")
-        else:
+        if not dataset.is_image:
             save(plots.samples_2d(model.sample(N_METRIC_SAMPLES), dataset.test,
                                   title=f"{model.kind} samples on {dataset.name}"), "samples.png")
         if not hasattr(model, "encode") or not hasattr(model, "reconstruct"):
             return written
-        x = dataset.test
-        recon = model.reconstruct(x[:300])
-        if dataset.is_image:
-            figure = plots.reconstructions(x[:10], recon[:10])
-        else:
-            figure = plots.reconstructions_2d(x[:300], recon)
-        save(figure, "reconstructions.png")
+        x = dataset.test[:2000]          # the latent plot's points, and few enough for one batch
+        if not dataset.is_image:
+            save(plots.reconstructions_2d(x[:300], model.reconstruct(x[:300])),
+                 "reconstructions.png")
         if model.kind == "vae":
             mu, _ = model.encode(x)
-            save(plots.latent_space(mu, dataset.test_labels), "latent.png")
+            save(plots.latent_space(mu, dataset.test_labels[:2000]), "latent.png")
             if mu.shape[1] == 2:
                 steps = 15 if dataset.is_image else 25
                 line = [-3.0 + 6.0 * i / (steps - 1) for i in range(steps)]

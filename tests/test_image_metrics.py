@@ -180,3 +180,95 @@ def test_pixel_frechet_distance_grows_with_blur_and_noise():
         mixed[chosen] = rng.random((chosen.sum(), 784))
         noisy.append(metrics.frechet_distance(real, mixed))
     assert noisy == sorted(noisy) and noisy[0] < 0.2 * noisy[-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped feature classifiers, and the measures on their features
+# --------------------------------------------------------------------------------------------------
+
+from minigen import backend as B  # noqa: E402
+from minigen.models import classifier  # noqa: E402
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
+def test_shipped_weights_are_small_plain_arrays_that_fit_the_network(dataset):
+    path = classifier.weights_path(dataset)
+    assert os.path.getsize(path) <= 1_000_000
+    arrays = B.load_arrays(path)                        # allow_pickle=False inside
+    expected = classifier.ImageClassifier().state_dict()
+    assert {k: v.shape for k, v in arrays.items()} == {k: v.shape for k, v in expected.items()}
+    info = classifier.classifier_info(dataset)
+    assert info["test_accuracy"] >= info["target"]      # the accuracy the training script measured
+
+
+def test_an_unknown_data_set_has_no_classifier():
+    with pytest.raises(ValueError, match="no feature classifier for data set 'cifar'"):
+        metrics.image_features(np.zeros((2, 784)), "cifar")
+    with pytest.raises(ValueError, match=r"images must be \(N, 784\)"):
+        metrics.image_features(np.zeros((2, 28, 28)), "mnist")
+
+
+def _labelled(dataset):
+    root = os.environ.get("MINIGEN_DATA")
+    if not root:
+        pytest.skip("MINIGEN_DATA is not set")
+    if dataset == "fashion-mnist":
+        if not os.path.isdir(os.path.join(root, "fashion-mnist")):
+            pytest.skip("MINIGEN_DATA has no fashion-mnist/ subfolder")
+        return mg.data.load_fashion_mnist(log=lambda m: None)
+    return mg.data.load_mnist(log=lambda m: None)
+
+
+@pytest.mark.parametrize("dataset, least", [("fashion-mnist", 0.88), ("mnist", 0.96)])
+def test_the_classifier_recognises_held_out_images(dataset, least):
+    split = _labelled(dataset)
+    images, labels = split.test_images[:1000], split.test_labels[:1000].numpy()
+    predicted = metrics.image_classes(images, dataset).numpy()
+    assert predicted.dtype == np.int64 and (predicted == labels).mean() >= least
+    features = metrics.image_features(images[:10], dataset)
+    assert features.shape == (10, classifier.FEATURE_DIM)
+
+
+def test_features_agree_on_the_strict_backend():
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 784)).astype(np.float32)
+    host = metrics.image_features(mg.Tensor(x), "mnist").numpy()
+    with mg.using_backend("strict"):
+        strict = metrics.image_features(mg.Tensor(x), "mnist").numpy()
+    np.testing.assert_allclose(strict, host, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
+def test_feature_measures_behave_like_measures(dataset):
+    split = _labelled(dataset)
+    # MNIST's test digits 0-4,999 and 5,000-9,999 come from different writers (SD-3 and SD-1);
+    # its held-out 2,000 are from the second half, so the real images come from that half too
+    start = 5000 if dataset == "mnist" and len(split.train_images) == 8000 else 0
+    real = split.train_images.numpy()[start:start + 1500]
+    other = split.test_images.numpy()[:1500]
+    rng = np.random.default_rng(0)
+    real_features = metrics.image_features(mg.Tensor(real), dataset)
+
+    def features(images):
+        return metrics.image_features(mg.Tensor(images.astype(np.float32)), dataset)
+
+    blurred = [metrics.frechet_distance(real_features, features(_blur(other, s)))
+               for s in (0.0, 0.5, 1.0, 1.5, 2.5)]
+    assert blurred == sorted(blurred) and blurred[0] < 0.25 * blurred[-1]
+    noisy = []
+    for fraction in (0.0, 0.1, 0.3, 0.6, 1.0):
+        mixed = other.copy()
+        chosen = rng.random(len(mixed)) < fraction
+        mixed[chosen] = rng.random((chosen.sum(), 784))
+        noisy.append(features(mixed))
+    distances = [metrics.frechet_distance(real_features, f) for f in noisy]
+    assert distances == sorted(distances)
+    same = metrics.precision_recall(real_features, noisy[0])
+    assert same["precision"] > 0.7 and same["recall"] > 0.7
+    assert metrics.precision_recall(real_features, noisy[-1])["precision"] < 0.05
+    quality = metrics.image_quality(mg.Tensor(other), mg.Tensor(real), dataset)
+    assert quality["precision"] == same["precision"] and quality["samples"] == 1500
+    assert quality["class_coverage"] == 10 and quality["class_entropy"] > 0.97 * math.log(10)
+    one_class = other[split.test_labels.numpy()[:1500] == 1]
+    assert metrics.class_coverage(metrics.image_classes(mg.Tensor(one_class), dataset))[
+        "class_coverage"] <= 2

@@ -20,6 +20,15 @@ needs_fashion = pytest.mark.skipif(not _fashion_available(),
                                    reason="MINIGEN_DATA has no fashion-mnist/ subfolder")
 
 
+@pytest.fixture(autouse=True)
+def small_reports(monkeypatch):
+    """Small sample sets for the image metrics: these tests check the plumbing, not the numbers."""
+    from minigen import image_report
+    monkeypatch.setattr(image_report, "N_QUALITY", 300)
+    monkeypatch.setattr(image_report, "N_IWAE_IMAGES", 20)
+    monkeypatch.setattr(image_report, "IWAE_K", 5)
+
+
 @needs_fashion
 def test_gan_on_the_first_64_fashion_images(tmp_path):
     out = tmp_path / "run"
@@ -54,3 +63,30 @@ def test_limit_must_be_positive(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "vae", "--limit", "0"])
     assert info.value.code == 2 and "must be a positive integer" in capsys.readouterr().err
+
+
+@needs_fashion
+@pytest.mark.parametrize("model", ["vae", "gan", "vaegan"])
+def test_conv_runs_write_image_metrics_and_figures(tmp_path, model):
+    out = tmp_path / model
+    assert main(["train", model, "--data", "fashion-mnist", "--arch", "conv", "--limit", "64",
+                 "--epochs", "1", "--batch-size", "32", "--hidden", "4", "8", "--latent-dim", "4",
+                 "--out", str(out), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["arch"] == "conv" and config["model"]["hidden"] == [4, 8]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["quality_samples"] == 300 and metrics["frechet_distance"] > 0
+    assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
+    assert 1 <= metrics["class_coverage"] <= 10
+    figures = {"samples.png", "interpolations.png", "loss.png"}
+    if model != "gan":
+        figures.add("reconstructions.png")
+        assert metrics["iwae_k"] == 5 and metrics["iwae_examples"] == 20
+        assert metrics["bits_per_dim"] == pytest.approx(metrics["test_nll_iwae"] / (784 * 0.693147),
+                                                        rel=1e-5)
+    assert figures <= set(os.listdir(out))
+
+
+def test_conv_arch_needs_images(capsys):
+    assert main(["train", "vae", "--arch", "conv", "--quiet"]) == 2
+    assert "--arch conv is for the image sets" in capsys.readouterr().err

@@ -42,6 +42,7 @@ from .. import nn
 from ..autograd import as_tensor, grad, no_grad
 from ..losses import bce_with_logits
 from ..optim import Adam
+from .conv_nets import ConvDiscriminator, ConvGenerator, check_arch, check_conv, resolve_ema
 from .blocks import (Discriminator, as_floats, averaged_copy, check_decay, check_sizes, mlp,
                      prior_noise, update_average)
 
@@ -49,23 +50,26 @@ __all__ = ["GAN"]
 
 
 class GAN(nn.Module):
-    """A GAN with Dense generator and discriminator.
+    """A GAN with Dense (or convolutional: a DCGAN) generator and discriminator.
 
-    ``GAN(data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None, ema=0.999,
-    pack=1)``
+    ``GAN(data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None, ema=None,
+    pack=1, arch="mlp")``
 
     * generator: latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear output);
     * discriminator: pack * data_dim -> disc_hidden[0] -> ... -> 1 logit, one logit per pack of
       ``pack`` points (see :meth:`packed`); ``disc_hidden`` defaults to ``hidden``;
     * ``generator_ema``: the moving average of the generator's weights (buffers) that ``sample``
       uses, updated after every ``train_step`` with decay ``ema`` (0: none; ``sample`` uses the
-      generator).
+      generator; None: 0.999 for Dense networks, 0 for convolutional ones);
+    * ``arch="conv"`` (28 x 28 images): the DCGAN of :mod:`minigen.models.conv_nets` - transposed
+      convolutions to logits and a sigmoid in the generator, strided convolutions in the
+      discriminator, ``hidden`` (and ``disc_hidden``) their two channel counts, e.g. (32, 64).
     """
 
     kind = "gan"
 
     def __init__(self, data_dim, latent_dim=2, hidden=(64, 32), activation="relu", disc_hidden=None,
-                 ema=0.999, pack=1):
+                 ema=None, pack=1, arch="mlp"):
         super().__init__()
         self.data_dim, self.hidden, self.latent_dim = check_sizes("GAN", data_dim, hidden,
                                                                   latent_dim)
@@ -75,9 +79,20 @@ class GAN(nn.Module):
         self.pack = int(pack)
         if self.pack < 1:
             raise ValueError(f"GAN: pack must be a positive integer, got {pack}")
-        self.generator = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,), activation)
-        self.discriminator = Discriminator(self.pack * self.data_dim, self.disc_hidden, activation)
-        self.ema = check_decay("GAN", ema)
+        self.arch = check_arch("GAN", arch)
+        if self.arch == "conv":
+            if self.pack != 1:
+                raise ValueError(f"GAN: pack={self.pack} is for arch='mlp' (packed points side by "
+                                 "side); the conv discriminator judges one image at a time")
+            self.generator = ConvGenerator(self.latent_dim,
+                                           check_conv("GAN", data_dim, self.hidden))
+            self.discriminator = ConvDiscriminator(check_conv("GAN", data_dim, self.disc_hidden))
+        else:
+            self.generator = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,),
+                                 activation)
+            self.discriminator = Discriminator(self.pack * self.data_dim, self.disc_hidden,
+                                               activation)
+        self.ema = check_decay("GAN", resolve_ema("GAN", self.arch, ema, 0.999))
         if self.ema:
             self.generator_ema = averaged_copy(self.generator)
 
@@ -86,7 +101,7 @@ class GAN(nn.Module):
         return {"data_dim": self.data_dim, "latent_dim": self.latent_dim,
                 "hidden": list(self.hidden),
                 "activation": self.activation, "disc_hidden": list(self.disc_hidden),
-                "ema": self.ema, "pack": self.pack}
+                "ema": self.ema, "pack": self.pack, "arch": self.arch}
 
     def _like(self):
         return self.discriminator.head.weight

@@ -35,6 +35,7 @@ from ..losses import gaussian_kl
 from ..optim import Adam
 from .blocks import (Encoder, EncoderDecoder, as_floats, check_likelihood, check_sizes, mlp,
                      negative_log_likelihood, prior_noise, to_data_space)
+from .conv_nets import ConvDecoder, ConvEncoder, check_arch, check_conv
 
 __all__ = ["VAE"]
 
@@ -44,14 +45,16 @@ __all__ = ["VAE"]
 # --------------------------------------------------------------------------------------------------
 
 class VAE(EncoderDecoder):
-    """A variational autoencoder with Dense encoder and decoder.
+    """A variational autoencoder with Dense (or convolutional) encoder and decoder.
 
     ``VAE(data_dim, hidden=(64, 32), latent_dim=2, likelihood="bernoulli", beta=1.0,
-    activation="relu")``
+    activation="relu", arch="mlp")``
 
     * encoder: data_dim -> hidden[0] -> hidden[1] ... -> (mu, log_var), each of size latent_dim;
     * decoder: the mirror image, latent_dim -> hidden[-1] -> ... -> hidden[0] -> data_dim (linear
       output: logits for "bernoulli", the mean for "gaussian").
+    * ``arch="conv"`` (28 x 28 images): DCGAN-style strided convolutions instead, ``hidden`` their
+      two channel counts, e.g. (32, 64) (:mod:`minigen.models.conv_nets`).
 
     The defaults are the founding document's network for 2-D data (use ``likelihood="gaussian"``
     there); for MNIST the PyTorch example is ``VAE(784, hidden=(400,), latent_dim=20)``.
@@ -60,21 +63,29 @@ class VAE(EncoderDecoder):
     kind = "vae"
 
     def __init__(self, data_dim, hidden=(64, 32), latent_dim=2, likelihood="bernoulli", beta=1.0,
-                 activation="relu"):
+                 activation="relu", arch="mlp"):
         super().__init__()
         self.data_dim, self.hidden, self.latent_dim = check_sizes("VAE", data_dim, hidden,
                                                                   latent_dim)
         self.likelihood = check_likelihood("VAE", likelihood)
         self.beta = float(beta)
         self.activation = activation
-        self.encoder = Encoder(self.data_dim, self.hidden, self.latent_dim, activation)
-        self.decoder = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,), activation)
+        self.arch = check_arch("VAE", arch)
+        if self.arch == "conv":
+            channels = check_conv("VAE", self.data_dim, self.hidden)
+            self.encoder = ConvEncoder(self.latent_dim, channels)
+            self.decoder = ConvDecoder(self.latent_dim, channels)
+        else:
+            self.encoder = Encoder(self.data_dim, self.hidden, self.latent_dim, activation)
+            self.decoder = mlp((self.latent_dim,) + self.hidden[::-1] + (self.data_dim,),
+                               activation)
 
     def config(self):
         """The constructor's arguments as a JSON-able dict: ``build_model("vae", **m.config())``."""
         return {"data_dim": self.data_dim, "hidden": list(self.hidden),
                 "latent_dim": self.latent_dim,
-                "likelihood": self.likelihood, "beta": self.beta, "activation": self.activation}
+                "likelihood": self.likelihood, "beta": self.beta, "activation": self.activation,
+                "arch": self.arch}
 
     # --- the model: encode, decode, forward, reconstruct come from EncoderDecoder -----------------
     def sample(self, n):
