@@ -165,6 +165,8 @@ def test_notebook_matches_its_script(script):
     assert found_code == expected_code, stale + " (code cells differ)"
     assert found == expected, stale + " (markdown cells differ)"
 
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    assert len(set(ids)) == len(ids), f"{path.name} has duplicate cell ids: {stale}"
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert all(cell.get("execution_count") for cell in code), f"{path.name} was not executed"
     errors = [o for cell in code for o in cell.get("outputs", [])

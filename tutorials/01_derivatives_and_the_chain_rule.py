@@ -32,7 +32,7 @@ import numpy as np
 
 import minigen as mg
 
-# MINIGEN_TUTORIAL_SMOKE=1 makes every experiment tiny, so that the test suite can run this file fast.
+# MINIGEN_TUTORIAL_SMOKE=1 makes every experiment tiny, so that the test suite runs this file fast.
 SMOKE = os.environ.get("MINIGEN_TUTORIAL_SMOKE") == "1"
 IN_NOTEBOOK = "ipykernel" in sys.modules
 plt.rcParams.update({"figure.figsize": (5.5, 3.4), "figure.dpi": 80, "savefig.dpi": 80,
@@ -49,8 +49,8 @@ def save(fig, filename):
 # %% [markdown]
 # ## The derivative is a slope
 #
-# Take $f(x) = x^3 - 2x$. Its derivative $f'(x)$ is the slope of the curve at $x$: how much $f$ changes
-# per unit change of $x$, for a very small change. Written as a limit,
+# Take $f(x) = x^3 - 2x$. Its derivative $f'(x)$ is the slope of the curve at $x$: how much $f$
+# changes per unit change of $x$, for a very small change. Written as a limit,
 #
 # $$f'(x) = \lim_{h \to 0} \frac{f(x + h) - f(x)}{h}.$$
 #
@@ -79,9 +79,9 @@ for h in [1.0, 0.1, 0.01, 0.001]:
     print(f"{h:>8} {slope:>14.6f} {slope - f_prime(x0):>12.6f} {4.5 * h + h**2:>12.6f}")
 
 # %% [markdown]
-# The error shrinks in proportion to $h$, just as the formula says. (Tutorial 3 asks what happens when
-# $h$ gets *really* small, and why the error then grows again.) Here are those secants next to the
-# tangent line, whose slope is the derivative:
+# The error shrinks in proportion to $h$, just as the formula says. (Tutorial 3 asks what happens
+# when $h$ gets *really* small, and why the error then grows again.) Here are those secants next to
+# the tangent line, whose slope is the derivative:
 
 # %%
 xs = np.linspace(-0.5, 2.7, 200)
@@ -110,10 +110,11 @@ save(fig, "01_secants.png")
 #
 # $$y = \tanh(u), \qquad u = w x + b.$$
 #
-# The **chain rule** says that the derivative of a composition is the product of the derivatives of its
-# pieces, each taken at the point where it is used:
+# The **chain rule** says that the derivative of a composition is the product of the derivatives of
+# its pieces, each taken at the point where it is used:
 #
-# $$\frac{\partial y}{\partial w} = \frac{\partial y}{\partial u} \cdot \frac{\partial u}{\partial w}
+# $$\frac{\partial y}{\partial w}
+#   = \frac{\partial y}{\partial u} \cdot \frac{\partial u}{\partial w}
 #   = \bigl(1 - \tanh^2(u)\bigr) \cdot x, \qquad
 #   \frac{\partial y}{\partial b} = \bigl(1 - \tanh^2(u)\bigr) \cdot 1, \qquad
 #   \frac{\partial y}{\partial x} = \bigl(1 - \tanh^2(u)\bigr) \cdot w.$$
@@ -146,17 +147,17 @@ for name in "wbx":
 # %% [markdown]
 # ## From the chain rule to an algorithm: going backwards
 #
-# A loss $L$ at the end of a long computation depends on each intermediate value $v$ only through the
-# operations that *use* $v$. Give every value a slot $\bar v = \partial L / \partial v$ (read "v bar",
-# the gradient of the loss with respect to $v$). Then:
+# A loss $L$ at the end of a long computation depends on each intermediate value $v$ only through
+# the operations that *use* $v$. Give every value a slot $\bar v = \partial L / \partial v$ (read "v
+# bar", the gradient of the loss with respect to $v$). Then:
 #
 # * at the end, $\bar L = \partial L / \partial L = 1$;
-# * for an operation $z = \mathrm{op}(a, b)$, once $\bar z$ is known, the chain rule hands each input
-#   its share: $\bar a \mathrel{+}= \bar z \cdot \partial z / \partial a$ and
-#   $\bar b \mathrel{+}= \bar z \cdot \partial z / \partial b$.
+# * for an operation $z = \mathrm{op}(a, b)$, once $\bar z$ is known, the chain rule hands each
+#   input its share: $\bar a \mathrel{+}= \bar z \cdot \partial z / \partial a$ and $\bar b
+#   \mathrel{+}= \bar z \cdot \partial z / \partial b$.
 #
-# Why $\mathrel{+}=$? Because a value used by several operations influences $L$ along several routes,
-# and the **multivariable chain rule** adds the routes up:
+# Why $\mathrel{+}=$? Because a value used by several operations influences $L$ along several
+# routes, and the **multivariable chain rule** adds the routes up:
 #
 # $$\bar a = \sum_{z \text{ that use } a} \bar z \, \frac{\partial z}{\partial a}.$$
 #
@@ -175,16 +176,16 @@ for name in "wbx":
 # %% [markdown]
 # ## A scalar autograd in about 40 lines
 #
-# Each `Value` holds a number (`data`), its gradient slot (`grad`, that is $\bar v$, starting at 0) and
-# a record of how it was made: its `parents`, each paired with the local derivative of this value with
-# respect to that parent. Python's operator methods (`__add__`, `__mul__`) let us write ordinary
-# arithmetic, and every operation quietly records itself. The record is a **graph**: values are
-# nodes, and each points back at the values it was computed from.
+# Each `Value` holds a number (`data`), its gradient slot (`grad`, that is $\bar v$, starting at 0)
+# and a record of how it was made: its `parents`, each paired with the local derivative of this
+# value with respect to that parent. Python's operator methods (`__add__`, `__mul__`) let us write
+# ordinary arithmetic, and every operation quietly records itself. The record is a **graph**: values
+# are nodes, and each points back at the values it was computed from.
 #
-# `backward` has two steps. First it lists every value in **topological order**: each value after all
-# the values it was computed from. Then it walks that list *backwards*, so every value is handled only
-# after everything that uses it has already added its share to its `grad`: the $\mathrel{+}=$ rule
-# above, in one line.
+# `backward` has two steps. First it lists every value in **topological order**: each value after
+# all the values it was computed from. Then it walks that list *backwards*, so every value is
+# handled only after everything that uses it has already added its share to its `grad`: the
+# $\mathrel{+}=$ rule above, in one line.
 
 # %%
 class Value:
@@ -258,13 +259,13 @@ for v, expected in [(w1, dy_du * x1.data), (w2, dy_du * x2.data), (b, dy_du),
 # ## Why a graph, and why an order?
 #
 # It is tempting to skip the topological sort: "give my gradient to my parents, then let each parent
-# do the same", a simple recursion. It works for a chain where every value is used once. Things change
-# when a value is used **twice**. Take
+# do the same", a simple recursion. It works for a chain where every value is used once. Things
+# change when a value is used **twice**. Take
 #
 # $$u = \tanh(x), \qquad L = u \cdot u,$$
 #
-# so $L = \tanh^2(x)$ and, by the chain rule, $\dfrac{dL}{dx} = 2u\,(1 - u^2)$. In the graph, the node
-# $u$ has two arrows leading into the multiplication. Here is the tempting recursion:
+# so $L = \tanh^2(x)$ and, by the chain rule, $\dfrac{dL}{dx} = 2u\,(1 - u^2)$. In the graph, the
+# node $u$ has two arrows leading into the multiplication. Here is the tempting recursion:
 
 # %%
 def naive_backward(v):
@@ -298,18 +299,18 @@ print("topological order:", " -> ".join(v.label for v in loss.topological_order(
 
 # %% [markdown]
 # The recursion is 1.5 times too large. Trace it: the multiplication hands $u$ its first share,
-# $\bar u = u$, and the recursion *immediately* forwards that half-finished $\bar u$ to $x$. Then the
-# second share arrives, $\bar u = 2u$, and the recursion forwards the *whole* $2u$ again. So $x$
+# $\bar u = u$, and the recursion *immediately* forwards that half-finished $\bar u$ to $x$. Then
+# the second share arrives, $\bar u = 2u$, and the recursion forwards the *whole* $2u$ again. So $x$
 # received $u + 2u = 3u$ (times the tanh's local derivative) where it should have received $2u$: the
 # first share was counted twice. The gradient of a node is only ready once **every** consumer has
 # contributed, and the topological order guarantees exactly that: reversed, it lists $L$ before $u$
 # before $x$, so $u$ is complete before it passes anything on.
 #
 # One could repair the recursion by forwarding only each *new* contribution instead of the running
-# total. That version is correct: it sums the product of local derivatives over every path from $L$ to
-# $x$, which is what the chain rule says. But paths multiply. Stack $n$ blocks in which a value is used
-# twice, $v_{k+1} = \tanh(v_k) + 0.5\, v_k$, and there are $2^n$ paths from the end back to the start.
-# Let us count the work both ways:
+# total. That version is correct: it sums the product of local derivatives over every path from $L$
+# to $x$, which is what the chain rule says. But paths multiply. Stack $n$ blocks in which a value
+# is used twice, $v_{k+1} = \tanh(v_k) + 0.5\, v_k$, and there are $2^n$ paths from the end back to
+# the start. Let us count the work both ways:
 
 # %%
 def all_paths_backward(v, upstream=1.0):
@@ -356,20 +357,21 @@ save(fig, "01_paths_vs_order.png")
 
 # %% [markdown]
 # Both give the same gradient, but the path walk doubles its work with every block: at depth 30 it
-# would visit billions of nodes, while the topological order visits each node once. A neural network is
-# full of values used many times (every weight is used for every example in a batch), so this is the
-# difference between an engine that works and one that never finishes.
+# would visit billions of nodes, while the topological order visits each node once. A neural network
+# is full of values used many times (every weight is used for every example in a batch), so this is
+# the difference between an engine that works and one that never finishes.
 #
-# Our `topological_order` uses recursion, which Python limits to about a thousand nested calls. minigen
-# performs the same depth-first search with an explicit stack (see `_topological_order` in
+# Our `topological_order` uses recursion, which Python limits to about a thousand nested calls.
+# minigen performs the same depth-first search with an explicit stack (see `_topological_order` in
 # `minigen/autograd.py`), so a chain of 100,000 operations is no problem.
 #
 # ## The same answers from minigen
 #
 # minigen's `Tensor` plays the role of our `Value`, but holds a whole array. Creating it with
-# `requires_grad=True` asks minigen to record the operations that use it; `backward()` then walks the
-# graph in reverse topological order, exactly as ours does. (We ask for float64, double precision, to
-# compare many digits; minigen's default is float32, which is faster and usually enough for training.)
+# `requires_grad=True` asks minigen to record the operations that use it; `backward()` then walks
+# the graph in reverse topological order, exactly as ours does. (We ask for float64, double
+# precision, to compare many digits; minigen's default is float32, which is faster and usually
+# enough for training.)
 
 # %%
 x = mg.Tensor(0.5, requires_grad=True, dtype="float64")
@@ -385,7 +387,8 @@ for _ in range(depths[-1]):
 v.backward()
 start, end = make_doubling_chain(depths[-1])
 end.backward()
-print(f"doubling chain of depth {depths[-1]}: minigen {x.grad.item():.6f}, our Value {start.grad:.6f}")
+print(f"doubling chain of depth {depths[-1]}: minigen {x.grad.item():.6f}, "
+      f"our Value {start.grad:.6f}")
 
 # %% [markdown]
 # **Seeing the sweep.** `mg.draw_backward(t)` draws minigen's backward pass through the graph
@@ -407,21 +410,22 @@ fig
 # %% [markdown]
 # ## Learning with our own engine: gradient descent
 #
-# Gradients are for *learning*, and our 40 lines can already learn. Here are 20 noisy points made by a
-# neuron whose weight and bias we pretend not to know, $y = \tanh(1.5\,x - 0.5)$ plus a little noise.
-# Starting from $w = b = 0$, we measure how wrong our neuron is with the mean squared error
+# Gradients are for *learning*, and our 40 lines can already learn. Here are 20 noisy points made by
+# a neuron whose weight and bias we pretend not to know, $y = \tanh(1.5\,x - 0.5)$ plus a little
+# noise. Starting from $w = b = 0$, we measure how wrong our neuron is with the mean squared error
 #
 # $$L(w, b) = \frac{1}{n} \sum_{i=1}^{n} \bigl(\tanh(w x_i + b) - y_i\bigr)^2 ,$$
 #
 # and repeat one **gradient descent** step: compute $L$ with `Value`s, call `backward()` to get
-# $\partial L / \partial w$ and $\partial L / \partial b$, and move each parameter a little downhill,
+# $\partial L / \partial w$ and $\partial L / \partial b$, and move each parameter a little
+# downhill,
 #
 # $$w \leftarrow w - \eta\, \frac{\partial L}{\partial w}, \qquad
 #   b \leftarrow b - \eta\, \frac{\partial L}{\partial b},$$
 #
 # with a learning rate $\eta$. The graph is built anew at every step, but $w$ and $b$ live on, and
-# `backward` *adds* to their `grad` slots: so each step first sets them back to 0 (exercise 2 asks what
-# happens otherwise; tutorial 2 shows the same rule in minigen).
+# `backward` *adds* to their `grad` slots: so each step first sets them back to 0 (exercise 2 asks
+# what happens otherwise; tutorial 2 shows the same rule in minigen).
 
 # %%
 rng = np.random.default_rng(0)
@@ -472,14 +476,14 @@ save(fig, "01_gradient_descent.png")
 #
 # * A derivative is a slope; a difference quotient estimates it, with an error that shrinks with the
 #   step $h$.
-# * The chain rule turns the derivative of a composition into a product of *local* derivatives, each of
-#   which needs only its own operation's inputs and output.
+# * The chain rule turns the derivative of a composition into a product of *local* derivatives, each
+#   of which needs only its own operation's inputs and output.
 # * Reverse-mode automatic differentiation stores the computation as a graph and sends
 #   $\bar v = \partial L / \partial v$ backwards, adding up ($\mathrel{+}=$) the shares of every
 #   operation that used $v$.
-# * The graph must be walked in reverse topological order so that every gradient is complete before it
-#   is passed on: forwarding too early double-counts, and walking every path separately is correct but
-#   exponentially slow.
+# * The graph must be walked in reverse topological order so that every gradient is complete before
+#   it is passed on: forwarding too early double-counts, and walking every path separately is
+#   correct but exponentially slow.
 # * minigen's `Tensor.backward` is the same algorithm, for arrays and without recursion.
 # * Gradient descent, $\theta \leftarrow \theta - \eta\, \partial L / \partial\theta$ with the
 #   gradients reset before each backward pass, trains a model with nothing more than this engine.
@@ -490,9 +494,9 @@ save(fig, "01_gradient_descent.png")
 #    exponents ($\frac{d}{da} a^c = c\,a^{c-1}$). Build the sigmoid $\sigma(a) = (1 + e^{-a})^{-1}$
 #    from them and check $\sigma'(a) = \sigma(a)\,(1 - \sigma(a))$ with a difference quotient.
 # 2. Call `y.backward()` a second time on the two-input neuron. `w1.grad` does not simply double:
-#    work out why (which gradient slots still hold values from the first call?). Then change `backward`
-#    so that every value that has parents starts again from zero, while values without parents (the
-#    inputs and weights) keep adding up. That is minigen's behaviour, and tutorial 2 shows why adding
-#    up is useful.
+#    work out why (which gradient slots still hold values from the first call?). Then change
+#    `backward` so that every value that has parents starts again from zero, while values without
+#    parents (the inputs and weights) keep adding up. That is minigen's behaviour, and tutorial 2
+#    shows why adding up is useful.
 # 3. Rewrite `topological_order` without recursion, using a list as a stack, and check it on a chain
 #    of 5,000 additions, where the recursive version fails with `RecursionError`.

@@ -1,11 +1,11 @@
 # %% [markdown]
 # # 2. Tensors, broadcasting and the life of a gradient
 #
-# Tutorial 1 differentiated one number at a time. Neural networks work on arrays: a batch of 128 images
-# of 784 pixels is a $128 \times 784$ array, and a layer's weights are a $784 \times 256$ matrix. This
-# tutorial moves from our toy `Value` to minigen's `Tensor`, which holds a whole array and
-# differentiates it with the same reverse-mode algorithm. Along the way we meet the questions that
-# arrays raise:
+# Tutorial 1 differentiated one number at a time. Neural networks work on arrays: a batch of 128
+# images of 784 pixels is a $128 \times 784$ array, and a layer's weights are a $784 \times 256$
+# matrix. This tutorial moves from our toy `Value` to minigen's `Tensor`, which holds a whole array
+# and differentiates it with the same reverse-mode algorithm. Along the way we meet the questions
+# that arrays raise:
 #
 # 1. what shape a gradient has (always the shape of its tensor);
 # 2. how **broadcasting**, NumPy's habit of stretching arrays to a common shape, is undone in the
@@ -42,17 +42,20 @@ mg.manual_seed(0)   # minigen's random numbers (mg.randn, layer weights) are now
 # ## A Tensor is an array that can remember
 #
 # `mg.Tensor` wraps an array of the current *backend*: NumPy here, CuPy on a GPU (tutorial 10). The
-# array itself is `t.data`; minigen adds the bookkeeping for gradients around it. Python floats become
-# float32 by default, the usual precision for training; `dtype="float64"` asks for double precision.
+# array itself is `t.data`; minigen adds the bookkeeping for gradients around it. Python floats
+# become float32 by default, the usual precision for training; `dtype="float64"` asks for double
+# precision.
 
 # %%
 t = mg.Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 print(t)
-print("shape", t.shape, "| dtype", t.dtype, "| device", t.device, "| data is a", type(t.data).__name__)
+print("shape", t.shape, "| dtype", t.dtype, "| device", t.device,
+      "| data is a", type(t.data).__name__)
 print("t.T @ t =\n", (t.T @ t).numpy())
 
 # %% [markdown]
-# **Where a tensor's dtype comes from.** The rule has two halves, and the second one surprises people:
+# **Where a tensor's dtype comes from.** The rule has two halves, and the second one surprises
+# people:
 #
 # * Python numbers and lists of them become the **default dtype**, float32 (integers become int64).
 #   `mg.set_default_dtype("float64")` changes the default; `dtype=` overrides it for one tensor.
@@ -61,19 +64,20 @@ print("t.T @ t =\n", (t.T @ t).numpy())
 #   and so `mg.Tensor(np.linspace(0, 1, 5))` is a float64 tensor. (That is what lets minigen wrap a
 #   backend array without copying it.)
 #
-# Mixing the two then follows PyTorch's promotion rules, not NumPy's: a float32 tensor combined with a
-# float64 tensor *of the same or more dimensions* gives float64, while Python numbers and 0-d tensors do
-# not promote a dimensioned tensor within its kind (float stays float32, whatever the number). A float64
-# array slipped into float32 work therefore silently turns the rest of the computation into float64:
-# twice the memory, and much slower on a GPU (tutorial 10). Ask for the dtype you mean,
-# `mg.Tensor(array, dtype="float32")`, when the array comes from NumPy.
+# Mixing the two then follows PyTorch's promotion rules, not NumPy's: a float32 tensor combined with
+# a float64 tensor *of the same or more dimensions* gives float64, while Python numbers and 0-d
+# tensors do not promote a dimensioned tensor within its kind (float stays float32, whatever the
+# number). A float64 array slipped into float32 work therefore silently turns the rest of the
+# computation into float64: twice the memory, and much slower on a GPU (tutorial 10). Ask for the
+# dtype you mean, `mg.Tensor(array, dtype="float32")`, when the array comes from NumPy.
 
 # %%
 from_list = mg.Tensor([1.0, 2.0, 3.0])
 from_numpy = mg.Tensor(np.linspace(0.0, 1.0, 3))
 for name, tensor in [("from a Python list", from_list),
                      ("from a NumPy array", from_numpy),
-                     ("from NumPy, dtype='float32'", mg.Tensor(np.linspace(0, 1, 3), dtype="float32")),
+                     ("from NumPy, dtype='float32'",
+                      mg.Tensor(np.linspace(0, 1, 3), dtype="float32")),
                      ("float32 + float64 tensor", from_list + from_numpy),
                      ("float32 * Python float", from_list * 0.5),
                      ("float32 * 0-d float64 tensor", from_list * mg.Tensor(0.5, dtype="float64"))]:
@@ -83,9 +87,9 @@ for name, tensor in [("from a Python list", from_list),
 # A tensor created with `requires_grad=True` is a **leaf** of the graph: an input whose gradient we
 # want, like a weight. Every operation on it is recorded, as our `Value` recorded its parents.
 #
-# Let us fit a line to a few points, the smallest learning problem there is. With inputs $X$ of shape
-# $(N, 3)$, weights $w$ of shape $(3, 1)$, a bias $b$ of shape $(1,)$ and targets $y$ of shape $(N, 1)$,
-# the prediction and the mean squared error are
+# Let us fit a line to a few points, the smallest learning problem there is. With inputs $X$ of
+# shape $(N, 3)$, weights $w$ of shape $(3, 1)$, a bias $b$ of shape $(1,)$ and targets $y$ of shape
+# $(N, 1)$, the prediction and the mean squared error are
 #
 # $$\hat y = X w + b, \qquad L = \frac{1}{N} \sum_{i=1}^{N} (\hat y_i - y_i)^2 .$$
 #
@@ -130,24 +134,26 @@ save(fig, "02_graph.png")
 fig
 
 # %% [markdown]
-# Two things to notice. First, **every gradient has the shape of its tensor**: `w.grad` is $3 \times 1$
-# like `w`, because it holds one partial derivative per element of `w`. Second, `b` has shape $(1,)$ but
-# was added to a $6 \times 1$ product. That is broadcasting, and its gradient needed a sum. Why?
+# Two things to notice. First, **every gradient has the shape of its tensor**: `w.grad` is $3 \times
+# 1$ like `w`, because it holds one partial derivative per element of `w`. Second, `b` has shape
+# $(1,)$ but was added to a $6 \times 1$ product. That is broadcasting, and its gradient needed a
+# sum. Why?
 #
 # ## Broadcasting, and how the gradient undoes it
 #
-# NumPy (and minigen) let you combine arrays of different shapes when they are *compatible*: line the
-# shapes up from the right; each pair of sizes must be equal, or one of them must be 1 (or missing).
-# A size-1 or missing axis is then stretched, as if the array were copied along it. Adding a bias of
-# shape $(3,)$ to a batch of shape $(4, 3)$ copies the bias into all four rows:
+# NumPy (and minigen) let you combine arrays of different shapes when they are *compatible*: line
+# the shapes up from the right; each pair of sizes must be equal, or one of them must be 1 (or
+# missing). A size-1 or missing axis is then stretched, as if the array were copied along it. Adding
+# a bias of shape $(3,)$ to a batch of shape $(4, 3)$ copies the bias into all four rows:
 #
 # $$z_{ij} = x_{ij} + b_j \qquad (i = 1..4,\ j = 1..3).$$
 #
-# Each $b_j$ is used four times, once per row. Tutorial 1 told us what happens to a value used several
-# times: its gradient is the **sum** of the shares of every use. With an upstream gradient
+# Each $b_j$ is used four times, once per row. Tutorial 1 told us what happens to a value used
+# several times: its gradient is the **sum** of the shares of every use. With an upstream gradient
 # $g_{ij} = \partial L / \partial z_{ij}$,
 #
-# $$\frac{\partial L}{\partial b_j} = \sum_{i=1}^{4} g_{ij} \cdot \frac{\partial z_{ij}}{\partial b_j}
+# $$\frac{\partial L}{\partial b_j}
+#   = \sum_{i=1}^{4} g_{ij} \cdot \frac{\partial z_{ij}}{\partial b_j}
 #   = \sum_{i=1}^{4} g_{ij}.$$
 #
 # So the rule is: **compute the gradient for the stretched (broadcast) shape, then sum it over every
@@ -175,11 +181,12 @@ for ax, values, title in panels:
 save(fig, "02_broadcast_gradient.png")
 
 # %% [markdown]
-# A size-1 axis that is stretched is summed the same way, but *kept* with size 1 so that the gradient
-# keeps the tensor's shape. Here is the whole rule as a short NumPy function (`unbroadcast`), checked
-# against minigen on a multiplication $c = a \cdot b$ for several pairs of shapes. For a product the
-# gradient of $a$ in the broadcast shape is $g \cdot b$ (the local derivative of $a \cdot b$ with
-# respect to $a$ is $b$), and only then is it summed down to $a$'s shape:
+# A size-1 axis that is stretched is summed the same way, but *kept* with size 1 so that the
+# gradient keeps the tensor's shape. Here is the whole rule as a short NumPy function
+# (`unbroadcast`), checked against minigen on a multiplication $c = a \cdot b$ for several pairs of
+# shapes. For a product the gradient of $a$ in the broadcast shape is $g \cdot b$ (the local
+# derivative of $a \cdot b$ with respect to $a$ is $b$), and only then is it summed down to $a$'s
+# shape:
 
 # %%
 def unbroadcast(grad, shape):
@@ -207,10 +214,10 @@ for shape_a, shape_b in [((4, 3), (3,)), ((4, 3), (4, 1)), ((4, 1), (1, 3)), ((2
           f"{str(b.grad.shape):>10}  {a_ok and b_ok}")
 
 # %% [markdown]
-# minigen does this in exactly one place, `Function._input_grads` in `minigen/autograd.py`, using the
-# op `sum_to`. Every operation's backward rule may therefore return a gradient in the broadcast shape
-# and leave the summing to the base class: one careful piece of code instead of a chance of a bug in
-# every operation.
+# minigen does this in exactly one place, `Function._input_grads` in `minigen/autograd.py`, using
+# the op `sum_to`. Every operation's backward rule may therefore return a gradient in the broadcast
+# shape and leave the summing to the base class: one careful piece of code instead of a chance of a
+# bug in every operation.
 #
 # ## Gradients accumulate until you reset them
 #
@@ -222,14 +229,14 @@ for call in range(1, 4):
     loss = (w * w).sum()          # dL/dw = 2w = [2, -4]
     loss.backward()
     print(f"after backward() number {call}: w.grad = {w.grad.numpy()}")
-w.grad = None                     # reset (w.zero_grad(), model.zero_grad() and opt.zero_grad() do this)
+w.grad = None                     # the reset (w.zero_grad(), model.zero_grad(), opt.zero_grad())
 print("after the reset:", w.grad)
 
 # %% [markdown]
 # This is on purpose: the multivariable chain rule *is* a sum, and accumulating lets you build one
 # gradient from several backward passes. A classic use: a batch too large for memory is split into
-# micro-batches, each one's loss is backpropagated in turn, and the gradients add up to the gradient of
-# the whole batch. With a loss that **sums** over examples this is exact; with a **mean**, each
+# micro-batches, each one's loss is backpropagated in turn, and the gradients add up to the gradient
+# of the whole batch. With a loss that **sums** over examples this is exact; with a **mean**, each
 # micro-batch's mean must be scaled by its share of the batch (here 1/2), or the result is twice too
 # large:
 
@@ -264,12 +271,13 @@ for rows in [slice(0, 4), slice(4, 8)]:
 print("mean loss: whole batch", whole_mean, " two halves weighted 1/2", w.grad.numpy())
 
 # %% [markdown]
-# The flip side: in an ordinary training loop, where each step should use the gradient of *this* step's
-# loss only, you must reset the gradients before every backward pass. Forgetting is one of the most
-# common bugs in deep learning code, and it does not crash: it silently trains badly. Gradient descent
-# on $f(w) = (w - 3)^2$, whose gradient is $g_t = 2(w_t - 3)$ at step $t$, updates
-# $w_{t+1} = w_t - \eta\, g_t$ with the learning rate $\eta = 0.1$. Without the reset, `w.grad` holds
-# the *sum* of all gradients so far, and the update becomes $w_{t+1} = w_t - \eta \sum_{s \le t} g_s$:
+# The flip side: in an ordinary training loop, where each step should use the gradient of *this*
+# step's loss only, you must reset the gradients before every backward pass. Forgetting is one of
+# the most common bugs in deep learning code, and it does not crash: it silently trains badly.
+# Gradient descent on $f(w) = (w - 3)^2$, whose gradient is $g_t = 2(w_t - 3)$ at step $t$, updates
+# $w_{t+1} = w_t - \eta\, g_t$ with the learning rate $\eta = 0.1$. Without the reset, `w.grad`
+# holds the *sum* of all gradients so far, and the update becomes $w_{t+1} = w_t - \eta \sum_{s \le
+# t} g_s$:
 
 # %%
 def descend(reset, steps=40, lr=0.1):
@@ -280,7 +288,7 @@ def descend(reset, steps=40, lr=0.1):
             w.grad = None
         loss = (w - 3.0) ** 2
         loss.backward()
-        w.data -= lr * w.grad.data      # the update works on the arrays directly: nothing is recorded
+        w.data -= lr * w.grad.data      # the update works on the arrays: nothing is recorded
         path.append(w.item())
     return path
 
@@ -300,16 +308,17 @@ ax.legend(loc="upper right", fontsize=7)
 save(fig, "02_forgetting_zero_grad.png")
 
 # %% [markdown]
-# With the reset, $w$ glides to 3. Without it, the accumulated gradient still points the old way long
-# after $w$ has passed the minimum, so $w$ overshoots and swings back and forth without settling.
-# In real training loops the reset is `opt.zero_grad()` (tutorial 4).
+# With the reset, $w$ glides to 3. Without it, the accumulated gradient still points the old way
+# long after $w$ has passed the minimum, so $w$ overshoots and swings back and forth without
+# settling. In real training loops the reset is `opt.zero_grad()` (tutorial 4).
 #
 # ## Switching the recording off: `mg.no_grad()`
 #
-# Recording costs time and memory: each result keeps a reference to the operation that made it, and the
-# operation keeps its inputs, until a backward pass frees them. When you only want numbers (evaluating a
-# model, computing a metric, drawing a figure) run the code inside `with mg.no_grad():`. Results made
-# there have no history and do not require grad, so `backward` through them is refused:
+# Recording costs time and memory: each result keeps a reference to the operation that made it, and
+# the operation keeps its inputs, until a backward pass frees them. When you only want numbers
+# (evaluating a model, computing a metric, drawing a figure) run the code inside `with
+# mg.no_grad():`. Results made there have no history and do not require grad, so `backward` through
+# them is refused:
 
 # %%
 w = mg.Tensor([1.0, -2.0], requires_grad=True)
@@ -327,11 +336,11 @@ except RuntimeError as err:
 # %% [markdown]
 # ## Differentiating a derivative: `create_graph=True`
 #
-# Normally the backward pass itself is not recorded: gradients are plain numbers. minigen writes every
-# backward rule with its own tensor operations, so it *can* record them.
-# `mg.grad(out, x, create_graph=True)` returns $\partial\, \mathrm{out} / \partial x$ as a tensor with a
-# history of its own, which can be differentiated again. Tutorial 9 uses this for a gradient penalty;
-# here we compute the first two derivatives of $\tanh$ over a whole grid of points at once.
+# Normally the backward pass itself is not recorded: gradients are plain numbers. minigen writes
+# every backward rule with its own tensor operations, so it *can* record them. `mg.grad(out, x,
+# create_graph=True)` returns $\partial\, \mathrm{out} / \partial x$ as a tensor with a history of
+# its own, which can be differentiated again. Tutorial 9 uses this for a gradient penalty; here we
+# compute the first two derivatives of $\tanh$ over a whole grid of points at once.
 #
 # The trick: since $y_i = \tanh(x_i)$ depends on $x_i$ alone, the gradient of the sum
 # $\sum_j y_j$ with respect to $x_i$ is just $\tanh'(x_i)$, for every $i$ in one backward pass. The
@@ -347,7 +356,8 @@ y = mg.tanh(x)
 
 t = np.tanh(x.numpy())
 print("first derivative matches 1 - tanh^2:        ", np.allclose(first.numpy(), 1 - t**2))
-print("second derivative matches -2 tanh (1-tanh^2):", np.allclose(second.numpy(), -2 * t * (1 - t**2)))
+print("second derivative matches -2 tanh (1-tanh^2):",
+      np.allclose(second.numpy(), -2 * t * (1 - t**2)))
 
 fig, ax = plt.subplots()
 ax.plot(x.numpy(), y.numpy(), label="tanh(x)")
@@ -365,8 +375,8 @@ save(fig, "02_tanh_derivatives.png")
 #
 # * `mg.Tensor` wraps a backend array (`t.data`); `requires_grad=True` makes it a leaf whose
 #   operations are recorded, and `backward()` fills in `.grad` with the same shape as the tensor.
-# * Broadcasting copies a value along added or size-1 axes, so its gradient is the sum over those axes.
-#   minigen applies this rule once, for every operation, in `Function`.
+# * Broadcasting copies a value along added or size-1 axes, so its gradient is the sum over those
+#   axes. minigen applies this rule once, for every operation, in `Function`.
 # * `.grad` accumulates (`+=`) across backward passes until you reset it (`t.grad = None`,
 #   `model.zero_grad()`, `opt.zero_grad()`). That is useful for micro-batches and harmful when you
 #   forget the reset in a training loop.
@@ -377,7 +387,7 @@ save(fig, "02_tanh_derivatives.png")
 #
 # 1. Predict the shapes of `a.grad` and `b.grad` for `a` of shape $(5, 1, 3)$ times `b` of shape
 #    $(4, 1)$, then check with minigen and with `unbroadcast`.
-# 2. Split the 8-example batch above into micro-batches of sizes 3 and 5 instead. What weights must the
-#    two means get so that the accumulated gradient equals the whole batch's mean gradient?
+# 2. Split the 8-example batch above into micro-batches of sizes 3 and 5 instead. What weights must
+#    the two means get so that the accumulated gradient equals the whole batch's mean gradient?
 # 3. Compute the third derivative of $\tanh$ with one more `mg.grad` (which calls now need
 #    `create_graph=True`?) and compare it with the derivative of the formula for $\tanh''$.

@@ -1,11 +1,11 @@
 # %% [markdown]
 # # 3. Checking gradients
 #
-# Every operation in minigen comes with a hand-written backward rule, and so will every operation you
-# add yourself. A wrong rule does not crash: the model still trains, just worse, or not at all, and
-# nothing tells you why. So we never trust a backward rule until it has been compared with a derivative
-# computed a completely different way: by *nudging the input and watching the output*, as in
-# tutorial 1. This tutorial makes that comparison precise:
+# Every operation in minigen comes with a hand-written backward rule, and so will every operation
+# you add yourself. A wrong rule does not crash: the model still trains, just worse, or not at all,
+# and nothing tells you why. So we never trust a backward rule until it has been compared with a
+# derivative computed a completely different way: by *nudging the input and watching the output*, as
+# in tutorial 1. This tutorial makes that comparison precise:
 #
 # 1. forward and central differences, and how small the step should be (the V-shaped error curve);
 # 2. `mg.gradcheck`, which compares every element of a gradient with a central difference;
@@ -45,8 +45,8 @@ mg.set_default_dtype("float64")   # numerical derivatives need double precision 
 # %% [markdown]
 # ## Forward and central differences
 #
-# The **forward difference** is the secant slope from tutorial 1. Taylor's theorem says how far it is
-# from the true derivative: $f(x + h) = f(x) + h f'(x) + \tfrac{h^2}{2} f''(x) + \tfrac{h^3}{6}
+# The **forward difference** is the secant slope from tutorial 1. Taylor's theorem says how far it
+# is from the true derivative: $f(x + h) = f(x) + h f'(x) + \tfrac{h^2}{2} f''(x) + \tfrac{h^3}{6}
 # f'''(x) + \dots$, so
 #
 # $$\frac{f(x + h) - f(x)}{h} = f'(x) + \frac{h}{2} f''(x) + O(h^2).$$
@@ -56,20 +56,20 @@ mg.set_default_dtype("float64")   # numerical derivatives need double precision 
 #
 # $$\frac{f(x + h) - f(x - h)}{2h} = f'(x) + \frac{h^2}{6} f'''(x) + O(h^4).$$
 #
-# The *truncation error* (from cutting the Taylor series short) is $O(h)$ for the forward difference and
-# $O(h^2)$ for the central one. So make $h$ as small as possible? No: a computer stores numbers with a
-# relative precision of about $\varepsilon$ (machine epsilon: $2.2 \times 10^{-16}$ in float64,
-# $1.2 \times 10^{-7}$ in float32). Each value $f(\cdot)$ carries a *rounding error* of about
-# $\varepsilon |f(x)|$, and dividing the difference by a tiny $h$ magnifies it. Adding both kinds
-# gives an error model for each formula:
+# The *truncation error* (from cutting the Taylor series short) is $O(h)$ for the forward difference
+# and $O(h^2)$ for the central one. So make $h$ as small as possible? No: a computer stores numbers
+# with a relative precision of about $\varepsilon$ (machine epsilon: $2.2 \times 10^{-16}$ in
+# float64, $1.2 \times 10^{-7}$ in float32). Each value $f(\cdot)$ carries a *rounding error* of
+# about $\varepsilon |f(x)|$, and dividing the difference by a tiny $h$ magnifies it. Adding both
+# kinds gives an error model for each formula:
 #
 # $$\text{forward: } \frac{h}{2}|f''(x)| + \frac{\varepsilon |f(x)|}{h}, \qquad
 #   \text{central: } \frac{h^2}{6}|f'''(x)| + \frac{\varepsilon |f(x)|}{h}.$$
 #
-# The first term falls with $h$ and the second rises, so the error plotted against $h$ on log-log axes
-# has a V shape. Let us measure it for $f(x) = e^{\sin x}$ at $x = 1$, whose derivatives we know
-# exactly: $f' = \cos x\, e^{\sin x}$, $f'' = (\cos^2 x - \sin x)\, e^{\sin x}$ and
-# $f''' = \cos x\,(\cos^2 x - 3 \sin x - 1)\, e^{\sin x}$.
+# The first term falls with $h$ and the second rises, so the error plotted against $h$ on log-log
+# axes has a V shape. Let us measure it for $f(x) = e^{\sin x}$ at $x = 1$, whose derivatives we
+# know exactly: $f' = \cos x\, e^{\sin x}$, $f'' = (\cos^2 x - \sin x)\, e^{\sin x}$ and $f''' =
+# \cos x\,(\cos^2 x - 3 \sin x - 1)\, e^{\sin x}$.
 
 # %%
 def f(x):
@@ -111,22 +111,22 @@ ax.legend(fontsize=7)
 save(fig, "03_error_vs_step.png")
 
 # %% [markdown]
-# Read the figure from the right. At large $h$ the truncation error dominates: the forward points fall
-# along a line of slope 1 ($\propto h$), the central points along a line of slope 2 ($\propto h^2$).
-# At small $h$ the rounding error dominates and every curve climbs back along slope $-1$
+# Read the figure from the right. At large $h$ the truncation error dominates: the forward points
+# fall along a line of slope 1 ($\propto h$), the central points along a line of slope 2 ($\propto
+# h^2$). At small $h$ the rounding error dominates and every curve climbs back along slope $-1$
 # ($\propto 1/h$); at the far left $x + h$ rounds to $x$ itself, the difference is exactly zero, and
-# the error is the whole derivative. The measured points follow the error models (the lines), and the
-# bottoms of the Vs sit where the two terms balance:
+# the error is the whole derivative. The measured points follow the error models (the lines), and
+# the bottoms of the Vs sit where the two terms balance:
 #
 # * forward, float64: $h \approx \sqrt{\varepsilon} \approx 10^{-8}$, best error about $10^{-8}$;
 # * central, float64: $h \approx \varepsilon^{1/3} \approx 10^{-5}$, best error about $10^{-10}$ or
 #   better;
-# * central, float32: the same balance with a much larger $\varepsilon$ puts the bottom between about
-#   $10^{-3}$ and $10^{-2}$, where the typical error is still $10^{-5}$ to $10^{-4}$: too coarse to
-#   tell a subtly wrong gradient from a right one.
+# * central, float32: the same balance with a much larger $\varepsilon$ puts the bottom between
+#   about $10^{-3}$ and $10^{-2}$, where the typical error is still $10^{-5}$ to $10^{-4}$: too
+#   coarse to tell a subtly wrong gradient from a right one.
 #
-# (Single points can dip below their curve: rounding errors are erratic, and now and then they happen
-# to cancel. Judge by the trend, not by the luckiest point.)
+# (Single points can dip below their curve: rounding errors are erratic, and now and then they
+# happen to cancel. Judge by the trend, not by the luckiest point.)
 #
 # That is why gradient checks use **central differences in float64 with a step near $10^{-6}$**:
 # `mg.gradcheck` uses `eps=1e-6`, just left of the bottom of the central float64 V, where errors are
@@ -134,19 +134,18 @@ save(fig, "03_error_vs_step.png")
 #
 # ## What a gradient check does
 #
-# A function of tensors $y = f(x)$ usually has many outputs, but backpropagation always starts from a
-# *scalar*. `mg.gradcheck` makes one: it draws a random tensor $u$ with $y$'s shape and checks the
+# A function of tensors $y = f(x)$ usually has many outputs, but backpropagation always starts from
+# a *scalar*. `mg.gradcheck` makes one: it draws a random tensor $u$ with $y$'s shape and checks the
 # gradient of
 #
 # $$L(x) = \sum_k u_k\, f(x)_k ,$$
 #
 # which backpropagation computes by starting the backward pass with $u$ as the upstream gradient
-# (`mg.grad(y, x, grad_outputs=u)`). For each element $x_i$ in turn it computes the central difference
-# $\bigl(L(x + \epsilon e_i) - L(x - \epsilon e_i)\bigr) / 2\epsilon$, where $e_i$ is 1 at element
-# $i$ and 0 elsewhere, and asks that the two agree: $|\text{analytic} - \text{numerical}| \le
-# \text{atol} + \text{rtol} \cdot |\text{numerical}|$ (by default atol $= 10^{-5}$ and
-# rtol $= 10^{-3}$).
-# Here is that procedure written out by hand, before we let minigen do it:
+# (`mg.grad(y, x, grad_outputs=u)`). For each element $x_i$ in turn it computes the central
+# difference $\bigl(L(x + \epsilon e_i) - L(x - \epsilon e_i)\bigr) / 2\epsilon$, where $e_i$ is 1
+# at element $i$ and 0 elsewhere, and asks that the two agree: $|\text{analytic} - \text{numerical}|
+# \le \text{atol} + \text{rtol} \cdot |\text{numerical}|$ (by default atol $= 10^{-5}$ and rtol $=
+# 10^{-3}$). Here is that procedure written out by hand, before we let minigen do it:
 
 # %%
 def numerical_gradient(L, x, eps=1e-6):
@@ -182,9 +181,10 @@ print("analytic:\n", analytic.numpy())
 print("largest difference from the numerical gradient:", np.abs(analytic.numpy() - numerical).max())
 
 # %% [markdown]
-# `mg.gradcheck(fn, inputs)` does exactly this for every input that requires grad, and returns `True`
-# or raises `mg.GradcheckError` naming the first element that disagrees. With `verbose=True` it prints
-# every comparison. Here it checks a small layer, $\tanh(a\,b)$, with respect to both matrices:
+# `mg.gradcheck(fn, inputs)` does exactly this for every input that requires grad, and returns
+# `True` or raises `mg.GradcheckError` naming the first element that disagrees. With `verbose=True`
+# it prints every comparison. Here it checks a small layer, $\tanh(a\,b)$, with respect to both
+# matrices:
 
 # %%
 a = mg.randn(2, 3, requires_grad=True)
@@ -201,12 +201,12 @@ print(mg.gradcheck(lambda a, b: mg.tanh(a @ b), [a, b], verbose=True))
 #
 # A new operation is a subclass of `mg.Function` with two methods, side by side:
 #
-# * `forward(self, x)` receives the raw arrays (NumPy here, CuPy on a GPU) and returns an array. Array
-#   functions come from `mg.backend.namespace(x)`, so the same line runs on both.
+# * `forward(self, x)` receives the raw arrays (NumPy here, CuPy on a GPU) and returns an array.
+#   Array functions come from `mg.backend.namespace(x)`, so the same line runs on both.
 # * `backward(self, gy)` receives the upstream gradient $\partial L / \partial y$ as a Tensor and
 #   returns $\partial L / \partial x = \partial L / \partial y \cdot dy/dx$, also as a Tensor. The
-#   inputs are in `self.inputs`. Writing it with tensor operations (`mg.abs`, `**`, `/`) means it can be
-#   differentiated again (tutorial 2's `create_graph`).
+#   inputs are in `self.inputs`. Writing it with tensor operations (`mg.abs`, `**`, `/`) means it
+#   can be differentiated again (tutorial 2's `create_graph`).
 #
 # The second class below makes a classic slip, forgetting the square in the denominator:
 
@@ -240,17 +240,17 @@ except mg.GradcheckError as err:
     print("WrongSoftsign: caught GradcheckError:\n ", err)
 
 # %% [markdown]
-# The correct rule passes, at first and second order (`mg.gradgradcheck` checks the derivative of the
-# derivative, built with `create_graph=True`). The wrong one is caught at the first element, with both
-# numbers in the message.
+# The correct rule passes, at first and second order (`mg.gradgradcheck` checks the derivative of
+# the derivative, built with `create_graph=True`). The wrong one is caught at the first element,
+# with both numbers in the message.
 #
 # ## Why the upstream gradient is random
 #
-# Why not simply check the gradient of $\sum_k f(x)_k$, that is $u = 1$ everywhere? Because some wrong
-# rules are right *on average*. Take an operation that reverses a vector, $y_k = x_{n-1-k}$. Its correct
-# backward reverses the upstream gradient too: $\partial L / \partial x_i = g_{n-1-i}$. A backward that
-# forgets to reverse and returns $g$ unchanged is wrong, but when $g$ is all ones, reversed or not makes
-# no difference, and a check with $u = 1$ passes:
+# Why not simply check the gradient of $\sum_k f(x)_k$, that is $u = 1$ everywhere? Because some
+# wrong rules are right *on average*. Take an operation that reverses a vector, $y_k = x_{n-1-k}$.
+# Its correct backward reverses the upstream gradient too: $\partial L / \partial x_i = g_{n-1-i}$.
+# A backward that forgets to reverse and returns $g$ unchanged is wrong, but when $g$ is all ones,
+# reversed or not makes no difference, and a check with $u = 1$ passes:
 
 # %%
 class Reverse(mg.Function):
@@ -273,7 +273,8 @@ ones = mg.ones(6)
 y = WrongReverse()(x)
 (analytic,) = mg.grad(y, x, grad_outputs=ones)
 with_ones = numerical_gradient(lambda t: (ones * Reverse()(t)).sum().item(), x)
-print("checked with u = 1: largest difference", np.abs(analytic.numpy() - with_ones).max(), "(passes!)")
+print("checked with u = 1: largest difference", np.abs(analytic.numpy() - with_ones).max(),
+      "(passes!)")
 print("mg.gradcheck on Reverse:", mg.gradcheck(lambda t: Reverse()(t), [x]))
 try:
     mg.gradcheck(lambda t: WrongReverse()(t), [x])
@@ -287,18 +288,19 @@ except mg.GradcheckError as err:
 #
 # ## Property tests with hypothesis
 #
-# One passing check is one data point: the shapes you happened to pick, the values you happened to draw.
-# Bugs like to hide in the other cases (a scalar, a length-1 axis, a broadcast, a negative input). A
-# **property test** states something that must hold for *all* inputs ("gradcheck passes") and lets the
-# [hypothesis](https://hypothesis.readthedocs.io) library search for a counterexample: it draws many
-# shapes and values, and when it finds a failure it *shrinks* it to the simplest failing input it can.
+# One passing check is one data point: the shapes you happened to pick, the values you happened to
+# draw. Bugs like to hide in the other cases (a scalar, a length-1 axis, a broadcast, a negative
+# input). A **property test** states something that must hold for *all* inputs ("gradcheck passes")
+# and lets the [hypothesis](https://hypothesis.readthedocs.io) library search for a counterexample:
+# it draws many shapes and values, and when it finds a failure it *shrinks* it to the simplest
+# failing input it can.
 #
 # A property is a function decorated with `@given(strategies...)`; calling it runs the whole search.
 # Here is one for softsign over arrays of up to three dimensions (a 0-d scalar included), run on the
-# correct class and then on the wrong one. (`database=None` stops hypothesis from remembering failing
-# examples between runs; in a test suite you would keep that memory, so that a failure is retried first
-# next time. Hypothesis still keeps a small cache in a `.hypothesis` folder in the working directory,
-# which is safe to delete.)
+# correct class and then on the wrong one. (`database=None` stops hypothesis from remembering
+# failing examples between runs; in a test suite you would keep that memory, so that a failure is
+# retried first next time. Hypothesis still keeps a small cache in a `.hypothesis` folder in the
+# working directory, which is safe to delete.)
 
 # %%
 EXAMPLES = 15 if SMOKE else 100
@@ -327,12 +329,12 @@ except mg.GradcheckError as err:
     print("  ", err)
 
 # %% [markdown]
-# Hypothesis reports the simplest failing input it found, a single number, 1.0: much easier to debug by
-# hand than the first random array that happened to fail.
+# Hypothesis reports the simplest failing input it found, a single number, 1.0: much easier to debug
+# by hand than the first random array that happened to fail.
 #
-# Properties can draw *related* values, too. This one checks $a \cdot \tanh(b)$ for pairs of shapes that
-# broadcast against each other, which tests tutorial 2's rule (sum the gradient over the broadcast
-# axes) on shapes nobody thought to write down:
+# Properties can draw *related* values, too. This one checks $a \cdot \tanh(b)$ for pairs of shapes
+# that broadcast against each other, which tests tutorial 2's rule (sum the gradient over the
+# broadcast axes) on shapes nobody thought to write down:
 
 # %%
 @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=PHASES)
@@ -355,25 +357,25 @@ print(f"a * tanh(b): the property held for {EXAMPLES} pairs of broadcastable sha
 #
 # ## What you learned
 #
-# * The forward difference has truncation error $O(h)$, the central difference $O(h^2)$; rounding error
-#   grows like $\varepsilon / h$. Together they make the V-shaped curve, whose bottom sets the best
-#   step: about $10^{-5}$ to $10^{-6}$ for central differences in float64.
+# * The forward difference has truncation error $O(h)$, the central difference $O(h^2)$; rounding
+#   error grows like $\varepsilon / h$. Together they make the V-shaped curve, whose bottom sets the
+#   best step: about $10^{-5}$ to $10^{-6}$ for central differences in float64.
 # * `mg.gradcheck` compares every element of the gradient of $\sum_k u_k f(x)_k$, for a random $u$,
 #   with central differences in float64, and raises `mg.GradcheckError` when they disagree;
 #   `mg.gradgradcheck` does the same for second derivatives.
 # * A new operation is an `mg.Function` with `forward` on arrays and `backward` on tensors, next to
 #   each other. Check it before you use it.
 # * A random upstream gradient catches mistakes that an all-ones one hides.
-# * Property tests with hypothesis run the check across many shapes and values and shrink any failure
-#   to a small example.
+# * Property tests with hypothesis run the check across many shapes and values and shrink any
+#   failure to a small example.
 #
 # ## Exercises
 #
 # 1. Write `Swish`, $y = x\,\sigma(x)$, as an `mg.Function` (its derivative is
 #    $\sigma(x)\,(1 + x\,(1 - \sigma(x)))$; use `mg.sigmoid` in backward) and check it at first and
 #    second order, by hand and with the hypothesis property.
-# 2. Redo the error-versus-step plot for $f(x) = x^2$ at $x = 1$. Why does the central difference have
-#    no truncation error at all, and what is left?
+# 2. Redo the error-versus-step plot for $f(x) = x^2$ at $x = 1$. Why does the central difference
+#    have no truncation error at all, and what is left?
 # 3. Write a property test for `mg.logsumexp(x, axis=k)` where hypothesis also draws the axis
 #    (`st.integers(0, x.ndim - 1)` with `st.data()`). Try large inputs, up to $\pm 1000$: does the
 #    check still pass, and why might a naive $\log \sum e^{x}$ not?

@@ -1,13 +1,14 @@
 # %% [markdown]
 # # 4. Dense networks: layers, activations, initialisation, optimizers
 #
-# With tensors and gradients in hand (tutorials 1 to 3) we can build and train a real neural network.
-# This tutorial assembles one from minigen's parts and looks at each decision along the way:
+# With tensors and gradients in hand (tutorials 1 to 3) we can build and train a real neural
+# network. This tutorial assembles one from minigen's parts and looks at each decision along the
+# way:
 #
 # 1. the **dense layer**, $y = \mathrm{activation}(x W + b)$, and why the activation is essential;
 # 2. **activation functions** and their derivatives;
-# 3. **initialisation**: why the scale of the random starting weights decides whether signals survive
-#    a deep network (Glorot versus He);
+# 3. **initialisation**: why the scale of the random starting weights decides whether signals
+#    survive a deep network (Glorot versus He);
 # 4. the **binary cross-entropy** loss, computed stably from logits;
 # 5. **SGD, momentum and Adam** on the same problem;
 # 6. a classifier for the two-moons data set, and its decision boundary.
@@ -43,16 +44,16 @@ mg.manual_seed(0)
 # %% [markdown]
 # ## The dense layer
 #
-# A dense (fully connected) layer connects every input feature to every output feature. For a batch of
-# $N$ examples with $n_\text{in}$ features each, stored as the rows of $x$ ($N \times n_\text{in}$), it
-# computes
+# A dense (fully connected) layer connects every input feature to every output feature. For a batch
+# of $N$ examples with $n_\text{in}$ features each, stored as the rows of $x$ ($N \times
+# n_\text{in}$), it computes
 #
 # $$y = \phi(x W + b), \qquad W: n_\text{in} \times n_\text{out}, \quad b: n_\text{out},$$
 #
 # where $\phi$ is an elementwise *activation function* and the bias $b$ is broadcast over the rows
-# (tutorial 2). `mg.nn.Dense(n_in, n_out, activation=...)` holds $W$ and $b$ as `Parameter`s, tensors
-# that always require grad and that the layer lists in `parameters()`. Let us check the formula against
-# the layer:
+# (tutorial 2). `mg.nn.Dense(n_in, n_out, activation=...)` holds $W$ and $b$ as `Parameter`s,
+# tensors that always require grad and that the layer lists in `parameters()`. Let us check the
+# formula against the layer:
 
 # %%
 layer = mg.nn.Dense(2, 4, activation="relu")
@@ -67,20 +68,21 @@ print("parameters:", [name for name, _ in layer.named_parameters()])
 #
 # Training needs the gradient of the loss $L$ with respect to $W$ (and $b$ and $x$), and the layer's
 # core is a matrix product $Y = X W$ with $X$ of shape $N \times n$ and $W$ of shape $n \times m$.
-# Suppose the layers above have already delivered $G = \partial L / \partial Y$, one number per element
-# of $Y$ ($N \times m$, tutorial 2: a gradient has its tensor's shape). Write the product out
-# element by element, $Y_{ij} = \sum_{k} X_{ik} W_{kj}$. The weight $W_{kj}$ appears only in column
-# $j$ of $Y$, once per row $i$, with the factor $X_{ik}$, so the chain rule, summed over every
-# element it touches, gives
+# Suppose the layers above have already delivered $G = \partial L / \partial Y$, one number per
+# element of $Y$ ($N \times m$, tutorial 2: a gradient has its tensor's shape). Write the product
+# out element by element, $Y_{ij} = \sum_{k} X_{ik} W_{kj}$. The weight $W_{kj}$ appears only in
+# column $j$ of $Y$, once per row $i$, with the factor $X_{ik}$, so the chain rule, summed over
+# every element it touches, gives
 #
-# $$\frac{\partial L}{\partial W_{kj}} = \sum_{i, j'} G_{ij'} \frac{\partial Y_{ij'}}{\partial W_{kj}}
+# $$\frac{\partial L}{\partial W_{kj}}
+#   = \sum_{i, j'} G_{ij'} \frac{\partial Y_{ij'}}{\partial W_{kj}}
 #   = \sum_{i} G_{ij} X_{ik} = (X^\top G)_{kj}, \qquad\text{so}\qquad
 #   \frac{\partial L}{\partial W} = X^\top G \quad (n \times m).$$
 #
 # In the same way $X_{ik}$ appears in every column of row $i$, with the factor $W_{kj}$:
 #
-# $$\frac{\partial L}{\partial X_{ik}} = \sum_{j} G_{ij} W_{kj} = (G W^\top)_{ik}, \qquad\text{so}\qquad
-#   \frac{\partial L}{\partial X} = G\, W^\top \quad (N \times n).$$
+# $$\frac{\partial L}{\partial X_{ik}} = \sum_{j} G_{ij} W_{kj} = (G W^\top)_{ik},
+#   \qquad\text{so}\qquad \frac{\partial L}{\partial X} = G\, W^\top \quad (N \times n).$$
 #
 # The shapes are a useful check: $X^\top G$ is $(n \times N)(N \times m)$, the shape of $W$, and
 # $G W^\top$ is $(N \times m)(m \times n)$, the shape of $X$. The bias, broadcast over the $N$ rows,
@@ -145,11 +147,11 @@ print("two linear layers equal one:", np.allclose(second(first(x)).numpy(), (x @
 # | softplus | $\log(1 + e^z)$ | $\sigma(z)$ |
 #
 # The derivative panel below is computed by minigen's autograd, with the trick from tutorial 2 (the
-# gradient of a sum of elementwise outputs). Notice that tanh and sigmoid are *flat* for large $|z|$:
-# their derivative is nearly zero there, so a unit stuck in that region passes back almost no gradient
-# ("saturation"). ReLU's derivative is exactly 1 for every positive input, one reason it trains deep
-# networks well; leaky ReLU (shown with $\alpha = 0.1$ to make the slope visible; minigen's default is
-# 0.01) keeps a little gradient for negative inputs too.
+# gradient of a sum of elementwise outputs). Notice that tanh and sigmoid are *flat* for large
+# $|z|$: their derivative is nearly zero there, so a unit stuck in that region passes back almost no
+# gradient ("saturation"). ReLU's derivative is exactly 1 for every positive input, one reason it
+# trains deep networks well; leaky ReLU (shown with $\alpha = 0.1$ to make the slope visible;
+# minigen's default is 0.01) keeps a little gradient for negative inputs too.
 
 # %%
 z = mg.Tensor(np.linspace(-4, 4, 401), requires_grad=True)
@@ -178,9 +180,9 @@ save(fig, "04_activations.png")
 # %% [markdown]
 # ## Initialisation: keeping signals alive through depth
 #
-# Training starts from random weights, and their *scale* matters more than you might expect. Take one
-# pre-activation of a layer with $n$ inputs, $z_j = \sum_{i=1}^{n} h_i W_{ij}$, with weights drawn
-# independently with mean 0 and variance $s^2$. Its variance is
+# Training starts from random weights, and their *scale* matters more than you might expect. Take
+# one pre-activation of a layer with $n$ inputs, $z_j = \sum_{i=1}^{n} h_i W_{ij}$, with weights
+# drawn independently with mean 0 and variance $s^2$. Its variance is
 #
 # $$\operatorname{Var}(z_j) = n\, s^2\, \mathbb{E}[h_i^2].$$
 #
@@ -194,19 +196,18 @@ save(fig, "04_activations.png")
 # multiplied by $(\tfrac12 n s^2)^{\ell}$: if the factor is not 1, signals vanish or explode
 # exponentially with depth (and so do the gradients, which travel back through the same weights).
 #
-# * **Glorot** (Xavier) initialisation (Glorot and Bengio, 2010) picks
-#   $s^2 = 2 / (n_\text{in} + n_\text{out})$, balancing the forward and backward passes for activations
-#   that are roughly linear near zero, like tanh. minigen's `Dense` uses its uniform form, $W \sim
-#   U(-a, a)$ with $a = \sqrt{6 / (n_\text{in} + n_\text{out})}$ (a uniform variable has variance
-#   $a^2 / 3$), as Keras does. For a square layer, $s^2 = 1/n$, and with ReLU the factor is
-#   $\tfrac12$: the mean square halves at every layer, and the root mean square (RMS) shrinks by
-#   $1/\sqrt2$.
+# * **Glorot** (Xavier) initialisation (Glorot and Bengio, 2010) picks $s^2 = 2 / (n_\text{in} +
+#   n_\text{out})$, balancing the forward and backward passes for activations that are roughly
+#   linear near zero, like tanh. minigen's `Dense` uses its uniform form, $W \sim U(-a, a)$ with $a
+#   = \sqrt{6 / (n_\text{in} + n_\text{out})}$ (a uniform variable has variance $a^2 / 3$), as Keras
+#   does. For a square layer, $s^2 = 1/n$, and with ReLU the factor is $\tfrac12$: the mean square
+#   halves at every layer, and the root mean square (RMS) shrinks by $1/\sqrt2$.
 # * **He** (Kaiming) initialisation (He et al., 2015) picks $s^2 = 2 / n_\text{in}$ (`init="he"`, a
 #   normal distribution) to cancel the ReLU's $\tfrac12$ exactly: the factor is 1.
 #
-# Let us push a batch of standard normal inputs ($\mathbb{E}[x^2] = 1$) through a deep stack of square
-# layers and measure the RMS after each, against the predictions $2^{-\ell/2}$ (ReLU, Glorot) and 1
-# (ReLU, He):
+# Let us push a batch of standard normal inputs ($\mathbb{E}[x^2] = 1$) through a deep stack of
+# square layers and measure the RMS after each, against the predictions $2^{-\ell/2}$ (ReLU, Glorot)
+# and 1 (ReLU, He):
 
 # %%
 width, depth, batch = (128, 10, 256) if SMOKE else (256, 30, 1000)
@@ -235,17 +236,17 @@ save(fig, "04_init_depth.png")
 
 # %% [markdown]
 # The measurements follow the predictions: with Glorot weights a ReLU stack loses a factor $\sqrt2$
-# per layer, while He weights hold the signal steady. tanh with Glorot weights loses some signal in the
-# first layer, where tanh squashes the larger inputs, and then fades only slowly, because tanh is close
-# to the identity for the small values that remain. For the
-# shallow networks in this tutorial either choice trains; for deep ReLU networks, use `init="he"`.
+# per layer, while He weights hold the signal steady. tanh with Glorot weights loses some signal in
+# the first layer, where tanh squashes the larger inputs, and then fades only slowly, because tanh
+# is close to the identity for the small values that remain. For the shallow networks in this
+# tutorial either choice trains; for deep ReLU networks, use `init="he"`.
 #
 # ## The data: two moons
 #
-# `mg.data.moons(n, noise, seed)` draws points from two interleaved half circles, labelled 0 and 1, with
-# Gaussian noise. No straight line separates them, so the network must learn a curved boundary. We
-# draw a training set and, with another seed, a test set to measure how well the classifier does on
-# points it has never seen.
+# `mg.data.moons(n, noise, seed)` draws points from two interleaved half circles, labelled 0 and 1,
+# with Gaussian noise. No straight line separates them, so the network must learn a curved boundary.
+# We draw a training set and, with another seed, a test set to measure how well the classifier does
+# on points it has never seen.
 
 # %%
 n_train = 300 if SMOKE else 1000
@@ -264,10 +265,10 @@ print("x_train", x_train.shape, x_train.dtype, "| t_train", t_train.shape, t_tra
 #
 # $$\ell(s, t) = -\bigl[t \log \sigma(s) + (1 - t) \log(1 - \sigma(s))\bigr].$$
 #
-# Computed literally it breaks for confident predictions: in float32, $\sigma(100)$ rounds to exactly 1,
-# and $\log(1 - 1) = -\infty$. Using $\log \sigma(s) = -\log(1 + e^{-s})$ and $\log(1 - \sigma(s)) =
-# -s - \log(1 + e^{-s})$ and splitting on the sign of $s$ gives a form that never overflows, because the
-# exponential only ever sees $-|s| \le 0$:
+# Computed literally it breaks for confident predictions: in float32, $\sigma(100)$ rounds to
+# exactly 1, and $\log(1 - 1) = -\infty$. Using $\log \sigma(s) = -\log(1 + e^{-s})$ and $\log(1 -
+# \sigma(s)) = -s - \log(1 + e^{-s})$ and splitting on the sign of $s$ gives a form that never
+# overflows, because the exponential only ever sees $-|s| \le 0$:
 #
 # $$\ell(s, t) = \max(s, 0) - s\,t + \log\bigl(1 + e^{-|s|}\bigr), \qquad
 #   \frac{\partial \ell}{\partial s} = \sigma(s) - t .$$
@@ -291,14 +292,14 @@ print("bce_with_logits:  ", stable.numpy())
 # %% [markdown]
 # ## Three optimizers on the same problem
 #
-# An optimizer turns gradients into weight updates. With $g$ the gradient of the loss for the current
-# mini-batch, a learning rate $\eta$ and $t$ counting steps, minigen's optimizers follow PyTorch's
-# rules:
+# An optimizer turns gradients into weight updates. With $g$ the gradient of the loss for the
+# current mini-batch, a learning rate $\eta$ and $t$ counting steps, minigen's optimizers follow
+# PyTorch's rules:
 #
 # * **SGD** (stochastic gradient descent): $\theta \leftarrow \theta - \eta\, g$.
 # * **SGD with momentum** $\mu$: a velocity $v$ remembers past gradients, $v \leftarrow \mu v + g$
-#   (starting from $v = g$), and $\theta \leftarrow \theta - \eta\, v$. Steps build up along directions
-#   where the gradient is consistent and cancel where it oscillates.
+#   (starting from $v = g$), and $\theta \leftarrow \theta - \eta\, v$. Steps build up along
+#   directions where the gradient is consistent and cancel where it oscillates.
 # * **Adam** (Kingma and Ba, 2014) keeps running averages of the gradient and of its square,
 #   $m \leftarrow \beta_1 m + (1 - \beta_1)\, g$ and $v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2$
 #   (both starting at zero, so they are divided by $1 - \beta^t$ to correct the bias:
@@ -307,9 +308,9 @@ print("bce_with_logits:  ", stable.numpy())
 #   $\sqrt{\hat v}$ gives every weight a step of about $\eta$ whatever the scale of its gradient.
 #
 # Every training loop in minigen has the same four lines per mini-batch: reset the gradients
-# (tutorial 2: they accumulate otherwise), compute the loss, backpropagate, update. We train the same
-# network, from the same initial weights (same seed), on the same batches, with each optimizer, and
-# record the loss on the whole training set after every epoch (a pass over the data).
+# (tutorial 2: they accumulate otherwise), compute the loss, backpropagate, update. We train the
+# same network, from the same initial weights (same seed), on the same batches, with each optimizer,
+# and record the loss on the whole training set after every epoch (a pass over the data).
 
 # %%
 def make_model():
@@ -359,17 +360,17 @@ save(fig, "04_optimizers.png")
 # Plain SGD makes steady but slow progress: after all the epochs it is still above the loss that the
 # other two reach within about ten. Momentum lets consistent gradients add up into long steps, and
 # Adam's per-weight step sizes do about as well here. Both fast runs are also noisier from epoch to
-# epoch: larger effective steps overshoot now and then. The details depend on the learning rates (try
-# the exercises); Adam's strength is that it works well over a wide range of them with little tuning,
-# which is why the VAE and GAN tutorials use it.
+# epoch: larger effective steps overshoot now and then. The details depend on the learning rates
+# (try the exercises); Adam's strength is that it works well over a wide range of them with little
+# tuning, which is why the VAE and GAN tutorials use it.
 #
 # ## The classifier and its decision boundary
 #
-# A model predicts class 1 when $p = \sigma(s) > 0.5$, that is when its logit $s > 0$. We measure the
-# accuracy on the test set, inside `mg.no_grad()` (only numbers needed) and in evaluation mode
+# A model predicts class 1 when $p = \sigma(s) > 0.5$, that is when its logit $s > 0$. We measure
+# the accuracy on the test set, inside `mg.no_grad()` (only numbers needed) and in evaluation mode
 # (`model.eval()`, which matters for layers like dropout; here it changes nothing, but it is a good
-# habit). Then we colour the plane by the predicted probability: the **decision boundary** is the curve
-# where it crosses 0.5.
+# habit). Then we colour the plane by the predicted probability: the **decision boundary** is the
+# curve where it crosses 0.5.
 
 # %%
 model, _ = results["Adam, lr 0.01"]
@@ -399,15 +400,15 @@ ax.set_title(f"Decision boundary (black, p = 0.5); test accuracy {accuracy:.1%}"
 save(fig, "04_decision_boundary.png")
 
 # %% [markdown]
-# The boundary winds between the two moons, something no straight line could do. The few misclassified
-# test points sit where the noise pushes one moon's points into the other's territory.
+# The boundary winds between the two moons, something no straight line could do. The few
+# misclassified test points sit where the noise pushes one moon's points into the other's territory.
 #
 # ## What you learned
 #
 # * A dense layer computes $\phi(x W + b)$; without the nonlinearity $\phi$, a stack of layers
 #   collapses into a single linear map.
-# * Activations differ in their derivatives: tanh and sigmoid saturate, ReLU passes gradients through
-#   unchanged for positive inputs.
+# * Activations differ in their derivatives: tanh and sigmoid saturate, ReLU passes gradients
+#   through unchanged for positive inputs.
 # * The scale of the initial weights multiplies the signal by a fixed factor per layer; Glorot keeps
 #   that factor near 1 for tanh-like units, He for ReLU units.
 # * Binary cross-entropy should be computed from logits with the stable form
@@ -420,8 +421,8 @@ save(fig, "04_decision_boundary.png")
 # 1. Train `make_model()` with every `activation="relu"` replaced by `None`. What does the decision
 #    boundary look like now, and what is the test accuracy? Explain with the "two linear layers are
 #    one" identity.
-# 2. Sweep Adam's learning rate over $10^{-4}, 10^{-3}, 10^{-2}, 10^{-1}$ and plot the four loss curves.
-#    Which is too timid, which too bold? Do the same for SGD.
-# 3. Build a 20-layer ReLU network (`Dense(2, 64)`, then 18 times `Dense(64, 64)`, then `Dense(64, 1)`)
-#    and train it on the moons with `init="glorot"` and with `init="he"`. Relate what you see to the
-#    signal-through-depth figure.
+# 2. Sweep Adam's learning rate over $10^{-4}, 10^{-3}, 10^{-2}, 10^{-1}$ and plot the four loss
+#    curves. Which is too timid, which too bold? Do the same for SGD.
+# 3. Build a 20-layer ReLU network (`Dense(2, 64)`, then 18 times `Dense(64, 64)`, then `Dense(64,
+#    1)`) and train it on the moons with `init="glorot"` and with `init="he"`. Relate what you see
+#    to the signal-through-depth figure.

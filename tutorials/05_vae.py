@@ -2,14 +2,15 @@
 # # 5. The variational autoencoder
 #
 # An autoencoder squeezes each input through a small code and learns to rebuild it from that code. A
-# **variational** autoencoder (VAE; Kingma and Welling, 2013) makes the code random, and that one change
-# turns it into a generative model: once trained, it can decode codes drawn at random into new data.
+# **variational** autoencoder (VAE; Kingma and Welling, 2013) makes the code random, and that one
+# change turns it into a generative model: once trained, it can decode codes drawn at random into
+# new data.
 #
 # minigen's founding document sketches a VAE in Keras: an encoder of dense layers (64 then 32 units,
-# ReLU) that outputs a mean and a log-variance for a two-dimensional code, a decoder that mirrors it,
-# and a loss made of a squared reconstruction error plus a KL term. It also makes a mistake that this
-# tutorial corrects: it draws the code with $\exp(\log\sigma^2)$ as the standard deviation, where
-# $\exp(\tfrac12 \log\sigma^2)$ belongs.
+# ReLU) that outputs a mean and a log-variance for a two-dimensional code, a decoder that mirrors
+# it, and a loss made of a squared reconstruction error plus a KL term. It also makes a mistake that
+# this tutorial corrects: it draws the code with $\exp(\log\sigma^2)$ as the standard deviation,
+# where $\exp(\tfrac12 \log\sigma^2)$ belongs.
 #
 # We build the VAE from its parts, checking each one with numbers:
 #
@@ -43,7 +44,7 @@ plt.rcParams.update({"figure.figsize": (5.5, 3.4), "figure.dpi": 80, "savefig.dp
 def save(fig, filename):
     """Write the figure to the working folder; in a notebook it is also shown below the cell."""
     fig.savefig(filename)
-    if IN_NOTEBOOK and fig.canvas.manager is None:   # drawn by mg.plots, outside pyplot: show it here
+    if IN_NOTEBOOK and fig.canvas.manager is None:   # drawn by mg.plots, not pyplot: show it here
         from IPython.display import display
         display(fig)
     if not IN_NOTEBOOK:
@@ -61,15 +62,16 @@ mg.manual_seed(0)
 # $$z \sim p(z) = \mathcal{N}(0, I), \qquad x \sim p_\theta(x \mid z),$$
 #
 # where the **decoder**, a network with weights $\theta$, turns $z$ into the parameters of the
-# distribution $p_\theta(x \mid z)$. We would like to maximise the log-likelihood of the data,
-# $\log p_\theta(x) = \log \int p_\theta(x \mid z)\, p(z)\, dz$, but that integral over every possible
-# code has no closed form. So a second network, the **encoder** with weights $\phi$, proposes for each
-# $x$ a distribution over the codes that could have produced it, a Gaussian with a diagonal covariance:
+# distribution $p_\theta(x \mid z)$. We would like to maximise the log-likelihood of the data, $\log
+# p_\theta(x) = \log \int p_\theta(x \mid z)\, p(z)\, dz$, but that integral over every possible
+# code has no closed form. So a second network, the **encoder** with weights $\phi$, proposes for
+# each $x$ a distribution over the codes that could have produced it, a Gaussian with a diagonal
+# covariance:
 #
 # $$q_\phi(z \mid x) = \mathcal{N}\bigl(\mu_\phi(x),\ \operatorname{diag} \sigma^2_\phi(x)\bigr).$$
 #
-# **The ELBO, derived.** Write $q$ for $q_\phi(z \mid x)$ and $\mathbb{E}_q$ for the expectation over
-# $z \sim q$. Four steps, each an identity:
+# **The ELBO, derived.** Write $q$ for $q_\phi(z \mid x)$ and $\mathbb{E}_q$ for the expectation
+# over $z \sim q$. Four steps, each an identity:
 #
 # 1. $\log p_\theta(x)$ does not depend on $z$, and $q$ integrates to 1, so
 #    $\log p_\theta(x) = \mathbb{E}_q\bigl[\log p_\theta(x)\bigr]$.
@@ -92,19 +94,20 @@ mg.manual_seed(0)
 #   + \mathrm{KL}\bigl(q_\phi(z \mid x)\,\|\,p_\theta(z \mid x)\bigr).$$
 #
 # A KL divergence is never negative, so the ELBO is a lower bound on the log-likelihood (the
-# *evidence*), and it is tight when $q_\phi$ equals the true posterior. A VAE maximises the ELBO over
-# $\theta$ and $\phi$ together. minigen minimises its negative, averaged over a batch of $N$ examples,
-# with one draw $z_n \sim q_\phi(z \mid x_n)$ per example:
+# *evidence*), and it is tight when $q_\phi$ equals the true posterior. A VAE maximises the ELBO
+# over $\theta$ and $\phi$ together. minigen minimises its negative, averaged over a batch of $N$
+# examples, with one draw $z_n \sim q_\phi(z \mid x_n)$ per example:
 #
 # $$\text{loss} = \frac{1}{N} \sum_{n=1}^{N} \Bigl[\underbrace{-\log p_\theta(x_n \mid z_n)}_{
-#   \text{reconstruction}} + \beta\, \underbrace{\mathrm{KL}\bigl(q_\phi(z \mid x_n)\,\|\,p(z)\bigr)}_{
-#   \text{kl}}\Bigr], \qquad \beta = 1 .$$
+#   \text{reconstruction}} + \beta\,
+#   \underbrace{\mathrm{KL}\bigl(q_\phi(z \mid x_n)\,\|\,p(z)\bigr)}_{\text{kl}}\Bigr],
+#   \qquad \beta = 1 .$$
 #
 # That is `VAE.losses` (tutorial 6 varies $\beta$). The founding document's loss has the same shape:
 # its squared error $\lVert x - G(E(x)) \rVert^2$ is, up to a factor $\tfrac12$ and a constant,
 # $-\log p_\theta(x \mid z)$ for a Gaussian decoder with unit variance (minigen's
-# `likelihood="gaussian"`). For MNIST we will use a Bernoulli decoder instead. The sections below take
-# the pieces one at a time.
+# `likelihood="gaussian"`). For MNIST we will use a Bernoulli decoder instead. The sections below
+# take the pieces one at a time.
 #
 # **Units: nats and bits per dimension.** Every log in this tutorial is a natural logarithm, so
 # log-probabilities and losses come in **nats**; one nat is $1/\ln 2 \approx 1.443$ bits. A loss of
@@ -116,18 +119,19 @@ mg.manual_seed(0)
 # ## The encoder: a mean and a log-variance
 #
 # The encoder ends in two linear heads: one outputs $\mu$, the other $\log \sigma^2$, each with one
-# number per latent dimension. Why the *logarithm* of the variance? A variance must be positive, while a
-# linear layer can output any real number; the exponential of any real number is positive, and on the
-# log scale a variance of $10^{-4}$ is a modest $-9.2$ rather than a number squeezed against zero. So
+# number per latent dimension. Why the *logarithm* of the variance? A variance must be positive,
+# while a linear layer can output any real number; the exponential of any real number is positive,
+# and on the log scale a variance of $10^{-4}$ is a modest $-9.2$ rather than a number squeezed
+# against zero. So
 #
 # $$\sigma^2 = \exp(\log\sigma^2), \qquad
 #   \sigma = \sqrt{\sigma^2} = \exp\bigl(\tfrac12 \log\sigma^2\bigr).$$
 #
-# **The founding document's mistake.** It draws the code as $z = \mu + \exp(\log\sigma^2)\,\varepsilon$
-# with $\varepsilon \sim \mathcal{N}(0, 1)$: it multiplies the noise by the *variance* where the
-# *standard deviation* belongs. Its codes then have variance
-# $\exp(\log\sigma^2)^2 = \exp(2\log\sigma^2)$, the square of the variance that the encoder meant and
-# that the document's own KL term assumes. The correct draw (Kingma and Welling, 2013) is
+# **The founding document's mistake.** It draws the code as $z = \mu +
+# \exp(\log\sigma^2)\,\varepsilon$ with $\varepsilon \sim \mathcal{N}(0, 1)$: it multiplies the
+# noise by the *variance* where the *standard deviation* belongs. Its codes then have variance
+# $\exp(\log\sigma^2)^2 = \exp(2\log\sigma^2)$, the square of the variance that the encoder meant
+# and that the document's own KL term assumes. The correct draw (Kingma and Welling, 2013) is
 #
 # $$z = \mu + \exp\bigl(\tfrac12 \log\sigma^2\bigr)\, \varepsilon ,$$
 #
@@ -147,25 +151,26 @@ for value in [-4.0, -1.0, 0.0, 1.0]:
           f"{document.numpy().var():12.4f}")
 
 # %% [markdown]
-# The correct draws have the intended variance; the document's have its square. The two agree only at
-# $\log\sigma^2 = 0$, which is roughly where a freshly initialised encoder starts. So the bug hides at
-# first and grows as training moves $\log\sigma^2$ away from 0, as it must: a trained encoder is fairly
-# sure of each digit's code, with $\sigma^2$ well below 1.
+# The correct draws have the intended variance; the document's have its square. The two agree only
+# at $\log\sigma^2 = 0$, which is roughly where a freshly initialised encoder starts. So the bug
+# hides at first and grows as training moves $\log\sigma^2$ away from 0, as it must: a trained
+# encoder is fairly sure of each digit's code, with $\sigma^2$ well below 1.
 #
 # ## Sampling blocks gradients
 #
-# To train the encoder we need the gradient of the loss with respect to $\mu$ and $\sigma$, and the loss
-# depends on them only through the random code $z$. A number produced by a random number generator is
-# just a number: nothing records how it depends on $\mu$. minigen's `Normal(loc, scale).sample()`
-# returns such a constant, so no gradient can flow back through it. `rsample()` draws the same
-# distribution in a way that can be differentiated:
+# To train the encoder we need the gradient of the loss with respect to $\mu$ and $\sigma$, and the
+# loss depends on them only through the random code $z$. A number produced by a random number
+# generator is just a number: nothing records how it depends on $\mu$. minigen's `Normal(loc,
+# scale).sample()` returns such a constant, so no gradient can flow back through it. `rsample()`
+# draws the same distribution in a way that can be differentiated:
 
 # %%
 mu = mg.Tensor(2.0, requires_grad=True, dtype="float64")
 q = mg.distributions.Normal(mu, 1.0)
 
 z = q.sample()
-print("z from sample():  requires_grad =", z.requires_grad, "(a constant: backward cannot reach mu)")
+print("z from sample():  requires_grad =", z.requires_grad,
+      "(a constant: backward cannot reach mu)")
 
 z = q.rsample()                      # z = mu + 1.0 * eps, with eps drawn inside
 (z * z).backward()
@@ -173,27 +178,28 @@ print("z from rsample(): requires_grad =", z.requires_grad, f"| d(z^2)/dmu = {mu
       f"= 2 z = {2 * z.item():.4f}")
 
 # %% [markdown]
-# The difficulty is deeper than bookkeeping, though. What we want is the gradient of an *expectation*,
-# and the distribution it is taken over itself depends on the parameter:
+# The difficulty is deeper than bookkeeping, though. What we want is the gradient of an
+# *expectation*, and the distribution it is taken over itself depends on the parameter:
 #
 # $$\nabla_\mu\, \mathbb{E}_{z \sim \mathcal{N}(\mu, \sigma^2)}\bigl[f(z)\bigr].$$
 #
 # There are two standard ways to estimate it without bias from random draws.
 #
-# **The score-function estimator** (also called REINFORCE; Williams, 1992) differentiates the density
-# $q(z)$ instead of $z$, using $\nabla q = q\, \nabla \log q$:
+# **The score-function estimator** (also called REINFORCE; Williams, 1992) differentiates the
+# density $q(z)$ instead of $z$, using $\nabla q = q\, \nabla \log q$:
 #
 # $$\nabla_\mu \int f(z)\, q(z)\, dz = \int f(z)\, q(z)\, \nabla_\mu \log q(z)\, dz
 #   = \mathbb{E}_q\bigl[f(z)\, \nabla_\mu \log q(z)\bigr], \qquad
 #   \nabla_\mu \log q(z) = \frac{z - \mu}{\sigma^2}.$$
 #
-# It needs only values of $f$, never its derivative, so it works for any $f$. In an autograd engine it
-# is computed as the gradient of the *surrogate* $f(z) \log q(z)$ with the draw $z$ held constant.
+# It needs only values of $f$, never its derivative, so it works for any $f$. In an autograd engine
+# it is computed as the gradient of the *surrogate* $f(z) \log q(z)$ with the draw $z$ held
+# constant.
 #
 # **The reparameterization trick** (Kingma and Welling, 2013) moves the randomness out of the
 # parameters: write $z = \mu + \sigma \varepsilon$ with $\varepsilon \sim \mathcal{N}(0, 1)$, a
-# distribution that does not depend on $\mu$ or $\sigma$. The expectation is now over $\varepsilon$, so
-# the gradient can move inside it:
+# distribution that does not depend on $\mu$ or $\sigma$. The expectation is now over $\varepsilon$,
+# so the gradient can move inside it:
 #
 # $$\nabla_\mu\, \mathbb{E}_{\varepsilon}\bigl[f(\mu + \sigma\varepsilon)\bigr]
 #   = \mathbb{E}_{\varepsilon}\bigl[f'(\mu + \sigma\varepsilon)\bigr].$$
@@ -208,18 +214,18 @@ print("z from rsample(): requires_grad =", z.requires_grad, f"| d(z^2)/dmu = {mu
 #   g_\text{reparam} = 2z = 2(\mu + \sigma\varepsilon).$$
 #
 # Both average to $2\mu$. Their variances follow from the moments of $\varepsilon$
-# ($\mathbb{E}[\varepsilon^2] = 1$, $\mathbb{E}[\varepsilon^4] = 3$, $\mathbb{E}[\varepsilon^6] = 15$,
-# odd moments 0): writing $g_\text{score} = \frac{\mu^2}{\sigma}\varepsilon + 2\mu\varepsilon^2 +
-# \sigma\varepsilon^3$ and expanding its square,
+# ($\mathbb{E}[\varepsilon^2] = 1$, $\mathbb{E}[\varepsilon^4] = 3$, $\mathbb{E}[\varepsilon^6] =
+# 15$, odd moments 0): writing $g_\text{score} = \frac{\mu^2}{\sigma}\varepsilon + 2\mu\varepsilon^2
+# + \sigma\varepsilon^3$ and expanding its square,
 #
 # $$\operatorname{Var}[g_\text{reparam}] = 4\sigma^2, \qquad
 #   \operatorname{Var}[g_\text{score}] = \frac{\mu^4}{\sigma^2} + 14\mu^2 + 15\sigma^2 .$$
 #
-# For $\mu = 2$, $\sigma = 1$ that is 4 against 87. Averaging $S$ independent draws divides both by $S$.
-# We measure it: each estimate averages $S$ draws, and we repeat it $R$ times to see its spread. The
-# repeats run side by side: $\mu$ is a tensor of $R$ equal copies, and since repeat $r$'s estimate
-# depends only on copy $r$, one backward pass of the *sum* over repeats fills `mu.grad` with all $R$
-# estimates at once.
+# For $\mu = 2$, $\sigma = 1$ that is 4 against 87. Averaging $S$ independent draws divides both by
+# $S$. We measure it: each estimate averages $S$ draws, and we repeat it $R$ times to see its
+# spread. The repeats run side by side: $\mu$ is a tensor of $R$ equal copies, and since repeat
+# $r$'s estimate depends only on copy $r$, one backward pass of the *sum* over repeats fills
+# `mu.grad` with all $R$ estimates at once.
 
 # %%
 mu_value, sigma = 2.0, 1.0
@@ -231,7 +237,7 @@ draws = [1, 10, 100] if SMOKE else [1, 3, 10, 30, 100, 300, 1000]
 
 
 def estimates(method, S):
-    """R = `repeats` independent estimates of d/dmu E[z^2], each from S draws of z ~ N(mu, sigma^2)."""
+    """`repeats` independent estimates of d/dmu E[z^2], each from S draws of z ~ N(mu, sigma^2)."""
     mu = mg.full((repeats,), mu_value, dtype="float64", requires_grad=True)
     q = mg.distributions.Normal(mu, sigma)
     if method == "reparameterization":
@@ -265,18 +271,20 @@ for (method, measured), color in zip(variances.items(), ["tab:blue", "tab:red"])
               label=f"{method}, predicted {predicted[method]:g} / S")
 ax.set_xlabel("draws per estimate S")
 ax.set_ylabel("variance of the gradient estimate")
-ax.set_title(f"Two unbiased estimates of d/dmu E[z$^2$] = {true_gradient:g} ($\\mu$=2, $\\sigma$=1)")
+ax.set_title(f"Two unbiased estimates of d/dmu E[z$^2$] = {true_gradient:g} "
+             "($\\mu$=2, $\\sigma$=1)")
 ax.legend(fontsize=7)
 save(fig, "05_gradient_estimators.png")
 
 # %% [markdown]
-# Both estimators are unbiased (their means sit at $2\mu = 4$) and both variances fall as $1/S$, on the
-# predicted lines. But the score-function estimator needs about 22 times as many draws for the same
-# precision, even on this easy one-dimensional problem. It also has a weakness the reparameterized one
-# does not: adding a constant $c$ to $f$ leaves the gradient unchanged, but multiplies each draw's
-# $\nabla_\mu \log q(z)$ by a larger number, and its variance grows quadratically in $c$ (exercise 2).
-# A VAE's reconstruction term is hundreds of nats, a very large $c$. Using $f'$, the information that
-# backpropagation provides for free, is what makes VAEs practical to train.
+# Both estimators are unbiased (their means sit at $2\mu = 4$) and both variances fall as $1/S$, on
+# the predicted lines. But the score-function estimator needs about 22 times as many draws for the
+# same precision, even on this easy one-dimensional problem. It also has a weakness the
+# reparameterized one does not: adding a constant $c$ to $f$ leaves the gradient unchanged, but
+# multiplies each draw's $\nabla_\mu \log q(z)$ by a larger number, and its variance grows
+# quadratically in $c$ (exercise 2). A VAE's reconstruction term is hundreds of nats, a very large
+# $c$. Using $f'$, the information that backpropagation provides for free, is what makes VAEs
+# practical to train.
 #
 # ## The KL term in closed form
 #
@@ -293,8 +301,8 @@ save(fig, "05_gradient_estimators.png")
 #   = -\tfrac12 \log\sigma^2 - \tfrac12 + \tfrac12(\mu^2 + \sigma^2)
 #   = \tfrac12\bigl(\mu^2 + \exp(\log\sigma^2) - 1 - \log\sigma^2\bigr).$$
 #
-# For a diagonal Gaussian in $J$ dimensions both densities are products over the dimensions, so the KL
-# is the sum of $J$ such terms. Each term is zero only for $\mu = 0$, $\sigma^2 = 1$ and positive
+# For a diagonal Gaussian in $J$ dimensions both densities are products over the dimensions, so the
+# KL is the sum of $J$ such terms. Each term is zero only for $\mu = 0$, $\sigma^2 = 1$ and positive
 # otherwise (because $\log u \le u - 1$). The last form, written in $\log\sigma^2$, is
 # `mg.losses.gaussian_kl(mu, log_var)`, one term per element; the VAE sums it over the latent
 # dimensions.
@@ -317,8 +325,8 @@ for mu_value, log_var_value in [(0.0, 0.0), (1.0, 0.0), (0.0, -2.0), (-1.5, 1.0)
     log_ratio = (q.log_prob(z) - prior.log_prob(z)).numpy()
     estimate, error = log_ratio.mean(), log_ratio.std() / np.sqrt(n)
     gap = (estimate - closed_form) / error if error > 0 else 0.0
-    print(f"{mu_value:5.1f} {log_var_value:8.1f} {closed_form:12.5f} {estimate:12.5f} {error:11.5f} "
-          f"{gap:18.2f}")
+    print(f"{mu_value:5.1f} {log_var_value:8.1f} {closed_form:12.5f} {estimate:12.5f} "
+          f"{error:11.5f} {gap:18.2f}")
 
 # %% [markdown]
 # Each estimate differs from the formula by about one or two standard errors, the size expected of
@@ -330,10 +338,10 @@ for mu_value, log_var_value in [(0.0, 0.0), (1.0, 0.0), (0.0, -2.0), (-1.5, 1.0)
 #
 # `load_mnist()` reads the MNIST digits from the folder named by the `MINIGEN_DATA` environment
 # variable (or downloads them into `~/.cache/minigen/mnist`). Images become rows of 784 numbers in
-# $[0, 1]$. If the folder holds only the 10,000 test digits, it trains on the first 8,000 and keeps the
-# last 2,000 for testing, and says so. If MNIST cannot be found, this tutorial still runs: it prints why
-# and trains on the 2-D ring of tutorial 7 instead, with the founding document's own small network and
-# a Gaussian decoder. The figures are then pictures of points, not digits.
+# $[0, 1]$. If the folder holds only the 10,000 test digits, it trains on the first 8,000 and keeps
+# the last 2,000 for testing, and says so. If MNIST cannot be found, this tutorial still runs: it
+# prints why and trains on the 2-D ring of tutorial 7 instead, with the founding document's own
+# small network and a Gaussian decoder. The figures are then pictures of points, not digits.
 
 # %%
 try:
@@ -356,10 +364,10 @@ print("training rows", train_x.shape, "| test rows", test_x.shape, "| values in"
 # %% [markdown]
 # ## The reconstruction term: a Bernoulli likelihood from logits
 #
-# Most MNIST pixels are close to 0 (background) or 1 (ink). The decoder treats pixel $d$ as a coin that
-# is "on" with probability $p_d = \sigma(l_d)$, where $l_d$ is the decoder's $d$-th output, a logit (an
-# unbounded real number; $\sigma$ is the sigmoid). The log-probability of an image is the sum over
-# pixels of the log-probability of each coin:
+# Most MNIST pixels are close to 0 (background) or 1 (ink). The decoder treats pixel $d$ as a coin
+# that is "on" with probability $p_d = \sigma(l_d)$, where $l_d$ is the decoder's $d$-th output, a
+# logit (an unbounded real number; $\sigma$ is the sigmoid). The log-probability of an image is the
+# sum over pixels of the log-probability of each coin:
 #
 # $$\log p_\theta(x \mid z) = \sum_{d=1}^{784} \bigl[x_d \log p_d + (1 - x_d) \log(1 - p_d)\bigr]
 #   = -\sum_{d=1}^{784} \mathrm{BCE}(l_d, x_d).$$
@@ -394,11 +402,11 @@ print("d/dl via probabilities:          ", grad_via_probabilities.numpy())
 print("d/dl from logits, sigmoid(l) - x:", grad_from_logits.numpy())
 
 # %% [markdown]
-# A caution about the numbers. A Bernoulli likelihood is meant for pixels that are exactly 0 or 1, and
-# MNIST's are grey levels. Like PyTorch's VAE example, we still use the BCE with the grey levels as
-# targets. It trains well, but it is not a normalised density over grey images, so the losses below (in
-# nats per digit) can be compared only with models trained and evaluated the same way, not with
-# published results on *binarized* MNIST (exercise 3 binarizes).
+# A caution about the numbers. A Bernoulli likelihood is meant for pixels that are exactly 0 or 1,
+# and MNIST's are grey levels. Like PyTorch's VAE example, we still use the BCE with the grey levels
+# as targets. It trains well, but it is not a normalised density over grey images, so the losses
+# below (in nats per digit) can be compared only with models trained and evaluated the same way, not
+# with published results on *binarized* MNIST (exercise 3 binarizes).
 #
 # ## Putting the loss together, and checking it
 #
@@ -429,21 +437,21 @@ else:
     nll = mg.losses.gaussian_nll(model.decode(z), x, reduction="none").sum(axis=1)
 reconstruction = nll.mean()
 kl = (0.5 * (mu * mu + mg.exp(log_var) - 1.0 - log_var)).sum(axis=1).mean()
-print(f"VAE.losses: reconstruction {parts['reconstruction'].item():.3f}, kl {parts['kl'].item():.4f}, "
-      f"loss {parts['loss'].item():.3f}")
+print(f"VAE.losses: reconstruction {parts['reconstruction'].item():.3f}, "
+      f"kl {parts['kl'].item():.4f}, loss {parts['loss'].item():.3f}")
 print(f"by hand:    reconstruction {reconstruction.item():.3f}, kl {kl.item():.4f}, "
       f"loss {(reconstruction + kl).item():.3f}")
 
 # %% [markdown]
-# The untrained model's reconstruction term is about $784 \log 2 \approx 543$ nats: with logits near 0,
-# every pixel is a fair coin. Its KL term is small, because a fresh encoder outputs $\mu \approx 0$ and
-# $\log\sigma^2 \approx 0$, close to the prior.
+# The untrained model's reconstruction term is about $784 \log 2 \approx 543$ nats: with logits near
+# 0, every pixel is a fair coin. Its KL term is small, because a fresh encoder outputs $\mu \approx
+# 0$ and $\log\sigma^2 \approx 0$, close to the prior.
 #
 # ## Training
 #
-# `minigen.train.fit` runs the loop of tutorial 4 over mini-batches (`zero_grad`, `losses`, `backward`,
-# `step`, inside `VAE.train_step`) and returns the mean of each loss per epoch. We use the settings of
-# PyTorch's example: Adam with learning rate $10^{-3}$ and batches of 128.
+# `minigen.train.fit` runs the loop of tutorial 4 over mini-batches (`zero_grad`, `losses`,
+# `backward`, `step`, inside `VAE.train_step`) and returns the mean of each loss per epoch. We use
+# the settings of PyTorch's example: Adam with learning rate $10^{-3}$ and batches of 128.
 
 # %%
 epochs = 1 if SMOKE else (10 if IMAGES else 20)
@@ -483,12 +491,12 @@ save(fig, "05_loss_curve.png")
 
 # %% [markdown]
 # The loss falls fast in the first epochs and then more slowly (left). Notice that from the second
-# epoch on the KL term *grows* (right) while the reconstruction term shrinks: to rebuild digits well, the encoder must move
-# its codes away from the prior and make them precise, and it pays for every nat of information it puts
-# into the code. On the held-out digits the negative ELBO is a few nats above the last epoch's training
-# loss: the model fits its training digits a little better than new ones, but it has not memorised
-# them. (The repository's benchmark, `benchmarks/quality.py`, trains the same model on the same split
-# in PyTorch and lands at a similar test loss.)
+# epoch on the KL term *grows* (right) while the reconstruction term shrinks: to rebuild digits
+# well, the encoder must move its codes away from the prior and make them precise, and it pays for
+# every nat of information it puts into the code. On the held-out digits the negative ELBO is a few
+# nats above the last epoch's training loss: the model fits its training digits a little better than
+# new ones, but it has not memorised them. (The repository's benchmark, `benchmarks/quality.py`,
+# trains the same model on the same split in PyTorch and lands at a similar test loss.)
 #
 # ## Reconstructions
 #
@@ -506,8 +514,8 @@ else:
 save(fig, "05_reconstructions.png")
 
 # %% [markdown]
-# The reconstructions keep each digit's identity, slant and thickness, but they are smoother than the
-# originals: the 20 numbers of the code cannot hold every stray pixel, and the decoder draws the
+# The reconstructions keep each digit's identity, slant and thickness, but they are smoother than
+# the originals: the 20 numbers of the code cannot hold every stray pixel, and the decoder draws the
 # average of the images that share a code.
 #
 # ## New digits from the prior
@@ -528,17 +536,17 @@ save(fig, "05_samples.png")
 # %% [markdown]
 # Many samples are recognisable digits; others are blurry blends of two. They are worse than the
 # reconstructions because a code drawn from the prior can land between the regions that the encoder
-# uses for real digits, where the decoder has only learned something in between. Tutorial 6 shows how
-# the weight $\beta$ of the KL term moves this balance.
+# uses for real digits, where the decoder has only learned something in between. Tutorial 6 shows
+# how the weight $\beta$ of the KL term moves this balance.
 #
 # ## The latent space
 #
 # To *see* the latent space we need a code of two numbers, like the founding document's. We train a
-# second MNIST model with `latent_dim=2` (and a hidden layer of 256 units, to keep it quick) and then
-# draw two pictures with `minigen.plots`: the mean codes $\mu(x)$ of the first 600 test digits,
-# coloured by their labels, and the decoder's output over a grid of codes covering $[-3, 3]^2$, where
-# the prior puts almost all of its mass. (With the ring fallback, the first model already has a 2-D
-# code.)
+# second MNIST model with `latent_dim=2` (and a hidden layer of 256 units, to keep it quick) and
+# then draw two pictures with `minigen.plots`: the mean codes $\mu(x)$ of the first 600 test digits,
+# coloured by their labels, and the decoder's output over a grid of codes covering $[-3, 3]^2$,
+# where the prior puts almost all of its mass. (With the ring fallback, the first model already has
+# a 2-D code.)
 
 # %%
 if IMAGES:
@@ -550,7 +558,8 @@ if IMAGES:
     with mg.no_grad():
         test_2d = latent_model.losses(test_x)
     print(f"2-D latent model: {len(history_2d)} epochs in {time.perf_counter() - start:.0f} s, "
-          f"test loss {test_2d['loss'].item():.2f} nats (the 20-D model: {test['loss'].item():.2f})")
+          f"test loss {test_2d['loss'].item():.2f} nats "
+          f"(the 20-D model: {test['loss'].item():.2f})")
 else:
     latent_model = model
 latent_model.eval()
@@ -564,7 +573,7 @@ save(fig, "05_latent_means.png")
 # %%
 steps = 8 if SMOKE else 10
 line = np.linspace(-3.0, 3.0, steps)
-z1, z2 = np.meshgrid(line, line[::-1])             # rows from z2 = +3 (top) down to -3, as the picture
+z1, z2 = np.meshgrid(line, line[::-1])             # rows from z2 = +3 (top) down to -3
 codes = mg.Tensor(np.stack([z1.ravel(), z2.ravel()], axis=1))
 with mg.no_grad():
     decoded = latent_model.decode(codes)
@@ -578,12 +587,12 @@ save(fig, "05_latent_grid.png")
 
 # %% [markdown]
 # The digits form clusters in the plane, around the origin and mostly within $[-4, 4]^2$, about the
-# area that the KL term asks for. Neighbouring codes decode to similar images, and walking across the
-# grid morphs one digit into another: the 0 at the top turns into the 9 on the left, which thins into a
-# 1 at the bottom left, which fattens into a 3 at the bottom right. The decoder has arranged the digits
-# so that the prior's mass is covered by images, though not all of them are clear: between clusters
-# they blur. Digits that look alike (4 and 9; 3, 5 and 8) overlap, and two numbers cannot separate
-# everything: the 2-D model's test loss is well above the 20-D model's.
+# area that the KL term asks for. Neighbouring codes decode to similar images, and walking across
+# the grid morphs one digit into another: the 0 at the top turns into the 9 on the left, which thins
+# into a 1 at the bottom left, which fattens into a 3 at the bottom right. The decoder has arranged
+# the digits so that the prior's mass is covered by images, though not all of them are clear:
+# between clusters they blur. Digits that look alike (4 and 9; 3, 5 and 8) overlap, and two numbers
+# cannot separate everything: the 2-D model's test loss is well above the 20-D model's.
 #
 # ## What you learned
 #
@@ -595,25 +604,25 @@ save(fig, "05_latent_grid.png")
 # * A random draw blocks gradients. The reparameterization $z = \mu + \sigma\varepsilon$ lets them
 #   through, and its gradient estimates have far lower variance than the score-function estimator's
 #   (4 against 87 per draw in our example).
-# * $\mathrm{KL}(\mathcal{N}(\mu, \sigma^2)\,\|\,\mathcal{N}(0, 1)) = \tfrac12(\mu^2 + \sigma^2 - 1 -
-#   \log\sigma^2)$, summed over the latent dimensions, and a Monte Carlo estimate agrees with it.
+# * $\mathrm{KL}(\mathcal{N}(\mu, \sigma^2)\,\|\,\mathcal{N}(0, 1)) = \tfrac12(\mu^2 + \sigma^2 - 1
+#   - \log\sigma^2)$, summed over the latent dimensions, and a Monte Carlo estimate agrees with it.
 # * The Bernoulli reconstruction term is the binary cross-entropy summed over pixels, computed from
 #   logits with `bce_with_logits`. `bce` on probabilities clamps them to $[10^{-7}, 1 - 10^{-7}]$,
 #   which caps each term near 16 nats and gives a zero gradient where the clamp acts.
 # * Losses are in nats (natural logarithms); $L$ nats per image are $L / (D \ln 2)$ bits per
 #   dimension, the unit that compares likelihoods across image sizes.
-# * A trained VAE reconstructs digits, generates new ones from the prior, and arranges them in a smooth
-#   latent space.
+# * A trained VAE reconstructs digits, generates new ones from the prior, and arranges them in a
+#   smooth latent space.
 #
 # ## Exercises
 #
-# 1. Reproduce the founding document's bug: write a subclass of `mg.VAE` whose `losses` draws
-#    `z = mu + mg.exp(log_var) * eps` and train it as above. Compare the test loss (measured with the
-#    correct `VAE.losses`) and look at the values of $\log\sigma^2$ the encoder learns. What goes wrong?
+# 1. Reproduce the founding document's bug: write a subclass of `mg.VAE` whose `losses` draws `z =
+#    mu + mg.exp(log_var) * eps` and train it as above. Compare the test loss (measured with the
+#    correct `VAE.losses`) and look at the values of $\log\sigma^2$ the encoder learns. What goes
+#    wrong?
 # 2. In the estimator experiment, use $f(z) = z^2 + c$ for $c = 10$ and $100$. Which estimator's
-#    variance changes? Then subtract a *baseline* $b$ in the score-function surrogate,
-#    $(f(z) - b)\log q(z)$ with $b = \mu^2 + \sigma^2 + c$. Is it still unbiased, and how much does it
-#    help?
-# 3. Train with dynamic binarization, `fit(..., binarize=True)`, which turns each pixel into a 0/1 draw
-#    with its grey level as probability at every step, and evaluate on one binarized copy of the test
-#    set (`mg.data.binarize`). How do the reconstruction and KL terms change, and why?
+#    variance changes? Then subtract a *baseline* $b$ in the score-function surrogate, $(f(z) -
+#    b)\log q(z)$ with $b = \mu^2 + \sigma^2 + c$. Is it still unbiased, and how much does it help?
+# 3. Train with dynamic binarization, `fit(..., binarize=True)`, which turns each pixel into a 0/1
+#    draw with its grey level as probability at every step, and evaluate on one binarized copy of
+#    the test set (`mg.data.binarize`). How do the reconstruction and KL terms change, and why?

@@ -2,16 +2,16 @@
 # # 6. β, the rate–distortion trade-off, and the latent space
 #
 # Tutorial 5 trained a VAE by minimising reconstruction plus KL. Those two terms pull in opposite
-# directions: a code that tells the decoder a lot about the image rebuilds it well but sits far from the
-# prior, and a code close to the prior says little. This tutorial looks at that tension and at what the
-# trained latent space can do:
+# directions: a code that tells the decoder a lot about the image rebuilds it well but sits far from
+# the prior, and a code close to the prior says little. This tutorial looks at that tension and at
+# what the trained latent space can do:
 #
-# 1. weighting the KL term by $\beta$ (the β-VAE of Higgins et al., 2017) and reading the results as a
-#    **rate–distortion curve** (Alemi et al., 2018);
+# 1. weighting the KL term by $\beta$ (the β-VAE of Higgins et al., 2017) and reading the results as
+#    a **rate–distortion curve** (Alemi et al., 2018);
 # 2. **interpolating** between two digits by walking in the latent space, compared with fading one
 #    image into the other;
-# 3. how loose the ELBO is: the **importance-weighted bound** (Burda et al., 2015), which tightens as it
-#    uses more samples.
+# 3. how loose the ELBO is: the **importance-weighted bound** (Burda et al., 2015), which tightens
+#    as it uses more samples.
 
 # %%
 import os
@@ -84,30 +84,30 @@ print("training rows", train_x.shape, "| test rows", test_x.shape)
 #
 # Why "rate"? $R$ measures, in nats, how much the code says about the image beyond what the prior
 # already says. It splits into the mutual information between $x$ and $z$ plus a non-negative term,
-# $R = I_q(x; z) + \mathrm{KL}\bigl(q(z)\,\|\,p(z)\bigr)$, where $q(z)$ is the average of
-# $q_\phi(z \mid x)$ over the data (Hoffman and Johnson, 2016). So $R$ bounds the information the code
-# can carry, and with fewer nats in the code the decoder must rebuild the image from less: the
+# $R = I_q(x; z) + \mathrm{KL}\bigl(q(z)\,\|\,p(z)\bigr)$, where $q(z)$ is the average of $q_\phi(z
+# \mid x)$ over the data (Hoffman and Johnson, 2016). So $R$ bounds the information the code can
+# carry, and with fewer nats in the code the decoder must rebuild the image from less: the
 # distortion rises.
 #
-# A **β-VAE** minimises $D + \beta R$ (`mg.VAE(..., beta=β)`, whose `losses` returns
-# `reconstruction + beta * kl`). For a given network, the pairs $(R, D)$ that training can reach are
-# bounded below by a curve, and minimising $D + \beta R$ picks the point on it where its slope is
-# $dD/dR = -\beta$: a small $\beta$ makes nats in the code cheap (high rate, low distortion), a large
-# $\beta$ makes them expensive. Only $\beta = 1$ minimises $D + R$, the negative ELBO itself.
+# A **β-VAE** minimises $D + \beta R$ (`mg.VAE(..., beta=β)`, whose `losses` returns `reconstruction
+# + beta * kl`). For a given network, the pairs $(R, D)$ that training can reach are bounded below
+# by a curve, and minimising $D + \beta R$ picks the point on it where its slope is $dD/dR =
+# -\beta$: a small $\beta$ makes nats in the code cheap (high rate, low distortion), a large $\beta$
+# makes them expensive. Only $\beta = 1$ minimises $D + R$, the negative ELBO itself.
 #
-# This can be checked on trained models without knowing the curve. If model $a$ minimises
-# $D + \beta_a R$ and model $b$ minimises $D + \beta_b R$ with $\beta_a < \beta_b$, then neither can do
-# better on the other's objective: $D_a + \beta_a R_a \le D_b + \beta_a R_b$ and
-# $D_b + \beta_b R_b \le D_a + \beta_b R_a$. Since $R_b < R_a$, rearranging gives the slope of the
-# chord between the two points:
+# This can be checked on trained models without knowing the curve. If model $a$ minimises $D +
+# \beta_a R$ and model $b$ minimises $D + \beta_b R$ with $\beta_a < \beta_b$, then neither can do
+# better on the other's objective: $D_a + \beta_a R_a \le D_b + \beta_a R_b$ and $D_b + \beta_b R_b
+# \le D_a + \beta_b R_a$. Since $R_b < R_a$, rearranging gives the slope of the chord between the
+# two points:
 #
 # $$-\beta_b \;\le\; \frac{D_b - D_a}{R_b - R_a} \;\le\; -\beta_a .$$
 #
-# We train one model per $\beta$, from the same initial weights, then measure $R$ and $D$ on the test
-# digits. For MNIST the model is tutorial 5's with a hidden layer of 256 units and a few epochs, so that
-# five models train in a couple of minutes. We also look at how the rate is spread over the latent
-# dimensions: the KL of each dimension, averaged over the test set, and the share of the total carried
-# by the busiest quarter of the dimensions (25% if the rate were spread evenly).
+# We train one model per $\beta$, from the same initial weights, then measure $R$ and $D$ on the
+# test digits. For MNIST the model is tutorial 5's with a hidden layer of 256 units and a few
+# epochs, so that five models train in a couple of minutes. We also look at how the rate is spread
+# over the latent dimensions: the KL of each dimension, averaged over the test set, and the share of
+# the total carried by the busiest quarter of the dimensions (25% if the rate were spread evenly).
 
 # %%
 if IMAGES:
@@ -155,7 +155,8 @@ best = int(np.argmin(rates + distortions))
 fig, ax = plt.subplots(figsize=(5, 3.4))
 ax.plot(rates, distortions, "o-", color="tab:blue")
 for beta, rate, distortion in zip(betas, rates, distortions):
-    ax.annotate(f"$\\beta$ = {beta:g}", (rate, distortion), textcoords="offset points", xytext=(6, 4))
+    ax.annotate(f"$\\beta$ = {beta:g}", (rate, distortion), textcoords="offset points",
+                xytext=(6, 4))
 span = np.linspace(rates.min(), rates.max(), 2)
 ax.plot(span, rates[best] + distortions[best] - span, ":", color="gray",
         label=f"D + R = {rates[best] + distortions[best]:.1f} (lowest -ELBO, slope -1)")
@@ -167,17 +168,18 @@ save(fig, "06_rate_distortion.png")
 
 # %% [markdown]
 # The points trace the trade-off: as $\beta$ grows, the rate falls and the distortion rises, and the
-# chord slopes fall in (or very near) the ranges the argument above predicts, steeper where $\beta$ is
-# larger. So the first nats of the code are worth a lot of distortion and later ones less and less. The
-# dotted line of slope $-1$ marks the lowest negative ELBO among these models. $\beta = 1$, the only
-# model trained for $D + R$, should be the one on it; with short training and a single draw of $z$ per
-# test digit, a neighbour can come close or tie. The table also shows the code concentrating as nats
-# get expensive: at large $\beta$ the busiest quarter of the dimensions carries a larger share of the
-# rate, and the quietest dimensions carry almost nothing. Trained longer or with a larger $\beta$, such
-# dimensions can switch off entirely ($q_\phi(z_j \mid x)$ equals the prior for every $x$; exercise 1).
+# chord slopes fall in (or very near) the ranges the argument above predicts, steeper where $\beta$
+# is larger. So the first nats of the code are worth a lot of distortion and later ones less and
+# less. The dotted line of slope $-1$ marks the lowest negative ELBO among these models. $\beta =
+# 1$, the only model trained for $D + R$, should be the one on it; with short training and a single
+# draw of $z$ per test digit, a neighbour can come close or tie. The table also shows the code
+# concentrating as nats get expensive: at large $\beta$ the busiest quarter of the dimensions
+# carries a larger share of the rate, and the quietest dimensions carry almost nothing. Trained
+# longer or with a larger $\beta$, such dimensions can switch off entirely ($q_\phi(z_j \mid x)$
+# equals the prior for every $x$; exercise 1).
 #
-# What do the numbers look like? Below, each row is one model: on the left its reconstructions of the
-# same seven test digits, on the right seven samples decoded from the prior.
+# What do the numbers look like? Below, each row is one model: on the left its reconstructions of
+# the same seven test digits, on the right seven samples decoded from the prior.
 
 # %%
 mg.manual_seed(4)
@@ -211,19 +213,20 @@ else:
 save(fig, "06_beta_examples.png")
 
 # %% [markdown]
-# With a small $\beta$ the reconstructions are the sharpest, since the code carries the most, but the
-# samples are the worst: the encoder spreads its codes freely, they no longer fill the prior evenly,
-# and many prior draws land where the decoder has seen no code. With a larger $\beta$ the codes hug the
-# prior, so more of the draws decode to digit-like shapes, but reconstructions and samples alike become
-# blurry and lose each digit's details: the code is too short to hold them. Which $\beta$ is "best"
-# depends on what you want from the model; for the likelihood of the data it is $\beta = 1$.
+# With a small $\beta$ the reconstructions are the sharpest, since the code carries the most, but
+# the samples are the worst: the encoder spreads its codes freely, they no longer fill the prior
+# evenly, and many prior draws land where the decoder has seen no code. With a larger $\beta$ the
+# codes hug the prior, so more of the draws decode to digit-like shapes, but reconstructions and
+# samples alike become blurry and lose each digit's details: the code is too short to hold them.
+# Which $\beta$ is "best" depends on what you want from the model; for the likelihood of the data it
+# is $\beta = 1$.
 #
 # ## Walking in the latent space
 #
-# The decoder maps every point of the latent space to an image, and the KL term keeps the codes of real
-# digits in one connected region around the origin. So we can walk from one digit to another: encode
-# both, take the mean codes $\mu_a$ and $\mu_b$, and decode the points on the straight line between
-# them,
+# The decoder maps every point of the latent space to an image, and the KL term keeps the codes of
+# real digits in one connected region around the origin. So we can walk from one digit to another:
+# encode both, take the mean codes $\mu_a$ and $\mu_b$, and decode the points on the straight line
+# between them,
 #
 # $$z(t) = (1 - t)\,\mu_a + t\,\mu_b, \qquad t \in [0, 1].$$
 #
@@ -246,11 +249,13 @@ if IMAGES:
             path = mg.concatenate([(1 - t) * mu_a + t * mu_b for t in ts], axis=0)   # (10, 20)
             walked = mg.sigmoid(model.decode(path)).numpy()
         faded = np.stack([(1 - t) * x_a.numpy()[0] + t * x_b.numpy()[0] for t in ts])
-        for ax, images, name in [(axes[2 * p], faded, "pixels"), (axes[2 * p + 1], walked, "codes")]:
+        rows = [(axes[2 * p], faded, "pixels"), (axes[2 * p + 1], walked, "codes")]
+        for ax, images, name in rows:
             ax.imshow(strip(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.text(-4, 14, name, ha="right", va="center", fontsize=8)
             ax.axis("off")
-    axes[0].set_title("from t = 0 (left) to t = 1 (right): fading pixels vs walking codes", fontsize=8)
+    axes[0].set_title("from t = 0 (left) to t = 1 (right): fading pixels vs walking codes",
+                      fontsize=8)
 else:
     labels = test_labels.numpy()
     i, j = int(np.flatnonzero(labels == 0)[0]), int(np.flatnonzero(labels == 4)[0])
@@ -273,18 +278,19 @@ save(fig, "06_interpolation.png")
 # other. The latent walk instead changes the shape gradually: the 2 loses its base and its curl and
 # becomes a 7, and the 1 bends and widens into a 0. The images are blurrier than the originals, like
 # every decoded image of this small model, and midway between two clusters of codes they blur most,
-# as in tutorial 5's latent plane. Straight lines are not the only choice: in 20 dimensions, draws from
-# the prior have a length of about $\sqrt{20} \approx 4.5$, and the middle of a straight line between
-# two codes is shorter than that, so some people walk along an arc instead (exercise 2).
+# as in tutorial 5's latent plane. Straight lines are not the only choice: in 20 dimensions, draws
+# from the prior have a length of about $\sqrt{20} \approx 4.5$, and the middle of a straight line
+# between two codes is shorter than that, so some people walk along an arc instead (exercise 2).
 #
 # ## How loose is the ELBO? The importance-weighted bound
 #
-# The ELBO is below $\log p_\theta(x)$ by $\mathrm{KL}(q_\phi(z \mid x)\,\|\,p_\theta(z \mid x))$, the
-# mismatch between the encoder's Gaussian and the true posterior. A tighter bound uses several draws.
-# The *importance weight* of a code $z \sim q_\phi(z \mid x)$ is
+# The ELBO is below $\log p_\theta(x)$ by $\mathrm{KL}(q_\phi(z \mid x)\,\|\,p_\theta(z \mid x))$,
+# the mismatch between the encoder's Gaussian and the true posterior. A tighter bound uses several
+# draws. The *importance weight* of a code $z \sim q_\phi(z \mid x)$ is
 #
-# $$w = \frac{p_\theta(x, z)}{q_\phi(z \mid x)} = \frac{p_\theta(x \mid z)\, p(z)}{q_\phi(z \mid x)},
-#   \qquad \mathbb{E}_{q}[w] = \int p_\theta(x, z)\, dz = p_\theta(x).$$
+# $$w = \frac{p_\theta(x, z)}{q_\phi(z \mid x)}
+#     = \frac{p_\theta(x \mid z)\, p(z)}{q_\phi(z \mid x)}, \qquad
+#   \mathbb{E}_{q}[w] = \int p_\theta(x, z)\, dz = p_\theta(x).$$
 #
 # So the average of $K$ weights is an unbiased estimate of $p_\theta(x)$, and by Jensen's inequality
 # (the logarithm is concave) the expected logarithm of that average is a lower bound on $\log
@@ -293,11 +299,11 @@ save(fig, "06_interpolation.png")
 # $$\mathcal{L}_K(x) = \mathbb{E}_{z_1, \dots, z_K \sim q}\Bigl[\log \frac{1}{K}
 #   \sum_{k=1}^{K} w_k\Bigr] \le \log p_\theta(x).$$
 #
-# For $K = 1$ this is the ELBO. Burda et al. (2015) prove that $\mathcal{L}_K \le \mathcal{L}_{K+1}$,
-# and that $\mathcal{L}_K \to \log p_\theta(x)$ as $K \to \infty$ (when the weights are bounded): more
-# draws, tighter bound. `mg.metrics.iwae_bound(model, x, k)` computes one draw of the quantity inside
-# the expectation for each example. With $z_k = \mu + \sigma \varepsilon_k$, the Gaussian densities'
-# constants cancel and
+# For $K = 1$ this is the ELBO. Burda et al. (2015) prove that $\mathcal{L}_K \le
+# \mathcal{L}_{K+1}$, and that $\mathcal{L}_K \to \log p_\theta(x)$ as $K \to \infty$ (when the
+# weights are bounded): more draws, tighter bound. `mg.metrics.iwae_bound(model, x, k)` computes one
+# draw of the quantity inside the expectation for each example. With $z_k = \mu + \sigma
+# \varepsilon_k$, the Gaussian densities' constants cancel and
 #
 # $$\log w_k = \log p_\theta(x \mid z_k) + \sum_{j} \tfrac12\bigl(\varepsilon_{kj}^2 - z_{kj}^2 +
 #   \log\sigma_j^2\bigr), \qquad \mathcal{L}_K = \operatorname{logsumexp}_k(\log w_k) - \log K .$$
@@ -315,8 +321,8 @@ print("logsumexp(log w) - log K:     ", mg.logsumexp(log_w).item() - np.log(4))
 # %% [markdown]
 # `logsumexp` subtracts the largest value before exponentiating, as tutorial 4's stable BCE did, so
 # nothing underflows. Now the bound for the $\beta = 1$ model on held-out digits, for growing $K$,
-# against the ELBO (one draw per digit, `mg.metrics.elbo`). The improvement over the ELBO is a mean of
-# per-digit differences; its standard error tells how much of it is noise.
+# against the ELBO (one draw per digit, `mg.metrics.elbo`). The improvement over the ELBO is a mean
+# of per-digit differences; its standard error tells how much of it is noise.
 
 # %%
 n_eval = 100 if SMOKE else 500
@@ -345,37 +351,37 @@ ax.legend(fontsize=7)
 save(fig, "06_iwae.png")
 
 # %% [markdown]
-# $-\mathcal{L}_1$ matches the negative ELBO up to the noise of a single draw, as it should: it is the
-# same quantity. Then the bound drops steadily as $K$ grows, each tenfold increase in $K$
-# ($5 \to 50 \to 500$) gaining less than the last. Every number is still an upper bound on the true
+# $-\mathcal{L}_1$ matches the negative ELBO up to the noise of a single draw, as it should: it is
+# the same quantity. Then the bound drops steadily as $K$ grows, each tenfold increase in $K$ ($5
+# \to 50 \to 500$) gaining less than the last. Every number is still an upper bound on the true
 # negative log-likelihood, so the ELBO overstates it by *at least* the gap to $-\mathcal{L}_{500}$:
 # that many nats per digit, on average, are lost to the mismatch between the encoder's diagonal
-# Gaussian and the true posterior.
-# Burda et al. also *train* with $\mathcal{L}_K$ (the IWAE), which lets the model rely less on that
-# Gaussian being right.
+# Gaussian and the true posterior. Burda et al. also *train* with $\mathcal{L}_K$ (the IWAE), which
+# lets the model rely less on that Gaussian being right.
 #
 # ## What you learned
 #
 # * The VAE's loss is distortion plus rate, $D + R = -\mathrm{ELBO}$. The rate $R$, the average KL,
 #   bounds the information the code carries about the data.
 # * A β-VAE minimises $D + \beta R$ and lands where the rate–distortion curve has slope $-\beta$:
-#   small $\beta$ gives sharp reconstructions and poor samples, large $\beta$ blurry images from codes
-#   that stay close to the prior, with the rate concentrated in fewer dimensions. $\beta = 1$ is the
-#   one that optimises the ELBO.
+#   small $\beta$ gives sharp reconstructions and poor samples, large $\beta$ blurry images from
+#   codes that stay close to the prior, with the rate concentrated in fewer dimensions. $\beta = 1$
+#   is the one that optimises the ELBO.
 # * Decoding the straight line between two codes changes one digit's shape gradually into another's,
 #   unlike a fade in pixel space, which superimposes the two images.
-# * The importance-weighted bound $\mathcal{L}_K = \mathbb{E}[\log \frac1K \sum_k w_k]$ equals the ELBO
-#   for $K = 1$ and tightens towards $\log p_\theta(x)$ as $K$ grows; it is computed with log-sum-exp.
+# * The importance-weighted bound $\mathcal{L}_K = \mathbb{E}[\log \frac1K \sum_k w_k]$ equals the
+#   ELBO for $K = 1$ and tightens towards $\log p_\theta(x)$ as $K$ grows; it is computed with
+#   log-sum-exp.
 #
 # ## Exercises
 #
 # 1. Extend the sweep to $\beta = 8$ and $16$. How many latent dimensions keep an average KL above
 #    0.01 nats, what do the samples look like, and where is the curve heading as $\beta$ grows? What
 #    would a model with rate 0 have to decode?
-# 2. Replace the straight line by spherical interpolation,
-#    $z(t) = \frac{\sin((1 - t)\Omega)}{\sin\Omega}\mu_a + \frac{\sin(t\Omega)}{\sin\Omega}\mu_b$ with
-#    $\cos\Omega = \mu_a \cdot \mu_b / (\lVert\mu_a\rVert \lVert\mu_b\rVert)$. Plot $\lVert z(t)\rVert$
-#    along both paths. Do the decoded images differ?
-# 3. Compute $-\mathcal{L}_{50}$ and the negative ELBO for the $\beta = 0.25$ and $\beta = 4$ models.
-#    Is the gap between the two larger or smaller than for $\beta = 1$? Relate it to how far each
-#    encoder's $q_\phi(z \mid x)$ is from the true posterior.
+# 2. Replace the straight line by spherical interpolation, $z(t) = \frac{\sin((1 -
+#    t)\Omega)}{\sin\Omega}\mu_a + \frac{\sin(t\Omega)}{\sin\Omega}\mu_b$ with $\cos\Omega = \mu_a
+#    \cdot \mu_b / (\lVert\mu_a\rVert \lVert\mu_b\rVert)$. Plot $\lVert z(t)\rVert$ along both
+#    paths. Do the decoded images differ?
+# 3. Compute $-\mathcal{L}_{50}$ and the negative ELBO for the $\beta = 0.25$ and $\beta = 4$
+#    models. Is the gap between the two larger or smaller than for $\beta = 1$? Relate it to how far
+#    each encoder's $q_\phi(z \mid x)$ is from the true posterior.

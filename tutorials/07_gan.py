@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 7. Generative adversarial networks on the ring
 #
-# A VAE (tutorials 5 and 6) learns a generator by maximising a bound on the likelihood of the data. A
-# **generative adversarial network** (GAN; Goodfellow et al., 2014) learns one without ever writing down
-# a likelihood. Two networks play a game:
+# A VAE (tutorials 5 and 6) learns a generator by maximising a bound on the likelihood of the data.
+# A **generative adversarial network** (GAN; Goodfellow et al., 2014) learns one without ever
+# writing down a likelihood. Two networks play a game:
 #
 # * the **generator** $G$ turns noise $z \sim \mathcal{N}(0, I)$ into a point $G(z)$ in data space;
 # * the **discriminator** $D$ looks at a point and says how likely it is to be real rather than made
@@ -16,11 +16,11 @@
 # This tutorial covers
 #
 # 1. the two losses, written out and checked against minigen's `GAN`;
-# 2. why the generator's loss in the original "minimax" game **saturates** early in training, and the
-#    **non-saturating** loss that fixes it;
+# 2. why the generator's loss in the original "minimax" game **saturates** early in training, and
+#    the **non-saturating** loss that fixes it;
 # 3. training, with snapshots of the samples as they move onto the data;
-# 4. **mode collapse**, seen in the snapshots and measured by the protocol of VEEGAN (Srivastava et al.,
-#    2017) and PacGAN (Lin et al., 2018): modes covered, high-quality fraction, reverse KL.
+# 4. **mode collapse**, seen in the snapshots and measured by the protocol of VEEGAN (Srivastava et
+#    al., 2017) and PacGAN (Lin et al., 2018): modes covered, high-quality fraction, reverse KL.
 
 # %%
 import os
@@ -60,10 +60,10 @@ mg.manual_seed(0)
 # ## The data: eight Gaussians on a ring
 #
 # `mg.data.ring(n, seed)` draws $n$ points from an equal mixture of eight Gaussians with standard
-# deviation $0.02$, centred on a circle of radius 2. The blobs are tiny compared with the gaps between
-# them: a generator that puts its points between the blobs, or on only some of them, is easy to catch.
-# It also returns which blob (which **mode**) each point came from. The same mixture is described by
-# `mg.data.toy_modes("ring")`, which the metrics at the end use.
+# deviation $0.02$, centred on a circle of radius 2. The blobs are tiny compared with the gaps
+# between them: a generator that puts its points between the blobs, or on only some of them, is easy
+# to catch. It also returns which blob (which **mode**) each point came from. The same mixture is
+# described by `mg.data.toy_modes("ring")`, which the metrics at the end use.
 
 # %%
 n_train = 2_000 if SMOKE else 10_000
@@ -77,15 +77,16 @@ print("points per mode:", np.bincount(modes_of_x.numpy(), minlength=8))
 # %% [markdown]
 # ## The two players
 #
-# minigen's `GAN` holds both networks. The sizes come from `minigen.runs.defaults("gan", "ring")`, the
-# settings that `python -m minigen train gan` uses: everything in it except the three training
+# minigen's `GAN` holds both networks. The sizes come from `minigen.runs.defaults("gan", "ring")`,
+# the settings that `python -m minigen train gan` uses: everything in it except the three training
 # settings (epochs, batch size, learning rate) describes the networks.
 #
-# * The **generator** is a stack of dense layers from the latent space ($z \in \mathbb{R}^2$ here) to
-#   the plane, with a linear last layer: its output can be any point.
-# * The **discriminator** is a stack of dense layers ending in **one logit** $s(x)$, any real number.
-#   Its probability that $x$ is real is $D(x) = \sigma(s(x))$, with $\sigma$ the sigmoid. As in
-#   tutorial 4, the losses are computed from the logit, which is stable even when $D$ is very sure.
+# * The **generator** is a stack of dense layers from the latent space ($z \in \mathbb{R}^2$ here)
+#   to the plane, with a linear last layer: its output can be any point.
+# * The **discriminator** is a stack of dense layers ending in **one logit** $s(x)$, any real
+#   number. Its probability that $x$ is real is $D(x) = \sigma(s(x))$, with $\sigma$ the sigmoid. As
+#   in tutorial 4, the losses are computed from the logit, which is stable even when $D$ is very
+#   sure.
 
 # %%
 settings = defaults("gan", "ring")
@@ -121,7 +122,8 @@ print("logits s(G(z)):", model.discriminator(model(z)).numpy().ravel())
 # those of $N$ generated ones, $-V$ is a sum of two binary cross-entropies: label 1 for the real
 # points, label 0 for the fakes,
 #
-# $$L_D = \frac1N \sum_n -\log \sigma(s_n) \;+\; \frac1N \sum_n -\log\bigl(1 - \sigma(\tilde s_n)\bigr)
+# $$L_D = \frac1N \sum_n -\log \sigma(s_n)
+#       \;+\; \frac1N \sum_n -\log\bigl(1 - \sigma(\tilde s_n)\bigr)
 #       = \mathrm{BCE}(s, 1) + \mathrm{BCE}(\tilde s, 0).$$
 #
 # The **generator** only appears in the second term. Taken literally, the game asks it to *minimise*
@@ -159,8 +161,8 @@ print(f"L_G minimax     by hand {minimax_by_hand.item():.6f} | -bce_with_logits(
 # %% [markdown]
 # ## Why the minimax loss saturates
 #
-# Look at the gradient of each generator loss with respect to the logit $\tilde s$ of one fake point,
-# using $\sigma'(s) = \sigma(s)(1 - \sigma(s))$:
+# Look at the gradient of each generator loss with respect to the logit $\tilde s$ of one fake
+# point, using $\sigma'(s) = \sigma(s)(1 - \sigma(s))$:
 #
 # $$\frac{\partial}{\partial \tilde s} \log\bigl(1 - \sigma(\tilde s)\bigr) = -\sigma(\tilde s),
 #   \qquad
@@ -170,13 +172,13 @@ print(f"L_G minimax     by hand {minimax_by_hand.item():.6f} | -bce_with_logits(
 # Both are negative (a gradient step raises $\tilde s$: the point is moved to look more real), but
 # their sizes are very different where it matters. Early in training the generator's points are
 # obviously fake, the discriminator rejects them confidently, $\tilde s \ll 0$ and $\sigma(\tilde s)
-# \approx e^{\tilde s} \approx 0$. Then the minimax gradient is about $e^{\tilde s}$, almost nothing,
-# while the non-saturating gradient is about $-1$, as large as it gets. By the chain rule, the gradient
-# with respect to the generator's weights $\theta$ is
-# $\frac1N \sum_n \frac{\partial L}{\partial \tilde s_n} \frac{\partial \tilde s_n}{\partial \theta}$:
-# the minimax loss weighs each fake point by $\sigma(\tilde s_n)$, so the worst points, the ones the
-# discriminator is surest about, count the least. The non-saturating loss weighs them by
-# $1 - \sigma(\tilde s_n)$: the worst points count the most.
+# \approx e^{\tilde s} \approx 0$. Then the minimax gradient is about $e^{\tilde s}$, almost
+# nothing, while the non-saturating gradient is about $-1$, as large as it gets. By the chain rule,
+# the gradient with respect to the generator's weights $\theta$ is $\frac1N \sum_n \frac{\partial
+# L}{\partial \tilde s_n} \frac{\partial \tilde s_n}{\partial \theta}$: the minimax loss weighs each
+# fake point by $\sigma(\tilde s_n)$, so the worst points, the ones the discriminator is surest
+# about, count the least. The non-saturating loss weighs them by $1 - \sigma(\tilde s_n)$: the worst
+# points count the most.
 #
 # minigen's autograd computes both curves (the gradient of a sum of elementwise terms, as in
 # tutorial 2):
@@ -241,8 +243,8 @@ for name, loss in [("minimax", log_one_minus_sigmoid(s_fake).mean()),
 confident = model.state_dict()      # a confident discriminator and an untrained generator, saved
 
 # %% [markdown]
-# The discriminator wins the first round easily, and from then on the minimax loss passes the generator
-# only a trickle of gradient, a small fraction of what the non-saturating loss passes.
+# The discriminator wins the first round easily, and from then on the minimax loss passes the
+# generator only a trickle of gradient, a small fraction of what the non-saturating loss passes.
 #
 # ## Saturation in training, with plain SGD
 #
@@ -262,7 +264,7 @@ class MinimaxGAN(GAN):
 
 
 def sgd_race(model_class, steps, lr=0.02, every=25):
-    """Both players on plain SGD from the saved position; (step, distance, D(G(z))) every few steps."""
+    """Both players on plain SGD from the saved position; (step, distance, D(G(z))) as it goes."""
     mg.manual_seed(1)
     gan = model_class(data_dim=2, **settings)
     gan.load_state_dict(confident)
@@ -318,32 +320,34 @@ save(fig, "07_sgd_saturation.png")
 # ## One training step
 #
 # Each player has its own Adam optimizer and learns only from its own loss. A step first updates the
-# discriminator on a real batch and a fresh batch of fakes, *detached* so that no gradient reaches the
-# generator, and then the generator through the updated discriminator. Here is the step, straight from
-# minigen's source:
+# discriminator on a real batch and a fresh batch of fakes, *detached* so that no gradient reaches
+# the generator, and then the generator through the updated discriminator. Here is the step,
+# straight from minigen's source:
 
 # %%
 print(inspect.getsource(GAN.train_step))
 decay = getattr(model, "ema", 0.0)
-print("GAN.sample draws from", f"a moving average of the generator's weights, decay {decay}" if decay
+print("GAN.sample draws from",
+      f"a moving average of the generator's weights, decay {decay}" if decay
       else "the generator itself")
 
 # %% [markdown]
-# The generator's backward pass runs through the discriminator and so also fills the discriminator's
-# `.grad` fields, with a gradient that is not the discriminator's own (tutorial 2: gradients
-# accumulate); the step clears them. When the model keeps one (the last line above says so), the step
-# ends by updating a copy of the generator whose weights are an exponential moving average of the
+# The generator's loss is computed through the discriminator, so a plain `backward()` would also
+# fill the discriminator's `.grad` fields, with a gradient that is not the discriminator's own
+# (tutorial 2: gradients accumulate). The step asks `mg.grad` for the generator's gradient alone
+# instead: the walk skips the discriminator's weights, and the step hands the result to the
+# generator's optimizer. When the model keeps one (the last line above says so), the step ends by
+# updating a copy of the generator whose weights are an exponential moving average of the
 # generator's, $\bar\theta \leftarrow d\,\bar\theta + (1 - d)\,\theta$ with decay $d$, and
 # `GAN.sample` draws from that copy: the game makes the weights jitter from step to step, and their
-# average gives sharper samples (Yazici et al., 2019). It changes no gradient.
+# average gives sharper samples (Yazici et al., 2019). It changes no gradient. The optimizers use
+# Adam with $\beta_1 = 0.5$, the usual choice for GANs since Radford et al. (2015): a shorter memory
+# of past gradients damps the oscillations of the game.
 #
 # The average has two catches, which matter as soon as you look at samples *during* training. It
 # **lags**: with decay $d$ it averages over roughly the last $1/(1 - d)$ steps, a thousand for
 # $d = 0.999$. And it **starts from the untrained weights**: after $t$ steps they still carry the
 # weight $d^t$ in it. The next cell turns those into epochs for our data and batch size:
-#
-# The optimizers use Adam with $\beta_1 = 0.5$, the usual choice for GANs since Radford et al. (2015):
-# a shorter memory of past gradients damps the oscillations of the game.
 
 # %%
 steps_per_epoch = len(mg.data.DataLoader(x_train, batch_size=training["batch_size"]))
@@ -394,7 +398,8 @@ model, history, pictures = train_gan(seed=0, epochs=epochs, snapshots=shown)
 print(f"{epochs} epochs in {time.perf_counter() - start:.1f} s")
 for live, average in zip(history["live"], history["average"]):
     if live["epoch"] in shown:
-        print(f"epoch {live['epoch']:3d}: d_loss {live['d_loss']:.3f}  g_loss {live['g_loss']:.3f} | "
+        print(f"epoch {live['epoch']:3d}: d_loss {live['d_loss']:.3f}  "
+              f"g_loss {live['g_loss']:.3f} | "
               f"live generator: modes {live['modes_covered']}/8, high quality "
               f"{live['high_quality_fraction']:6.1%} | moving average: modes "
               f"{average['modes_covered']}/8, high quality {average['high_quality_fraction']:6.1%}")
@@ -426,36 +431,36 @@ save(fig, "07_snapshots.png")
 # epoch the discriminator has pushed the live generator's points out of it, all over the plane; they
 # settle on the ring, gather on the blobs, and the points between the blobs thin out slowly. The
 # bottom row, the moving average, follows the same path about a dozen epochs late: after five epochs
-# it is still a cloud at the origin, and only later, once the jitter matters more than the lag, is it
-# the sharper of the two. Look at the last snapshots for grey
-# blobs with no red on them: modes the generator does not produce. Whether it ends up on every blob,
-# and how sharply, is what the next section measures.
+# it is still a cloud at the origin, and only later, once the jitter matters more than the lag, is
+# it the sharper of the two. Look at the last snapshots for grey blobs with no red on them: modes
+# the generator does not produce. Whether it ends up on every blob, and how sharply, is what the
+# next section measures.
 #
 # ## Measuring mode collapse
 #
 # A generator can fool a discriminator while producing only part of the data: a few blobs, drawn
-# well. This failure, **mode collapse**, is the GAN's best-known weakness. A likelihood would catch it,
-# but a GAN has none to compute. VEEGAN (Srivastava et al., 2017) and PacGAN (Lin et al., 2018)
+# well. This failure, **mode collapse**, is the GAN's best-known weakness. A likelihood would catch
+# it, but a GAN has none to compute. VEEGAN (Srivastava et al., 2017) and PacGAN (Lin et al., 2018)
 # measure it on mixtures with known centres $\mu_1, \dots, \mu_K$ and standard deviation $\sigma$:
 # draw 2,500 samples, and for each sample $x$ find its nearest centre $k(x)$.
 #
-# * A sample is **high quality** if it lies within three standard deviations of that centre,
-#   $\lVert x - \mu_{k(x)} \rVert \le 3\sigma$ ($0.06$ on the ring). The **high-quality fraction** is
-#   the share of such samples: it measures sharpness. (For a 2-D Gaussian, $\lVert x - \mu\rVert^2 /
+# * A sample is **high quality** if it lies within three standard deviations of that centre, $\lVert
+#   x - \mu_{k(x)} \rVert \le 3\sigma$ ($0.06$ on the ring). The **high-quality fraction** is the
+#   share of such samples: it measures sharpness. (For a 2-D Gaussian, $\lVert x - \mu\rVert^2 /
 #   \sigma^2$ follows a $\chi^2$ distribution with 2 degrees of freedom, so even true data is high
 #   quality with probability $1 - e^{-9/2} \approx 98.9\%$.)
 # * A mode is **covered** if it is the nearest centre of at least one high-quality sample. **Modes
 #   covered** counts them: it measures diversity.
-# * The **reverse KL** compares the histogram $q_k$ of the high-quality samples over the modes with the
-#   uniform histogram $u_k = 1/K$ of the data:
-#   $\mathrm{KL}(q \,\|\, u) = \sum_k q_k \log(q_k / u_k) = \sum_k q_k \log(K q_k)$ (terms with $q_k =
-#   0$ count 0). It is 0 when every mode gets the same share and $\log K$ when all the samples sit on
-#   one mode. It is "reverse" because the model's distribution comes first, as in the KL that a VAE's
-#   posterior minimises.
+# * The **reverse KL** compares the histogram $q_k$ of the high-quality samples over the modes with
+#   the uniform histogram $u_k = 1/K$ of the data: $\mathrm{KL}(q \,\|\, u) = \sum_k q_k \log(q_k /
+#   u_k) = \sum_k q_k \log(K q_k)$ (terms with $q_k = 0$ count 0). It is 0 when every mode gets the
+#   same share and $\log K$ when all the samples sit on one mode. It is "reverse" because the
+#   model's distribution comes first, as in the KL that a VAE's posterior minimises.
 #
-# `mode_metrics(samples, "ring")` computes all three. Before trusting it with a GAN, we calibrate it on
-# sample sets whose answer we know: the data itself, data from only two of the eight modes (a collapsed
-# generator), and data blurred to ten times the standard deviation (a diverse but blurry generator).
+# `mode_metrics(samples, "ring")` computes all three. Before trusting it with a GAN, we calibrate it
+# on sample sets whose answer we know: the data itself, data from only two of the eight modes (a
+# collapsed generator), and data blurred to ten times the standard deviation (a diverse but blurry
+# generator).
 
 # %%
 truth, labels = mg.data.ring(2500, seed=1)
@@ -468,7 +473,8 @@ for name, samples in [("the data", truth), ("only modes 0 and 3", two_modes),
     m = mode_metrics(samples, "ring")
     print(f"{name:24s} {m['modes_covered']:4d}/8 {m['high_quality_fraction']:13.1%} "
           f"{m['reverse_kl']:11.3f}")
-print(f"expected: data {1 - np.exp(-4.5):.1%} high quality; two modes KL = log 4 = {np.log(4):.3f}; "
+print(f"expected: data {1 - np.exp(-4.5):.1%} high quality; "
+      f"two modes KL = log 4 = {np.log(4):.3f}; "
       f"blurred {1 - np.exp(-0.06 ** 2 / (2 * 0.2 ** 2)):.1%} high quality")
 
 # %% [markdown]
@@ -506,9 +512,10 @@ for which in ("live", "average"):
 # they become sharp (high quality). The live generator's numbers jump from epoch to epoch: that is
 # the jitter of the game. The dashed curves of the moving average are smooth, trail the live ones by
 # about a dozen epochs, as computed above, and then run at or above them: averaging the jitter away
-# makes sharper samples, once the lag no longer matters. And the count of modes need not only grow: the generator can move
-# its samples from one blob to another, and nothing in its loss asks it to keep every blob, only to
-# fool the current discriminator. A mode lost late in training is mode collapse caught in the act.
+# makes sharper samples, once the lag no longer matters. And the count of modes need not only grow:
+# the generator can move its samples from one blob to another, and nothing in its loss asks it to
+# keep every blob, only to fool the current discriminator. A mode lost late in training is mode
+# collapse caught in the act.
 #
 # A single run says little about a method: GAN training is famously sensitive to the random seed. So
 # we repeat it from a few seeds, and also train the same networks with the minimax generator loss
@@ -518,7 +525,8 @@ for which in ("live", "average"):
 
 # %%
 seeds = [1] if SMOKE else [1, 2, 3]
-print(f"{'generator loss':15s} {'seed':>4s} {'modes':>6s} {'high quality':>13s} {'reverse KL':>11s}")
+print(f"{'generator loss':15s} {'seed':>4s} {'modes':>6s} {'high quality':>13s} "
+      f"{'reverse KL':>11s}")
 for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
     for seed in seeds:
         _, seed_history, _ = train_gan(seed, epochs, model_class=model_class)
@@ -527,15 +535,15 @@ for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
               f"{m['reverse_kl']:11.3f}")
 
 # %% [markdown]
-# Read the table with the calibration in mind: a run that drops modes shows fewer than 8 covered and a
-# reverse KL well above 0; blurry samples show a low high-quality fraction. The seeds differ more than
-# one might hope: that is normal for GANs. With Adam, even the minimax loss trains on this easy
+# Read the table with the calibration in mind: a run that drops modes shows fewer than 8 covered and
+# a reverse KL well above 0; blurry samples show a low high-quality fraction. The seeds differ more
+# than one might hope: that is normal for GANs. With Adam, even the minimax loss trains on this easy
 # problem, because Adam divides each step by the recent size of the gradients, so a uniformly small
 # gradient still moves the weights, unlike the plain SGD of the race above. The saturation has not
 # gone away; Adam compensates for it. The non-saturating loss remains the safer default, and it is
-# the one `GAN` uses. For comparison, PacGAN reports an average of 6.3 of 8 modes and 98.2% high-quality
-# samples for the plain GAN in its ring experiment. Tutorial 8 sets the GAN beside a VAE and the
-# VAE-GAN on the same data, and tutorial 9 changes the game itself.
+# the one `GAN` uses. For comparison, PacGAN reports an average of 6.3 of 8 modes and 98.2%
+# high-quality samples for the plain GAN in its ring experiment. Tutorial 8 sets the GAN beside a
+# VAE and the VAE-GAN on the same data, and tutorial 9 changes the game itself.
 #
 # ## What you learned
 #
@@ -544,9 +552,9 @@ for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
 #   generator tries to make its points called real.
 # * The minimax generator loss $\log(1 - D(G(z)))$ has gradient $-\sigma(s)$ with respect to the
 #   discriminator's logit: it vanishes exactly when the discriminator confidently rejects the fakes,
-#   early in training. The non-saturating loss $-\log D(G(z))$ has gradient $-(1 - \sigma(s))$, large
-#   exactly then, with the same fixed point. With plain SGD from a confident discriminator, the
-#   minimax generator stalls near its start; Adam's rescaling hides most of that.
+#   early in training. The non-saturating loss $-\log D(G(z))$ has gradient $-(1 - \sigma(s))$,
+#   large exactly then, with the same fixed point. With plain SGD from a confident discriminator,
+#   the minimax generator stalls near its start; Adam's rescaling hides most of that.
 # * A moving average of the generator's weights (`GAN.sample`) makes sharper samples late in
 #   training, but it lags by about $1/(1 - d)$ steps and starts from the untrained weights: to watch
 #   training, look at the live generator.
@@ -558,11 +566,11 @@ for name, model_class in [("non-saturating", GAN), ("minimax", MinimaxGAN)]:
 #
 # ## Exercises
 #
-# 1. Train on the 25-mode grid (`mg.data.grid`, with `mode_metrics(samples, "grid")`). How many modes
-#    does the GAN cover, and how does that change with the number of epochs?
+# 1. Train on the 25-mode grid (`mg.data.grid`, with `mode_metrics(samples, "grid")`). How many
+#    modes does the GAN cover, and how does that change with the number of epochs?
 # 2. Give the discriminator two steps for every generator step (write your own loop from
 #    `GAN.train_step`'s source). Does the minimax loss suffer more or less? Watch
 #    $\mathbb{E}[D(G(z))]$ during training.
 # 3. Make the networks narrower (`hidden=(16, 8)`) or the latent space one-dimensional
-#    (`latent_dim=1`). Which metric reacts first, and why can a generator with a one-dimensional input
-#    not cover eight separate blobs without putting some samples between them?
+#    (`latent_dim=1`). Which metric reacts first, and why can a generator with a one-dimensional
+#    input not cover eight separate blobs without putting some samples between them?

@@ -8,15 +8,16 @@
 # and nothing stops it from dropping modes.
 #
 # Larsen, Sønderby, Larochelle and Winther (2016, *Autoencoding beyond pixels using a learned
-# similarity metric*) combine them into the **VAE/GAN**: a VAE whose decoder is also the generator of
-# a GAN, and whose reconstruction error is measured not on pixels but on the features that the GAN's
-# discriminator has learned. minigen's founding document names a "VAGAN" that promises the same
-# combination, but its formulas describe a GAN without an encoder, with a sign error and one loss for
-# both players. This tutorial
+# similarity metric*) combine them into the **VAE/GAN**: a VAE whose decoder is also the generator
+# of a GAN, and whose reconstruction error is measured not on pixels but on the features that the
+# GAN's discriminator has learned. minigen's founding document names a "VAGAN" that promises the
+# same combination, but its formulas describe a GAN without an encoder, with a sign error and one
+# loss for both players. This tutorial
 #
 # 1. quotes the founding document's formulas and corrects them, with its code and references: the
 #    encoder's notation, the KL term, the sign of its generator loss and where its codes come from,
-#    its discriminator loss read both ways, the missing encoder, and the scale it samples codes with;
+#    its discriminator loss read both ways, the missing encoder, and the scale it samples codes
+#    with;
 # 2. writes out the three losses of the VAE/GAN and shows, with gradients, **which loss trains which
 #    network** and why;
 # 3. compares VAE, GAN and VAE-GAN on the 2-D ring (a table of the metrics of tutorial 7 and one
@@ -93,8 +94,8 @@ mg.manual_seed(0)
 #   its own parameters: $q_\phi(z \mid x) = \mathcal{N}(\mu_\phi(x), \operatorname{diag}
 #   \sigma^2_\phi(x))$ (Kingma and Welling, 2013). $p_\theta(z \mid x)$ is the decoder's true
 #   posterior, which the encoder only approximates (tutorial 5's ELBO identity).
-# * $\mathcal{L}_{KL}$ puts the KL inside an extra expectation over $z$. A KL divergence is already an
-#   expectation over $z$, and nothing inside depends on the outer $z$; what the loss needs is the
+# * $\mathcal{L}_{KL}$ puts the KL inside an extra expectation over $z$. A KL divergence is already
+#   an expectation over $z$, and nothing inside depends on the outer $z$; what the loss needs is the
 #   average over the *data*, $\mathbb{E}_{x \sim p_\text{data}}\bigl[\mathrm{KL}(q_\phi(z \mid x)
 #   \,\|\, p(z))\bigr]$.
 # * $\mathcal{L}_{rec}$ decodes $E_{\phi}(x)$, a deterministic code, so as written no code is ever
@@ -102,8 +103,8 @@ mg.manual_seed(0)
 #   (tutorial 5).
 # * The text states the goal as "最大化输入数据的概率，同时最小化隐藏层的变量" ("maximise the
 #   probability of the input data while minimising the latent variables"). Nothing minimises the
-#   latent variables: the KL term pulls the encoder's *distribution* towards the prior $\mathcal{N}(0,
-#   I)$, which keeps codes near the origin and their variances near 1, not small.
+#   latent variables: the KL term pulls the encoder's *distribution* towards the prior
+#   $\mathcal{N}(0, I)$, which keeps codes near the origin and their variances near 1, not small.
 #
 # **The VAGAN (section 3.6).**
 #
@@ -111,24 +112,25 @@ mg.manual_seed(0)
 #   reconstruction and no KL, and the code's `VAGAN(generator, discriminator)` takes only those two,
 #   although section 1.3 says its loss includes "生成器的重构损失、KL散度和判别器的交叉熵损失" (the
 #   generator's reconstruction loss, the KL divergence and the discriminator's cross-entropy). As
-#   written, the VAGAN is a GAN. The model that really combines a VAE with a GAN, with an encoder, is
-#   the **VAE/GAN** of Larsen et al. (2016), below; minigen calls it `VAEGAN`.
+#   written, the VAGAN is a GAN. The model that really combines a VAE with a GAN, with an encoder,
+#   is the **VAE/GAN** of Larsen et al. (2016), below; minigen calls it `VAEGAN`.
 # * **The generator is given a density**, $p_{\theta}(x) = \mathcal{N}(G_{\theta}(z), I)$. A GAN's
-#   generator has none: it is a deterministic map of $z$, and the distribution of $G(z)$ is *implicit*,
-#   which is exactly why GANs are trained by a game and not by likelihood. (The formula also leaves
-#   $z$ free on the right of an unconditional $p_\theta(x)$.)
-# * **The discriminator's output is called a similarity**: section 1.3 says it "表示生成器生成的数据与
-#   真实数据之间的相似度" (represents the similarity between the generated data and the real data). It
-#   is the probability that its one input is real, $D(x) = p(y = 1 \mid x)$ as 3.6.2 itself writes; it
-#   compares no two points. (A learned *similarity* does appear in Larsen et al., as distances between
-#   the discriminator's hidden features; that is a different thing.)
-# * **$L_G$ has a sign error, and samples $z$ from the wrong distribution.**
-#   $\mathbb{E}_{z \sim p(z)}[\log p_{\theta}(x | z)]$ is a log-likelihood, something to *maximise*,
-#   and the total loss $\mathcal{L}$ *minimises* it. With the document's own density
-#   $\mathcal{N}(G_\theta(z), I)$, $\log p_\theta(x \mid z) = -\tfrac12\lVert x - G_\theta(z)\rVert^2 +
-#   \text{const}$, so minimising $L_G$ pushes the generated points *away* from the data. And the
-#   expectation is over the prior $p(z)$, not over an encoder's $q(z \mid x)$. So there are two ways to
-#   read it, and neither works:
+#   generator has none: it is a deterministic map of $z$, and the distribution of $G(z)$ is
+#   *implicit*, which is exactly why GANs are trained by a game and not by likelihood. (The formula
+#   also leaves $z$ free on the right of an unconditional $p_\theta(x)$.)
+# * **The discriminator's output is called a similarity**: section 1.3 says it
+#   "表示生成器生成的数据与 真实数据之间的相似度" (represents the similarity between the generated
+#   data and the real data). It is the probability that its one input is real, $D(x) = p(y = 1 \mid
+#   x)$ as 3.6.2 itself writes; it compares no two points. (A learned *similarity* does appear in
+#   Larsen et al., as distances between the discriminator's hidden features; that is a different
+#   thing.)
+# * **$L_G$ has a sign error, and samples $z$ from the wrong distribution.** $\mathbb{E}_{z \sim
+#   p(z)}[\log p_{\theta}(x | z)]$ is a log-likelihood, something to *maximise*, and the total loss
+#   $\mathcal{L}$ *minimises* it. With the document's own density $\mathcal{N}(G_\theta(z), I)$,
+#   $\log p_\theta(x \mid z) = -\tfrac12\lVert x - G_\theta(z)\rVert^2 + \text{const}$, so
+#   minimising $L_G$ pushes the generated points *away* from the data. And the expectation is over
+#   the prior $p(z)$, not over an encoder's $q(z \mid x)$. So there are two ways to read it, and
+#   neither works:
 #   * *as written* (minimised): the generator maximises its distance from the data;
 #   * *with the sign fixed* (maximised, i.e. minimise $\mathbb{E}_{z \sim p(z)} \tfrac12 \lVert x -
 #     G(z) \rVert^2$): every random code must explain every data point, and the best a generator can
@@ -137,15 +139,15 @@ mg.manual_seed(0)
 #     x)$, turns this term into a reconstruction, which is the VAE's term.
 # * **$L_D$ is the game's value, not a cross-entropy.** $\mathbb{E}\log D(x) + \mathbb{E}\log(1 -
 #   D(G(z)))$ is the value $V(D, G)$ of Goodfellow et al. (2014), which the discriminator should
-#   *maximise*; its cross-entropy is $-V$. A single total $L_G + \lambda L_D$ minimised by both networks
-#   cannot describe a game, and the two readings of $L_D$ fail in opposite ways:
+#   *maximise*; its cross-entropy is $-V$. A single total $L_G + \lambda L_D$ minimised by both
+#   networks cannot describe a game, and the two readings of $L_D$ fail in opposite ways:
 #   * *as written* ($L_D = V$, minimised): the generator gets the saturating minimax loss of
 #     tutorial 7, but the discriminator, minimising $V$, learns to call real points fake and fakes
 #     real. The adversary is gone.
-#   * *as the text says* ($L_D$ = the cross-entropy $-V$, minimised): the discriminator is right, but
-#     the generator's gradient on the logit $\tilde s$ of a fake is
-#     $\partial(-V)/\partial\tilde s = \sigma(\tilde s) > 0$, so gradient descent *lowers* $\tilde s$:
-#     the generator makes its points **easier** to reject.
+#   * *as the text says* ($L_D$ = the cross-entropy $-V$, minimised): the discriminator is right,
+#     but the generator's gradient on the logit $\tilde s$ of a fake is $\partial(-V)/\partial\tilde
+#     s = \sigma(\tilde s) > 0$, so gradient descent *lowers* $\tilde s$: the generator makes its
+#     points **easier** to reject.
 #
 #   The correct form (Goodfellow et al., 2014; Larsen et al., 2016) gives each network its **own**
 #   objective: the discriminator minimises its cross-entropy $-V$, and the generator minimises the
@@ -156,13 +158,13 @@ mg.manual_seed(0)
 # * `from tensorflow.distributions import Normal`: `tf.distributions` was deprecated in TensorFlow 1
 #   and is gone from TensorFlow 2, whose Keras API the rest of the code uses; distributions live in
 #   TensorFlow Probability (`tfp.distributions`).
-# * The encoder returns `Normal(z_mean, tf.exp(z_log_var))`: the *variance* $\exp(\log\sigma^2)$ passed
-#   as the scale, the standard deviation (measured below, and in tutorial 5).
+# * The encoder returns `Normal(z_mean, tf.exp(z_log_var))`: the *variance* $\exp(\log\sigma^2)$
+#   passed as the scale, the standard deviation (measured below, and in tutorial 5).
 # * `VAE.call` passes that distribution *object* straight to the decoder, `self.decoder(z)`: no code
 #   is ever sampled, and a `Dense` layer cannot take a distribution as input.
 # * The decoder, generator and discriminator assign `self.output = Dense(...)`. `output` is a
-#   read-only property of Keras's `Model` (the model's output tensor), so the assignment fails (or, in
-#   other versions, shadows the property); any other name works.
+#   read-only property of Keras's `Model` (the model's output tensor), so the assignment fails (or,
+#   in other versions, shadows the property); any other name works.
 # * The discriminator's last layer has `activation='sigmoid'` and its result is named `logits`: a
 #   probability, not a logit, and a loss that then applies a sigmoid again would be wrong.
 #
@@ -170,9 +172,9 @@ mg.manual_seed(0)
 # (2015). Adversarial Training of Restricted Boltzmann Machines", does not exist. Makhzani et al.
 # (2015) is **Adversarial Autoencoders** (Makhzani, Shlens, Jaitly, Goodfellow and Frey,
 # arXiv:1511.05644), an autoencoder whose code is matched to the prior by a GAN, a real relative of
-# the VAE-GAN. The list also omits the model the essay describes, Larsen et al. (2016), and its venues
-# and pages are not those of the papers (Kingma and Welling's paper appeared at ICLR 2014, Radford et
-# al.'s at ICLR 2016, and Goodfellow et al.'s is on pages 2672-2680 of NIPS 2014).
+# the VAE-GAN. The list also omits the model the essay describes, Larsen et al. (2016), and its
+# venues and pages are not those of the papers (Kingma and Welling's paper appeared at ICLR 2014,
+# Radford et al.'s at ICLR 2016, and Goodfellow et al.'s is on pages 2672-2680 of NIPS 2014).
 #
 # Here are the two readings of $L_D$ in numbers, as gradients on three logits, and the decoder
 # gradient that the cross-entropy reading sends to a fresh VAE-GAN for the ring (the model is
@@ -181,7 +183,7 @@ mg.manual_seed(0)
 
 # %%
 ring_settings = defaults("vaegan", "ring")
-TRAINING = ("epochs", "batch_size", "lr")     # the rest of a defaults() entry describes the networks
+TRAINING = ("epochs", "batch_size", "lr")     # the rest of a defaults() entry: the networks
 ring_vaegan = VAEGAN(data_dim=2, llike="features",
                      **{k: v for k, v in ring_settings.items() if k not in TRAINING})
 x_ring, _ = mg.data.ring(256, seed=0)
@@ -207,13 +209,13 @@ for name, term in rows:
 
 # %% [markdown]
 # Read the signs: gradient descent moves $s$ *against* its gradient. As written, the discriminator's
-# gradient on a real point is $1 - \sigma(s) > 0$, so it lowers its logit on real data: it learns the
-# wrong answer. In the cross-entropy reading, the generator's gradient $\sigma(s) > 0$ lowers the logit
-# of its own fakes. Only the last row, the non-saturating loss, raises it. On the network, the
-# cross-entropy reading's decoder gradient points exactly opposite to the correct one (cosine $-1$):
-# an untrained discriminator says $D \approx \tfrac12$ everywhere, so the two logit gradients are
-# $+\tfrac12$ and $-\tfrac12$ for every point; later they differ in size, never in sign. We will train
-# such a model on the ring below and see what it produces.
+# gradient on a real point is $1 - \sigma(s) > 0$, so it lowers its logit on real data: it learns
+# the wrong answer. In the cross-entropy reading, the generator's gradient $\sigma(s) > 0$ lowers
+# the logit of its own fakes. Only the last row, the non-saturating loss, raises it. On the network,
+# the cross-entropy reading's decoder gradient points exactly opposite to the correct one (cosine
+# $-1$): an untrained discriminator says $D \approx \tfrac12$ everywhere, so the two logit gradients
+# are $+\tfrac12$ and $-\tfrac12$ for every point; later they differ in size, never in sign. We will
+# train such a model on the ring below and see what it produces.
 #
 # Now the two readings of $L_G$, trained. A generator of the ring's size (tutorial 7's) minimises
 # $L_G$ with the document's density, $-\tfrac12\lVert x - G(z) \rVert^2$ up to a constant, on pairs
@@ -222,7 +224,7 @@ for name, term in rows:
 
 # %%
 def train_l_g(sign, steps):
-    """A ring-sized generator trained on sign * E_{z ~ p(z)} log N(x; G(z), I) (constant dropped)."""
+    """A ring-sized generator trained on sign * E_{z ~ p(z)} log N(x; G(z), I), constant dropped."""
     mg.manual_seed(0)
     generator = GAN(data_dim=2, latent_dim=2, hidden=(64, 32)).generator
     adam = mg.optim.Adam(generator.parameters(), lr=1e-3)
@@ -233,7 +235,7 @@ def train_l_g(sign, steps):
             z = mg.randn(len(x), 2)                                   # codes from the prior p(z)
             log_likelihood = (-0.5 * ((x - generator(z)) ** 2).sum(axis=1)).mean()
             adam.zero_grad()
-            (sign * log_likelihood).backward()                        # minimised, as in L = L_G + ...
+            (sign * log_likelihood).backward()                # minimised, as in L = L_G + ...
             adam.step()
             step += 1
             if step == steps:
@@ -245,7 +247,8 @@ def train_l_g(sign, steps):
 
 x_ring_train, _ = mg.data.ring(2_000 if SMOKE else 10_000, seed=0)
 steps = 100 if SMOKE else 1000
-print(f"{'L_G, minimised over ' + str(steps) + ' steps':40s} {'mean |G(z)|':>12s} {'std of G(z)':>12s}")
+print(f"{'L_G, minimised over ' + str(steps) + ' steps':40s} {'mean |G(z)|':>12s} "
+      f"{'std of G(z)':>12s}")
 for name, sign in [("as written: +E log p(x|z)", 1.0), ("sign fixed: -E log p(x|z)", -1.0)]:
     radius, spread = train_l_g(sign, steps)
     print(f"{name:40s} {radius.mean():12.3g} {spread:12.3g}")
@@ -254,22 +257,24 @@ print(f"{'the data (radius 2, std per axis):':40s} {2.0:12.3g} "
 
 # %% [markdown]
 # As written, the generator runs away from the data: its points fly off far beyond the ring, ever
-# further as training goes on. With the sign fixed, it shrinks to the centre of the ring, the mean of
-# the data, and its samples lose almost all their spread: a random code carries no information about
-# which data point it is paired with, so one average point is the best answer for every code. Neither
-# reading learns the ring. The VAE's reconstruction term avoids this by drawing each code from the
-# encoder, $z \sim q_\phi(z \mid x)$, and the GAN by not using a likelihood at all.
+# further as training goes on. With the sign fixed, it shrinks to the centre of the ring, the mean
+# of the data, and its samples lose almost all their spread: a random code carries no information
+# about which data point it is paired with, so one average point is the best answer for every code.
+# Neither reading learns the ring. The VAE's reconstruction term avoids this by drawing each code
+# from the encoder, $z \sim q_\phi(z \mid x)$, and the GAN by not using a likelihood at all.
 #
 # **The sampling scale, in numbers.** The encoder outputs $\mu$ and $\log\sigma^2$, the log of the
 # **variance**. The standard deviation is therefore $\sigma = e^{\frac12 \log\sigma^2}$, and the
 # reparameterised draw is
 #
-# $$z = \mu + e^{\frac12 \log\sigma^2} \odot \varepsilon, \qquad \varepsilon \sim \mathcal{N}(0, I)$$
+# $$z = \mu + e^{\frac12 \log\sigma^2} \odot \varepsilon, \qquad
+#   \varepsilon \sim \mathcal{N}(0, I)$$
 #
-# (Kingma and Welling, 2013), which is what `mg.reparameterize(mu, log_var)` computes. The document's
-# `Normal(z_mean, tf.exp(z_log_var))` uses the variance $e^{\log\sigma^2} = \sigma^2$ as the standard
-# deviation: for $\sigma < 1$, the usual case for an informative code, its draws are too narrow, while
-# a KL term computed for variance $\sigma^2$ describes a different distribution. With $\sigma = 0.5$:
+# (Kingma and Welling, 2013), which is what `mg.reparameterize(mu, log_var)` computes. The
+# document's `Normal(z_mean, tf.exp(z_log_var))` uses the variance $e^{\log\sigma^2} = \sigma^2$ as
+# the standard deviation: for $\sigma < 1$, the usual case for an informative code, its draws are
+# too narrow, while a KL term computed for variance $\sigma^2$ describes a different distribution.
+# With $\sigma = 0.5$:
 
 # %%
 n = 100_000
@@ -297,16 +302,16 @@ print(f"target std 0.5 | mg.reparameterize: {right.numpy().std():.4f} | "
 #   dimensions:
 #   $L_\text{prior} = \frac1N \sum_n \sum_{j=1}^{J} \tfrac12\bigl(\mu_{nj}^2 + \sigma_{nj}^2 - \log
 #   \sigma_{nj}^2 - 1\bigr)$;
-# * the **learned similarity**: the reconstruction error measured on the discriminator's features, the
-#   negative log-likelihood of a unit-variance Gaussian on $f$ without its constant,
+# * the **learned similarity**: the reconstruction error measured on the discriminator's features,
+#   the negative log-likelihood of a unit-variance Gaussian on $f$ without its constant,
 #   $L_\text{llike} = \frac1N \sum_n \tfrac12 \lVert f(\tilde x_n) - f(x_n) \rVert^2$ (with
 #   `llike="pixels"`, minigen uses the VAE's data-space $-\log p(x_n \mid z_n)$ instead);
 # * the **GAN** term over real points, reconstructions and samples,
 #   $L_\text{GAN} = \log D(x) + \log(1 - D(\tilde x)) + \log(1 - D(x_p))$, each a batch mean.
 #
 # Each network follows its own objective. Which terms go to which network follows Larsen et al.
-# (2016, Algorithm 1); the signs are those of the game of tutorial 7, with the non-saturating generator
-# loss:
+# (2016, Algorithm 1); the signs are those of the game of tutorial 7, with the non-saturating
+# generator loss:
 #
 # | network | minimises | in `VAEGAN.losses` |
 # | --- | --- | --- |
@@ -315,12 +320,10 @@ print(f"target std 0.5 | mg.reparameterize: {right.numpy().std():.4f} | "
 # | discriminator | $L_D = -L_\text{GAN}$ | `d_loss` |
 #
 # with the decoder's non-saturating GAN loss $L_G = -\log D(\tilde x) - \log D(x_p)$ (`g_loss`) and
-# the discriminator's cross-entropy
-# $L_D = \mathrm{BCE}(s(x), 1) + \mathrm{BCE}(s(\tilde x), 0) + \mathrm{BCE}(s(x_p), 0)$.
-# ($\beta$ weighs the prior term as in tutorial 6, $\gamma$ the decoder's two terms; both are printed
-# below.)
-# `VAEGAN.losses(x)` returns every term; here each one is recomputed by hand from the networks'
-# outputs:
+# the discriminator's cross-entropy $L_D = \mathrm{BCE}(s(x), 1) + \mathrm{BCE}(s(\tilde x), 0) +
+# \mathrm{BCE}(s(x_p), 0)$. ($\beta$ weighs the prior term as in tutorial 6, $\gamma$ the decoder's
+# two terms; both are printed below.) `VAEGAN.losses(x)` returns every term; here each one is
+# recomputed by hand from the networks' outputs:
 
 # %%
 model = ring_vaegan
@@ -336,7 +339,8 @@ s_real, s_rec, s_p = (model.discriminator.head(f) for f in (f_real, f_rec, f_p))
 by_hand = {
     "prior": (0.5 * (mu * mu + mg.exp(log_var) - log_var - 1)).sum(axis=1).mean(),
     "llike": (0.5 * ((f_rec - f_real) ** 2).sum(axis=1)).mean(),
-    "d_loss": bce_with_logits(s_real, 1.0) + bce_with_logits(s_rec, 0.0) + bce_with_logits(s_p, 0.0),
+    "d_loss": (bce_with_logits(s_real, 1.0) + bce_with_logits(s_rec, 0.0)
+               + bce_with_logits(s_p, 0.0)),
     "g_loss": bce_with_logits(s_rec, 1.0) + bce_with_logits(s_p, 1.0),
 }
 by_hand["encoder_loss"] = model.beta * by_hand["prior"] + by_hand["llike"]
@@ -356,13 +360,14 @@ print("the KL by hand equals mg.losses.gaussian_kl:",
 #
 # Every term depends on more networks than it trains. The reconstructions $\tilde x$ depend on the
 # encoder, so $L_G$ has a gradient with respect to the encoder; $L_\text{llike}$ is measured through
-# the discriminator, so it has a gradient with respect to the discriminator. Adding all the terms into
-# one loss (as the founding document does) would use all of these gradients. The VAE/GAN uses only
-# some. The table shows the norm of every term's gradient with respect to every network; the entries
-# marked `*` are the ones the model actually follows:
+# the discriminator, so it has a gradient with respect to the discriminator. Adding all the terms
+# into one loss (as the founding document does) would use all of these gradients. The VAE/GAN uses
+# only some. The table shows the norm of every term's gradient with respect to every network; the
+# entries marked `*` are the ones the model actually follows:
 
 # %%
-params = {name: getattr(model, name).parameters() for name in ("encoder", "decoder", "discriminator")}
+params = {name: getattr(model, name).parameters()
+          for name in ("encoder", "decoder", "discriminator")}
 used = {"prior": {"encoder"}, "llike": {"encoder", "decoder"}, "g_loss": {"decoder"},
         "d_loss": {"discriminator"}}
 print(f"{'term':8s}" + "".join(f"{name:>16s}" for name in params))
@@ -376,38 +381,38 @@ for term, networks in used.items():
 # %% [markdown]
 # Why this routing:
 #
-# * **Encoder: $L_\text{prior} + L_\text{llike}$ only.** The encoder's job is inference: to find a code
-#   from which the decoder can rebuild $x$, within the prior. The GAN term would reward codes that make
-#   *convincing* reconstructions rather than *faithful* ones, so its gradient (nonzero in the table) is
-#   not passed on.
+# * **Encoder: $L_\text{prior} + L_\text{llike}$ only.** The encoder's job is inference: to find a
+#   code from which the decoder can rebuild $x$, within the prior. The GAN term would reward codes
+#   that make *convincing* reconstructions rather than *faithful* ones, so its gradient (nonzero in
+#   the table) is not passed on.
 # * **Decoder: $\gamma L_\text{llike} + L_G$.** The decoder must do both jobs: rebuild its input
-#   (content) and make points the discriminator accepts (style). $\gamma$ sets the balance; the prior
-#   term does not involve the decoder at all. In the founding document's notation $\lambda$ plays the
-#   role of $1/\gamma$.
+#   (content) and make points the discriminator accepts (style). $\gamma$ sets the balance; the
+#   prior term does not involve the decoder at all. In the founding document's notation $\lambda$
+#   plays the role of $1/\gamma$.
 # * **Discriminator: $L_D$ only.** The discriminator learns to tell real from reconstructed and
-#   sampled points, and its hidden layer becomes a description of what makes data look real. If it also
-#   minimised $L_\text{llike}$, it could make every reconstruction "perfect" by mapping all inputs to
-#   the same features, and the learned similarity would measure nothing.
+#   sampled points, and its hidden layer becomes a description of what makes data look real. If it
+#   also minimised $L_\text{llike}$, it could make every reconstruction "perfect" by mapping all
+#   inputs to the same features, and the learned similarity would measure nothing.
 #
 # `VAEGAN.gradients` computes each network's gradient from its own objective with a separate
-# `mg.grad` call, so this routing is exact; `VAEGAN.train_step` hands each gradient to that network's
-# Adam optimizer.
+# `mg.grad` call, so this routing is exact; `VAEGAN.train_step` hands each gradient to that
+# network's Adam optimizer.
 #
 # **The learned similarity.** Why measure the reconstruction on discriminator features at all? A
-# pixel-wise error, like the VAE's $-\log p(x \mid z)$, compares images point by point. A digit moved
-# by two pixels is a large error; a blurred average of all the slightly moved digits is a smaller one.
-# So a model trained on pixel errors learns to hedge with blur (we measure this on MNIST below). The
-# discriminator's features are trained to separate real from fake, so they are sensitive to exactly
-# what makes an image look fake, blur included; Larsen et al. show that reconstructions measured there
-# stay sharp.
+# pixel-wise error, like the VAE's $-\log p(x \mid z)$, compares images point by point. A digit
+# moved by two pixels is a large error; a blurred average of all the slightly moved digits is a
+# smaller one. So a model trained on pixel errors learns to hedge with blur (we measure this on
+# MNIST below). The discriminator's features are trained to separate real from fake, so they are
+# sensitive to exactly what makes an image look fake, blur included; Larsen et al. show that
+# reconstructions measured there stay sharp.
 #
 # ## VAE vs GAN vs VAE-GAN on the ring
 #
 # We train the three models on the ring of tutorial 7 with their defaults from
 # `minigen.runs.defaults(kind, "ring")`, the settings of `python -m minigen train`, through the same
 # `minigen.train.fit` loop, and measure each with `mode_metrics` on 2,500 samples. The VAE's decoder
-# is a Gaussian with unit variance: its loss is the founding document's squared error. Like the GAN of
-# tutorial 7, the VAE-GAN samples from a moving average of its decoder's weights.
+# is a Gaussian with unit variance: its loss is the founding document's squared error. Like the GAN
+# of tutorial 7, the VAE-GAN samples from a moving average of its decoder's weights.
 #
 # For 2-D data, minigen's `VAEGAN` departs from the paper's settings for images in two places (its
 # configuration is printed below). It measures $L_\text{llike}$ in data space (`llike="pixels"`:
@@ -515,15 +520,15 @@ save(fig, "08_ring_comparison.png")
 # "collapsed": the picture shows the difference.
 #
 # What the table shows, and no more: the VAE-GAN is far better than the VAE on this data (all eight
-# modes and mostly sharp samples, against blur), but it does **not** beat the GAN. In the runs of this
-# notebook both cover all eight modes with a balanced histogram, and the GAN's samples are the sharper
-# ones (the two lines under the table). Three seeds cannot rank two models whose numbers are this
-# close on coverage, and on sharpness the GAN is ahead. What the VAE-GAN has that the GAN lacks is not
-# in these metrics: an encoder that maps each data point to a code, and a reconstruction term that
-# ties every training point to some code (nothing in the GAN's loss asks it to keep every blob;
-# tutorial 7 watched modes come and go during training). The decoder that adds $L_D$ to its loss, the
-# founding document's single loss in its cross-entropy reading, works against its own adversarial
-# term, and the last row of the table shows the result.
+# modes and mostly sharp samples, against blur), but it does **not** beat the GAN. In the runs of
+# this notebook both cover all eight modes with a balanced histogram, and the GAN's samples are the
+# sharper ones (the two lines under the table). Three seeds cannot rank two models whose numbers are
+# this close on coverage, and on sharpness the GAN is ahead. What the VAE-GAN has that the GAN lacks
+# is not in these metrics: an encoder that maps each data point to a code, and a reconstruction term
+# that ties every training point to some code (nothing in the GAN's loss asks it to keep every blob;
+# tutorial 7 watched modes come and go during training). The decoder that adds $L_D$ to its loss,
+# the founding document's single loss in its cross-entropy reading, works against its own
+# adversarial term, and the last row of the table shows the result.
 #
 # ## On MNIST
 #
@@ -568,8 +573,8 @@ else:
 # judged by pixel errors is pushed towards such averages.
 #
 # Now the two models. The VAE uses a Bernoulli likelihood on the pixels (tutorial 5). The VAE-GAN
-# uses the paper's settings for images, as the `VAEGAN` docstring recommends: $L_\text{llike}$ on the
-# discriminator's 400 hidden features (`llike="features"`), $\beta = 1$, and a sigmoid on the
+# uses the paper's settings for images, as the `VAEGAN` docstring recommends: $L_\text{llike}$ on
+# the discriminator's 400 hidden features (`llike="features"`), $\beta = 1$, and a sigmoid on the
 # decoder's output (`likelihood="bernoulli"`), so that reconstructions and samples are images with
 # intensities in $[0, 1]$ like the real ones the discriminator sees. Sizes, epochs, batch size and
 # learning rate are the defaults for MNIST.
@@ -641,20 +646,21 @@ else:
 # %% [markdown]
 # Compare the panels for yourself. This is a short run of dense networks on 8,000 digits, and here
 # the VAE-GAN does not win: in these pictures its samples look no sharper than the VAE's, and its
-# reconstructions are noisier and lose detail, because $L_\text{llike}$ only asks that the discriminator's 400 features
-# match, and after a short game those features describe digits only coarsely. Its lower ELBO says the
-# same in numbers. The adversarial game needs much more training and better-suited networks to pay
-# off: Larsen et al. use convolutional networks and the 200,000 faces of CelebA. On the ring the
-# VAE-GAN beat the VAE but not the GAN. So nothing in this tutorial confirms the founding document's
-# claim that its VAGAN, combining the strengths of both, "可以用于生成更高质量的数据" (can be used to
-# generate higher-quality data); tutorial 12 tests it on Fashion-MNIST with convolutional networks.
+# reconstructions are noisier and lose detail, because $L_\text{llike}$ only asks that the
+# discriminator's 400 features match, and after a short game those features describe digits only
+# coarsely. Its lower ELBO says the same in numbers. The adversarial game needs much more training
+# and better-suited networks to pay off: Larsen et al. use convolutional networks and the 200,000
+# faces of CelebA. On the ring the VAE-GAN beat the VAE but not the GAN. So nothing in this tutorial
+# confirms the founding document's claim that its VAGAN, combining the strengths of both,
+# "可以用于生成更高质量的数据" (can be used to generate higher-quality data); tutorial 12 tests it
+# on Fashion-MNIST with convolutional networks.
 #
 # ## What you learned
 #
 # * The founding document's "VAGAN", as its formulas and code write it, is a GAN without an encoder;
-#   the model that combines a VAE and a GAN is the VAE/GAN of Larsen et al. (2016). Its encoder is an
-#   approximate posterior $q_\phi(z \mid x)$, not $p_\theta(z \mid x)$, and its KL term is averaged
-#   over the data, not inside another expectation over $z$.
+#   the model that combines a VAE and a GAN is the VAE/GAN of Larsen et al. (2016). Its encoder is
+#   an approximate posterior $q_\phi(z \mid x)$, not $p_\theta(z \mid x)$, and its KL term is
+#   averaged over the data, not inside another expectation over $z$.
 # * The document's $L_G = \mathbb{E}_{z \sim p(z)}[\log p_\theta(x \mid z)]$ is a log-likelihood
 #   that its total loss minimises (a sign error), with $z$ from the prior instead of an encoder:
 #   as written it pushes samples away from the data, and with the sign fixed it collapses them onto
@@ -665,8 +671,8 @@ else:
 #   reject. Each network needs its own objective, the generator the non-saturating
 #   $-\log D(G(z))$. A GAN's generator has no density, and the discriminator's output is the
 #   probability that its input is real, not a similarity.
-# * The code is sampled as $z = \mu + e^{\frac12\log\sigma^2}\,\varepsilon$; $e^{\log\sigma^2}$ is the
-#   variance, not the standard deviation.
+# * The code is sampled as $z = \mu + e^{\frac12\log\sigma^2}\,\varepsilon$; $e^{\log\sigma^2}$ is
+#   the variance, not the standard deviation.
 # * In the VAE/GAN the encoder learns from $L_\text{prior} + L_\text{llike}$, the decoder from
 #   $\gamma L_\text{llike}$ plus its GAN loss, the discriminator from $L_\text{GAN}$ alone, although
 #   every term has gradients with respect to more networks than it trains.

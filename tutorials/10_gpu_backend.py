@@ -3,8 +3,9 @@
 #
 # Every array operation in minigen goes through an *array namespace*: NumPy on the CPU, or
 # [CuPy](https://cupy.dev), which offers the same functions on an NVIDIA GPU. Switching is one line,
-# `mg.set_backend("cupy")`, and the models of the previous tutorials run unchanged. Whether that makes
-# them *faster* is another question, and answering it needs careful measurement. This tutorial covers:
+# `mg.set_backend("cupy")`, and the models of the previous tutorials run unchanged. Whether that
+# makes them *faster* is another question, and answering it needs careful measurement. This tutorial
+# covers:
 #
 # 1. finding out whether this machine can use the GPU, and why not when it cannot;
 # 2. where a tensor's data lives (`t.device`), and moving tensors and models (`Tensor.to`,
@@ -12,15 +13,16 @@
 # 3. timing code correctly: warm up first, and on a GPU *synchronise* before reading the clock,
 #    because a GPU call returns before its work is done;
 # 4. where the time of a training step goes on the CPU, as the batch and the layer width grow, and
-#    what that tells us about where a GPU can overtake the CPU (measured, when this machine has one);
+#    what that tells us about where a GPU can overtake the CPU (measured, when this machine has
+#    one);
 # 5. what a GPU actually did (the repository's recorded measurements), and tutorial 8's VAE-GAN
 #    moved to the device and trained there;
 # 6. the *strict* backends, which catch GPU-only mistakes on a machine without a GPU.
 #
-# Every cell runs with or without a GPU, with or without MNIST, and with or without the test
-# package array-api-strict (the strict backends at the end); what a cell cannot show on the machine
-# running it, it says. The notebook you may be reading was executed on whatever machine built it; the
-# first cells say which machine that was, and GPU measurements appear only if it had a usable GPU.
+# Every cell runs with or without a GPU, with or without MNIST, and with or without the test package
+# array-api-strict (the strict backends at the end); what a cell cannot show on the machine running
+# it, it says. The notebook you may be reading was executed on whatever machine built it; the first
+# cells say which machine that was, and GPU measurements appear only if it had a usable GPU.
 
 # %%
 import json
@@ -52,10 +54,10 @@ mg.manual_seed(0)
 # %% [markdown]
 # ## Can this machine use the GPU?
 #
-# `mg.set_backend("cupy")` either succeeds or raises `mg.BackendError` with the reason (CuPy missing,
-# no CUDA driver, no device) and what to install. So the honest way to find out is to try, and to
-# switch back to NumPy afterwards: `set_backend` decides where *new* tensors are made, for the rest of
-# the program. `mg.available_backends()` tries every backend the same way.
+# `mg.set_backend("cupy")` either succeeds or raises `mg.BackendError` with the reason (CuPy
+# missing, no CUDA driver, no device) and what to install. So the honest way to find out is to try,
+# and to switch back to NumPy afterwards: `set_backend` decides where *new* tensors are made, for
+# the rest of the program. `mg.available_backends()` tries every backend the same way.
 
 # %%
 try:
@@ -92,8 +94,8 @@ if GPU:
 #   layer). Tensors that exist stay where they are.
 # * `t.to("gpu")` / `t.to("cpu")` returns a copy on the other device (`t` itself if it is already
 #   there). It is differentiable: the gradient travels back to the original device.
-# * `model.to("gpu")` moves every parameter and buffer of a model *in place*: the `Parameter` objects
-#   stay the same, so an optimizer built before the move keeps working.
+# * `model.to("gpu")` moves every parameter and buffer of a model *in place*: the `Parameter`
+#   objects stay the same, so an optimizer built before the move keeps working.
 # * An operation on tensors from two devices raises a `ValueError` naming both. Nothing is copied
 #   behind your back, because every hidden copy between host and GPU costs time.
 #
@@ -109,8 +111,8 @@ a = mg.randn(3)
 print(f"a: device {a.device!r}, data {type(a.data).__module__}.{type(a.data).__name__}")
 print("a.to('cpu') is a itself:", a.to("cpu") is a)
 if OTHER is None:
-    print("No second device here (no GPU, and array-api-strict is not installed), so mixing devices "
-          "cannot be shown: pip install \"minigen[dev]\" adds the strict stand-in device.")
+    print("No second device here (no GPU, and array-api-strict is not installed), so mixing "
+          "devices cannot be shown: pip install \"minigen[dev]\" adds the strict stand-in device.")
 else:
     with mg.using_backend(OTHER):
         b = mg.randn(3)                       # made on the other device
@@ -125,11 +127,11 @@ else:
 # %% [markdown]
 # A whole training step moves the same way: put the model and the data on the device once, and every
 # operation of the step runs there. `loss.item()` copies one number back to the host, and
-# `state_dict()` always returns NumPy arrays, so a model trained on the GPU saves and loads anywhere.
-# The `DataLoader` makes its batches by slicing tensors *on their own device*, so a data set moved once
-# costs no copying per batch (only one small array of shuffled indices per epoch); moving every batch
-# from the host instead would pay a copy across the PCIe bus (the link between the CPU's memory and
-# the GPU's) at every step.
+# `state_dict()` always returns NumPy arrays, so a model trained on the GPU saves and loads
+# anywhere. The `DataLoader` makes its batches by slicing tensors *on their own device*, so a data
+# set moved once costs no copying per batch (only one small array of shuffled indices per epoch);
+# moving every batch from the host instead would pay a copy across the PCIe bus (the link between
+# the CPU's memory and the GPU's) at every step.
 
 # %%
 DEVICE = "gpu" if GPU else "cpu"
@@ -157,17 +159,17 @@ print("state_dict holds", type(model.state_dict()["0.weight"]).__name__, "arrays
 #
 # Three rules, each with a reason:
 #
-# 1. **Warm up.** The first call of anything pays one-time costs: on the CPU, the first touch of newly
-#    allocated memory; on the GPU, far more (creating the CUDA context, CuPy compiling each kernel the
-#    first time it meets a new dtype or operation, the memory pool's first allocations). Run the code
-#    once before timing it.
+# 1. **Warm up.** The first call of anything pays one-time costs: on the CPU, the first touch of
+#    newly allocated memory; on the GPU, far more (creating the CUDA context, CuPy compiling each
+#    kernel the first time it meets a new dtype or operation, the memory pool's first allocations).
+#    Run the code once before timing it.
 # 2. **Synchronise before reading the clock (GPU).** A CuPy call normally *queues* work for the GPU
 #    and returns at once; the GPU works through its queue on its own. `time.perf_counter()` right
 #    after the call measures only how long queueing took. Wait for the queue to empty first
 #    (`cupy.cuda.Device().synchronize()`). Anything that needs a result on the host waits too, which
 #    is why `loss.item()` can look surprisingly slow: it pays for all the work queued before it.
-# 3. **Repeat, and take the minimum.** Other programs, interrupts and caches only ever *add* time, so
-#    the fastest of several runs is the best estimate of the code's own cost (Python's `timeit`
+# 3. **Repeat, and take the minimum.** Other programs, interrupts and caches only ever *add* time,
+#    so the fastest of several runs is the best estimate of the code's own cost (Python's `timeit`
 #    recommends the same). Repeat until the total is long enough for the clock's resolution not to
 #    matter.
 #
@@ -230,24 +232,23 @@ else:
 #   \qquad x: B \times w, \quad W_1, W_2: w \times w .$$
 #
 # **Counting the arithmetic.** A $(B \times w)$ by $(w \times w)$ matrix product takes $B w^2$
-# multiplications and as many additions: $2 B w^2$ floating-point operations (FLOPs). The forward pass
-# has two products; the backward pass needs $\partial L / \partial W_2 = h^\top g_y$,
-# $\partial L / \partial h = g_y W_2^\top$ and $\partial L / \partial W_1 = x^\top g_h$ (but no
-# gradient for $x$, which does not require one): three more. So one step costs about
-# $F = 5 \times 2 B w^2 = 10 B w^2$ FLOPs in matrix products. Everything else is much cheaper in
-# arithmetic: the bias additions, the ReLU, the square and the mean, and their gradients are
-# proportional to $B w$.
+# multiplications and as many additions: $2 B w^2$ floating-point operations (FLOPs). The forward
+# pass has two products; the backward pass needs $\partial L / \partial W_2 = h^\top g_y$, $\partial
+# L / \partial h = g_y W_2^\top$ and $\partial L / \partial W_1 = x^\top g_h$ (but no gradient for
+# $x$, which does not require one): three more. So one step costs about $F = 5 \times 2 B w^2 = 10 B
+# w^2$ FLOPs in matrix products. Everything else is much cheaper in arithmetic: the bias additions,
+# the ReLU, the square and the mean, and their gradients are proportional to $B w$.
 #
-# **A model of the time.** Each of the step's two dozen operations also costs a roughly *fixed* amount
-# of Python work (creating tensors, recording the graph, walking it backwards, calling NumPy),
-# whatever the array sizes. So we expect
+# **A model of the time.** Each of the step's two dozen operations also costs a roughly *fixed*
+# amount of Python work (creating tensors, recording the graph, walking it backwards, calling
+# NumPy), whatever the array sizes. So we expect
 #
 # $$t(B, w) \approx t_\text{fixed} + \frac{F}{R},$$
 #
-# with $R$ the FLOPs per second that the CPU's matrix-product library (BLAS) achieves. Small problems
-# sit on the flat floor $t_\text{fixed}$; large ones grow in proportion to $F$. To see the split
-# directly, we also time the five matrix products alone, as raw NumPy calls on arrays of the same
-# shapes: the rest of the step's time is everything else.
+# with $R$ the FLOPs per second that the CPU's matrix-product library (BLAS) achieves. Small
+# problems sit on the flat floor $t_\text{fixed}$; large ones grow in proportion to $F$. To see the
+# split directly, we also time the five matrix products alone, as raw NumPy calls on arrays of the
+# same shapes: the rest of the step's time is everything else.
 
 # %%
 BATCHES = [16, 128, 1024] if SMOKE else [16, 64, 256, 1024, 4096]
@@ -299,8 +300,8 @@ for (batch, width), t_step in cpu_step.items():
 
 # %% [markdown]
 # Two figures summarise the table. Left: time per step against batch size, one line per width, with
-# the floor $t_\text{fixed}$ (the smallest case) as a dashed line. Right: the share of each step spent
-# in the matrix products, against the step's FLOPs.
+# the floor $t_\text{fixed}$ (the smallest case) as a dashed line. Right: the share of each step
+# spent in the matrix products, against the step's FLOPs.
 
 # %%
 t_fixed = min(cpu_step.values())
@@ -332,22 +333,22 @@ print(f"the matmuls take as long as the floor at F = t_fixed * R = {balance / 1e
       f"i.e. B * w^2 = {balance / 10:.2e} (B = {balance / 10 / 256**2:.0f} at width 256)")
 
 # %% [markdown]
-# Read the left panel from the left. The smallest steps all cost about the same, whatever their size:
-# they sit on the floor of fixed per-operation costs, and making their arrays bigger is nearly free.
-# Further right, the time rises in proportion to $B$ (a slope of 1 on these log-log axes), and a
-# wider layer shifts the line up by roughly its factor in $w^2$: that is the $F / R$ term. The right
-# panel tells the same story as a share: in the smallest steps the matrix products are a small part
-# of the time, and Python's bookkeeping and the small elementwise operations take the rest; in the
-# largest, most of the time goes to the products. A wide layer on a small batch sits in between:
-# allocating its $w^2$-sized gradient arrays is not free either. (Measurements on a busy
-# machine are noisy; the shape of the curves is what matters, not each point.)
+# Read the left panel from the left. The smallest steps all cost about the same, whatever their
+# size: they sit on the floor of fixed per-operation costs, and making their arrays bigger is nearly
+# free. Further right, the time rises in proportion to $B$ (a slope of 1 on these log-log axes), and
+# a wider layer shifts the line up by roughly its factor in $w^2$: that is the $F / R$ term. The
+# right panel tells the same story as a share: in the smallest steps the matrix products are a small
+# part of the time, and Python's bookkeeping and the small elementwise operations take the rest; in
+# the largest, most of the time goes to the products. A wide layer on a small batch sits in between:
+# allocating its $w^2$-sized gradient arrays is not free either. (Measurements on a busy machine are
+# noisy; the shape of the curves is what matters, not each point.)
 #
 # ## What changes on a GPU
 #
 # A GPU does matrix products at a far higher rate $R$ than a CPU, tens of times higher or more in
 # float32. But it does not shorten the floor. The same Python code records the same graph, and every
-# operation additionally *launches a kernel* on the GPU, which itself takes microseconds. In the model
-# above,
+# operation additionally *launches a kernel* on the GPU, which itself takes microseconds. In the
+# model above,
 #
 # $$t_\text{GPU} \approx t_\text{fixed, GPU} + \frac{F}{R_\text{GPU}},
 #   \qquad t_\text{fixed, GPU} \gtrsim t_\text{fixed, CPU},
@@ -361,14 +362,15 @@ print(f"the matmuls take as long as the floor at F = t_fixed * R = {balance / 1e
 #   above (how far to the right depends on how much the GPU adds to the floor), and there the
 #   speed-up grows with $B w^2$ until the GPU's own rate is the limit;
 # * **copies between host and GPU** cost time too: keep the model and the data on the GPU, and read
-#   results back (`.item()`, `.numpy()`) only when you need them, since every such read also waits for
-#   all the work queued before it;
+#   results back (`.item()`, `.numpy()`) only when you need them, since every such read also waits
+#   for all the work queued before it;
 # * **float32, not float64**: on the CPU a float64 product costs about twice a float32 one, and on
 #   most consumer GPUs float64 arithmetic runs at a small fraction of the float32 rate. minigen
 #   defaults to float32, and the strict backend below catches accidental float64.
 #
-# The next cell measures the same grid on the GPU and plots the speed-up, when the cupy backend works
-# on the machine running it. Without a GPU it shows nothing: no GPU number in this tutorial is guessed.
+# The next cell measures the same grid on the GPU and plots the speed-up, when the cupy backend
+# works on the machine running it. Without a GPU it shows nothing: no GPU number in this tutorial is
+# guessed.
 
 # %%
 if GPU:
@@ -398,12 +400,12 @@ else:
 # %% [markdown]
 # ## Recorded measurements from a GPU
 #
-# Whatever machine runs this notebook, the repository holds what a GPU did:
-# `bash benchmarks/gpu_check.sh` (the test suite on CuPy, then `benchmarks/run.py --backend cupy`) was
-# run on an NVIDIA H100 and wrote its results to `benchmarks/results/gpu/`. They time one epoch of
-# the MNIST VAE of tutorial 5 (784-400-20, batch 128) and of a wide MLP (784-2048-2048-784,
-# batch 1024), each in minigen on CuPy, in PyTorch on the same GPU, and in minigen on that machine's
-# CPU (NumPy, 16 BLAS threads). The recorded numbers say:
+# Whatever machine runs this notebook, the repository holds what a GPU did: `bash
+# benchmarks/gpu_check.sh` (the test suite on CuPy, then `benchmarks/run.py --backend cupy`) was run
+# on an NVIDIA H100 and wrote its results to `benchmarks/results/gpu/`. They time one epoch of the
+# MNIST VAE of tutorial 5 (784-400-20, batch 128) and of a wide MLP (784-2048-2048-784, batch 1024),
+# each in minigen on CuPy, in PyTorch on the same GPU, and in minigen on that machine's CPU (NumPy,
+# 16 BLAS threads). The recorded numbers say:
 #
 # | seconds per epoch | minigen, CuPy | PyTorch, CUDA | minigen, NumPy (CPU) | GPU / CPU |
 # | --- | --- | --- | --- | --- |
@@ -426,9 +428,10 @@ recorded = os.path.join(REPOSITORY, RECORDED)
 if not os.path.exists(recorded):
     recorded = None
 if recorded is None:
-    print(f"minigen was imported from {os.path.dirname(mg.__file__)}, which is not inside a clone of "
-          "the repository, so the recorded GPU results are not on this machine. They are in "
-          "benchmarks/results/gpu/speed-cupy.json of the repository; the table above quotes them.")
+    print(f"minigen was imported from {os.path.dirname(mg.__file__)}, which is not inside a "
+          "clone of the repository, so the recorded GPU results are not on this machine. They are "
+          "in benchmarks/results/gpu/speed-cupy.json of the repository; the table above quotes "
+          "them.")
 else:
     with open(recorded) as f:
         gpu_results = json.load(f)
@@ -443,8 +446,8 @@ else:
             print(f"  {name:<24} {seconds:8.4f}")
         torch_gpu = next(v for k, v in rows.items() if k.startswith("PyTorch") and "cuda" in k)
         print(f"  minigen on the GPU is {rows['minigen (numpy)'] / rows['minigen (cupy)']:.1f}x as "
-              f"fast as on the CPU, and takes {rows['minigen (cupy)'] / torch_gpu:.2f} of PyTorch's "
-              "time on the same GPU")
+              f"fast as on the CPU, and takes {rows['minigen (cupy)'] / torch_gpu:.2f} of "
+              "PyTorch's time on the same GPU")
     sweeps = gpu_results["sweep"]
     print("\nVAE on the GPU, seconds per epoch by batch size:",
           ", ".join(f"{p['value']}: {p['seconds']:.4f}" for p in sweeps["batch_size"]))
@@ -461,20 +464,21 @@ else:
 # the batch grows from 32 to 2,048, the GPU's time per epoch falls almost in proportion (0.49 s to
 # 0.0078 s, 63 times for 64 times the batch), because the number of steps (and launches) falls while
 # each launch does more work for free: the floor, seen from the other side. (The recorded run used
-# random binary images, since MNIST was not on that machine: the time does not depend on the pixels.)
+# random binary images, since MNIST was not on that machine: the time does not depend on the
+# pixels.)
 #
 # ## Tutorial 8's VAE-GAN, trained on the device
 #
 # Moving a real model is the same three steps as the small classifier above: build it, move it with
 # `model.to(DEVICE)`, move the data set once with `.to(DEVICE)`, and hand both to
 # `minigen.train.fit`, which slices its batches on the data's device. Here is the VAE-GAN of
-# tutorial 8 on the ring, with its settings from `defaults("vaegan", "ring")`. We train it on the CPU
-# and, when there is one, on the GPU, and compare the seconds per epoch that `fit` records. (`fit`
-# reads each step's losses back as Python floats, which waits for the GPU, so its epoch times are
-# honest; the first epoch also pays the warm-up, so we compare the fastest epoch.) Its networks are
-# tiny, two hidden layers of 64 and 32 units on 2-D points: this is a model **on the floor** of the
-# previous sections, where a GPU is not expected to win. The recorded numbers above show what happens
-# for a model with real matrix products.
+# tutorial 8 on the ring, with its settings from `defaults("vaegan", "ring")`. We train it on the
+# CPU and, when there is one, on the GPU, and compare the seconds per epoch that `fit` records.
+# (`fit` reads each step's losses back as Python floats, which waits for the GPU, so its epoch times
+# are honest; the first epoch also pays the warm-up, so we compare the fastest epoch.) Its networks
+# are tiny, two hidden layers of 64 and 32 units on 2-D points: this is a model **on the floor** of
+# the previous sections, where a GPU is not expected to win. The recorded numbers above show what
+# happens for a model with real matrix products.
 
 # %%
 from minigen.metrics import mode_metrics          # noqa: E402  (used from here on)
@@ -482,8 +486,8 @@ from minigen.models import VAEGAN                 # noqa: E402
 from minigen.runs import defaults                 # noqa: E402
 from minigen.train import fit                     # noqa: E402
 
-# Small networks: the CPU's BLAS runs them fastest with one thread, as the command line does (several
-# threads mostly wait for each other, badly so on a busy machine).
+# Small networks: the CPU's BLAS runs them fastest with one thread, as the command line does
+# (several threads mostly wait for each other, badly so on a busy machine).
 mg.backend.set_num_threads(1)
 train_data, _ = mg.data.ring(2_000 if SMOKE else 10_000, seed=0)
 settings = defaults("vaegan", "ring")
@@ -515,10 +519,10 @@ else:
 
 # %% [markdown]
 # The trained model stays on its device: `model.sample(n)` draws its noise there, and `.numpy()`
-# copies the samples to the host for the picture, once. The picture shows the model trained on the GPU
-# when there is one. (The two devices have separate random generators, so the GPU and CPU runs start
-# from different weights and see their batches in a different order: their losses differ slightly,
-# not their quality.)
+# copies the samples to the host for the picture, once. The picture shows the model trained on the
+# GPU when there is one. (The two devices have separate random generators, so the GPU and CPU runs
+# start from different weights and see their batches in a different order: their losses differ
+# slightly, not their quality.)
 
 # %%
 shown_on = "gpu" if GPU else "cpu"
@@ -554,8 +558,8 @@ if STRICT and not GPU:
 elif not GPU:
     print('array-api-strict is not installed: pip install "minigen[dev]" to run this check')
 # %% [markdown]
-# The float32 versus float64 point is easy to check on the CPU: the same step, at the largest size of
-# the grid, in both dtypes.
+# The float32 versus float64 point is easy to check on the CPU: the same step, at the largest size
+# of the grid, in both dtypes.
 
 # %%
 def make_step_dtype(batch, width, dtype):
@@ -580,10 +584,11 @@ print(f"batch {batch}, width {width}: float32 {t32 * 1e3:.2f} ms, float64 {t64 *
 # %% [markdown]
 # ## Catching GPU-only mistakes without a GPU: the strict backends
 #
-# Code that runs on NumPy can still fail on CuPy, and the usual culprit is NumPy itself slipping into a
-# computation: a NumPy array or function applied to device data, or an implicit copy to the host.
-# CuPy refuses to mix its arrays with NumPy's. A second class of mistakes does not fail at all, but
-# silently turns a float32 computation into float64, which wastes memory and, on a GPU, a lot of time.
+# Code that runs on NumPy can still fail on CuPy, and the usual culprit is NumPy itself slipping
+# into a computation: a NumPy array or function applied to device data, or an implicit copy to the
+# host. CuPy refuses to mix its arrays with NumPy's. A second class of mistakes does not fail at
+# all, but silently turns a float32 computation into float64, which wastes memory and, on a GPU, a
+# lot of time.
 #
 # minigen's test suite catches both on an ordinary CPU with two extra backends built on
 # [array-api-strict](https://data-apis.org/array-api-strict/), a deliberately unforgiving
@@ -594,14 +599,15 @@ print(f"batch {batch}, width {width}: float32 {t32 * 1e3:.2f} ms, float64 {t64 *
 # * `"strict-float32"` does the same on a device that refuses float64 arrays altogether: the silent
 #   promotions.
 #
-# Every backend-dependent test in `tests/` runs on `"numpy"`, on `"strict"` and, where a GPU is usable,
-# on `"cupy"`; the float32 tests run on `"numpy"`, `"strict-float32"` and (with a GPU) `"cupy"`. You
-# can run any script on them too: `MINIGEN_BACKEND=strict-float32 python my_script.py`.
+# Every backend-dependent test in `tests/` runs on `"numpy"`, on `"strict"` and, where a GPU is
+# usable, on `"cupy"`; the float32 tests run on `"numpy"`, `"strict-float32"` and (with a GPU)
+# `"cupy"`. You can run any script on them too: `MINIGEN_BACKEND=strict-float32 python
+# my_script.py`.
 #
 # Here are three mistakes, each tried on the three CPU backends. The first is an operation whose
 # forward multiplies by a **NumPy float64 scalar** instead of a Python float; the second adds a
-# tensor made from a NumPy array, which is float64 unless you say otherwise; the third converts device
-# data to NumPy inside a computation.
+# tensor made from a NumPy array, which is float64 unless you say otherwise; the third converts
+# device data to NumPy inside a computation.
 
 # %%
 class HalfSquare(mg.Function):
@@ -630,7 +636,7 @@ def attempt(fn, x):
     return f"runs, result {mg.backend.dtype_name(out.dtype)} on {out.device!r}"
 
 
-# STRICT (set at the start): the strict backends come with the test tools, pip install "minigen[dev]"
+# STRICT (set at the start): the strict backends come with the dev extra, pip install "minigen[dev]"
 if not STRICT:
     print("array-api-strict is not installed here, so only NumPy is tried: "
           'pip install "minigen[dev]" to see the strict backends refuse these mistakes')
@@ -643,10 +649,10 @@ for name, fn in mistakes.items():
 
 # %% [markdown]
 # On NumPy every mistake "works", and the first two quietly produce **float64** from float32 inputs
-# (NumPy 2 treats a NumPy float64 scalar, unlike a Python float, as a full float64 number). The strict
-# backend refuses the NumPy scalar and the host conversion with errors at the exact line; the float64
-# device refuses the float64 tensor. A test suite that runs on these backends finds such lines before
-# anyone runs the code on a GPU.
+# (NumPy 2 treats a NumPy float64 scalar, unlike a Python float, as a full float64 number). The
+# strict backend refuses the NumPy scalar and the host conversion with errors at the exact line; the
+# float64 device refuses the float64 tensor. A test suite that runs on these backends finds such
+# lines before anyone runs the code on a GPU.
 #
 # The fixes are small: write `0.5`, not `np.float64(0.5)`; give tensors made from NumPy data a dtype
 # (`mg.Tensor(array, dtype="float32")`, or `.astype(x.dtype)`), and inside `forward` take array
@@ -678,26 +684,26 @@ with mg.using_backend("strict-float32" if STRICT else "numpy"):
 #   silent copy. Move the data set once; read results back only when needed.
 # * To time code: warm up, synchronise the GPU before reading the clock (a GPU call returns before
 #   its work is done), repeat and take the minimum.
-# * A training step costs a fixed amount per operation plus its arithmetic. Small steps are dominated
-#   by the fixed part, which a GPU does not shrink; a GPU overtakes the CPU only once the matrix
-#   products dominate, as batch and width grow.
+# * A training step costs a fixed amount per operation plus its arithmetic. Small steps are
+#   dominated by the fixed part, which a GPU does not shrink; a GPU overtakes the CPU only once the
+#   matrix products dominate, as batch and width grow.
 # * On the recorded H100 run, minigen on CuPy was 2.9 times as fast as on the CPU for the MNIST VAE
-#   and 64 times for the wide MLP, and a little faster than PyTorch on CUDA for both (0.123 s against
-#   0.138 s per VAE epoch).
-# * A whole model trains on the GPU as it does on the CPU: `model.to("gpu")`, the data set moved once
-#   with `.to("gpu")`, then `fit`; samples come back with `.numpy()` when you need them.
+#   and 64 times for the wide MLP, and a little faster than PyTorch on CUDA for both (0.123 s
+#   against 0.138 s per VAE epoch).
+# * A whole model trains on the GPU as it does on the CPU: `model.to("gpu")`, the data set moved
+#   once with `.to("gpu")`, then `fit`; samples come back with `.numpy()` when you need them.
 # * The `"strict"` and `"strict-float32"` backends turn GPU-only mistakes (NumPy in device code,
-#   implicit host copies, silent float64) into errors on any CPU, which is how minigen's tests keep the
-#   GPU path honest.
+#   implicit host copies, silent float64) into errors on any CPU, which is how minigen's tests keep
+#   the GPU path honest.
 #
 # ## Exercises
 #
 # 1. Extend the timing grid with a third layer and with batch sizes up to 16384. Does the balance
-#    point move? Fit $t_\text{fixed}$ and $R$ to all the points by least squares (the model is linear
-#    in $1$ and $F$) and compare the fitted line with the measurements.
+#    point move? Fit $t_\text{fixed}$ and $R$ to all the points by least squares (the model is
+#    linear in $1$ and $F$) and compare the fitted line with the measurements.
 # 2. Time the step *without* `best_time`'s warm-up, once, right after building the network. How much
-#    slower is the very first call on the CPU? If you have a GPU, compare: how much of the first call
-#    is one-time cost there?
-# 3. Write an operation whose `forward` uses `np.exp` on its input and run it on `"strict"`. Then fix it
-#    with `xp = mg.backend.namespace(x)` and check that it gives identical results on `"numpy"` and
-#    `"strict"`, and passes `mg.gradcheck` on both.
+#    slower is the very first call on the CPU? If you have a GPU, compare: how much of the first
+#    call is one-time cost there?
+# 3. Write an operation whose `forward` uses `np.exp` on its input and run it on `"strict"`. Then
+#    fix it with `xp = mg.backend.namespace(x)` and check that it gives identical results on
+#    `"numpy"` and `"strict"`, and passes `mg.gradcheck` on both.
