@@ -2,11 +2,12 @@
 # # 9. Gradients of gradients: a WGAN-GP critic on the ring
 #
 # Until now a gradient was the end of the line: we computed it, handed it to an optimizer, and threw
-# it away. Some losses, though, are made *of* gradients. The best known is the **gradient penalty** of
-# WGAN-GP (Gulrajani et al., 2017), which asks a critic network to keep the slope of its output with
-# respect to its *input* close to 1. To train such a critic we need the derivative of that slope with
-# respect to the critic's *weights*: a gradient of a gradient, computed by running backpropagation
-# through a backward pass. This is called **double backpropagation**. This tutorial covers:
+# it away. Some losses, though, are made *of* gradients. The best known is the **gradient penalty**
+# of WGAN-GP (Gulrajani et al., 2017), which asks a critic network to keep the slope of its output
+# with respect to its *input* close to 1. To train such a critic we need the derivative of that
+# slope with respect to the critic's *weights*: a gradient of a gradient, computed by running
+# backpropagation through a backward pass. This is called **double backpropagation**. This tutorial
+# covers:
 #
 # 1. why a gradient can only be differentiated again when the backward pass was recorded as a graph
 #    (`create_graph=True`), with small examples checked by hand and by `mg.gradgradcheck`;
@@ -45,8 +46,8 @@ mg.manual_seed(0)
 #
 # Take $y = x^3$ at $x = 2$. By hand, $dy/dx = 3x^2 = 12$ and $d^2y/dx^2 = 6x = 12$.
 #
-# A normal backward pass computes $dy/dx$ from *arrays*: it multiplies numbers together and returns a
-# result with no history. That is all an optimizer needs, and it is cheap. But a number with no
+# A normal backward pass computes $dy/dx$ from *arrays*: it multiplies numbers together and returns
+# a result with no history. That is all an optimizer needs, and it is cheap. But a number with no
 # history cannot be differentiated: as far as autograd can tell, $12$ does not depend on $x$ at all.
 # Asked for its derivative, `mg.grad` refuses rather than answer zero:
 
@@ -82,8 +83,8 @@ print(f"d2y/dx2 = {d2y.item()} (by hand 6x = 12), d3y/dx3 = {d3y.item()} (by han
 #   t = \tanh x .$$
 #
 # Because $f(x)_i$ depends on $x_i$ alone, the gradient of $\sum_i f(x)_i$ is the vector of
-# $f'(x_i)$ (the trick from tutorial 4's activation plot), and the gradient of $\sum_i f'(x_i)$ is the
-# vector of $f''(x_i)$, and so on:
+# $f'(x_i)$ (the trick from tutorial 4's activation plot), and the gradient of $\sum_i f'(x_i)$ is
+# the vector of $f''(x_i)$, and so on:
 
 # %%
 xs = mg.Tensor(np.linspace(-3, 3, 121), requires_grad=True)
@@ -128,7 +129,8 @@ penalty.backward()
 print("grad_x D at each point:", grad_x.numpy().tolist())
 print("penalty:", penalty.item(), "(by hand (5 - 1)^2 = 16)")
 print("dP/dw:", linear.weight.grad.numpy().ravel(), "(by hand [4.8, 6.4])")
-print("dP/db:", linear.bias.grad, "(by hand 0: the penalty never reaches b, so no gradient is stored)")
+print("dP/db:", linear.bias.grad,
+      "(by hand 0: the penalty never reaches b, so no gradient is stored)")
 
 # %% [markdown]
 # **Seeing it.** `mg.draw_graph(t)` draws the graph behind a tensor, one box per tensor: the op
@@ -148,11 +150,11 @@ save(fig, "09_penalty_graph.png")
 fig
 
 # %% [markdown]
-# Forget `create_graph=True` and `grad_x` is a plain constant again: the penalty built from it does not
-# depend on $w$ (`requires_grad` is False). On its own, `penalty.backward()` would at least raise an
-# error; but in a real loss the penalty is *added* to terms that do depend on the weights, the sum
-# backpropagates without complaint, and the penalty contributes nothing. The critic then trains
-# without its constraint, and nothing says so:
+# Forget `create_graph=True` and `grad_x` is a plain constant again: the penalty built from it does
+# not depend on $w$ (`requires_grad` is False). On its own, `penalty.backward()` would at least
+# raise an error; but in a real loss the penalty is *added* to terms that do depend on the weights,
+# the sum backpropagates without complaint, and the penalty contributes nothing. The critic then
+# trains without its constraint, and nothing says so:
 
 # %%
 (grad_x_constant,) = mg.grad(linear(points).sum(), points)            # no create_graph
@@ -186,12 +188,12 @@ print("gradgradcheck, second derivatives in x:", mg.gradgradcheck(smooth_critic,
 
 # %% [markdown]
 # What WGAN-GP actually backpropagates is the penalty as a function of the *weights*. That is a
-# first-order check (`mg.gradcheck`) of a function whose forward pass itself contains a backward pass.
-# We write the penalty once, as the training below will use it, and check it on a small ReLU critic
-# of the real architecture. Note that its second derivative in $x$ is zero almost everywhere (the
-# input gradient of a ReLU network is $W_1\,\mathrm{diag}(\mathbb{1}_{h_1 > 0})\,W_2 \cdots$, constant
-# between kinks), yet the derivative with respect to the weights is not: the input gradient is a
-# product of the weight matrices.
+# first-order check (`mg.gradcheck`) of a function whose forward pass itself contains a backward
+# pass. We write the penalty once, as the training below will use it, and check it on a small ReLU
+# critic of the real architecture. Note that its second derivative in $x$ is zero almost everywhere
+# (the input gradient of a ReLU network is $W_1\,\mathrm{diag}(\mathbb{1}_{h_1 > 0})\,W_2 \cdots$,
+# constant between kinks), yet the derivative with respect to the weights is not: the input gradient
+# is a product of the weight matrices.
 #
 # Two details in the code: the points are detached and made a fresh leaf, so that the gradient is
 # taken with respect to them and nothing else; and $\lVert g \rVert_2$ is computed as
@@ -201,7 +203,7 @@ print("gradgradcheck, second derivatives in x:", mg.gradgradcheck(smooth_critic,
 # %%
 def gradient_penalty(critic, x_hat):
     """P = mean over the batch of (||grad_x D(x_hat)||_2 - 1)^2, differentiable in the weights."""
-    x_hat = x_hat.detach().requires_grad_()               # a fresh leaf: differentiate in x_hat only
+    x_hat = x_hat.detach().requires_grad_()               # a fresh leaf: only x_hat is varied
     (g,) = mg.grad(critic(x_hat).sum(), x_hat, create_graph=True)   # (N, 2): one gradient per point
     norm = mg.sqrt((g * g).sum(axis=1) + 1e-12)           # (N,)
     return ((norm - 1.0) ** 2).mean()
@@ -222,8 +224,8 @@ print("gradcheck, penalty in the weights:",
 # A GAN trains a generator $G$ that turns noise $z \sim \mathcal{N}(0, I)$ into samples, against a
 # second network that tells real samples from generated ones (tutorial 7). The Wasserstein GAN
 # (Arjovsky et al., 2017) replaces the classifier by a **critic** $D$ that outputs an unbounded real
-# *score*, and measures the gap between the data distribution $P_r$ and the generator's $P_g$ with the
-# Wasserstein-1 distance in its dual form (Kantorovich and Rubinstein):
+# *score*, and measures the gap between the data distribution $P_r$ and the generator's $P_g$ with
+# the Wasserstein-1 distance in its dual form (Kantorovich and Rubinstein):
 #
 # $$W(P_r, P_g) = \sup_{\lVert D \rVert_L \le 1}\; \mathbb{E}_{x \sim P_r}[D(x)]
 #   - \mathbb{E}_{\tilde x \sim P_g}[D(\tilde x)],$$
@@ -233,9 +235,9 @@ print("gradcheck, penalty in the weights:",
 # infinite: multiply $D$ by 100 and the gap grows a hundredfold.
 #
 # **WGAN-GP** (Gulrajani et al., 2017, "Improved Training of Wasserstein GANs") enforces the
-# constraint softly. A differentiable $D$ is 1-Lipschitz exactly when $\lVert \nabla_x D \rVert_2 \le 1$
-# everywhere, and the paper shows that the optimal critic has gradient norm exactly 1 on the straight
-# lines joining the real and generated points that an optimal transport plan pairs up (its
+# constraint softly. A differentiable $D$ is 1-Lipschitz exactly when $\lVert \nabla_x D \rVert_2
+# \le 1$ everywhere, and the paper shows that the optimal critic has gradient norm exactly 1 on the
+# straight lines joining the real and generated points that an optimal transport plan pairs up (its
 # Proposition 1). Those pairs are unknown, so it penalises the gradient norm's distance from 1 at
 # random points $\hat x$ on lines between *random* pairs of real and generated points:
 #
@@ -247,25 +249,26 @@ print("gradcheck, penalty in the weights:",
 #   \qquad L_G = -\mathbb{E}_z[D(G(z))], \qquad \lambda = 10 .$$
 #
 # **The signs, precisely.** The critic gives *high scores to real data*. It *minimises* $L_D$, which
-# is the same as maximising the score gap $\mathbb{E}[D(x)] - \mathbb{E}[D(\tilde x)]$ (its estimate of
-# $W$) while paying $\lambda$ times the penalty. The generator *minimises* $L_G = -\mathbb{E}[D(G(z))]$:
-# it moves its samples towards higher scores, which shrinks the gap, and only this term depends on
-# $G$ (the real-data term is a constant for it). Both are the paper's Algorithm 1. There is no sigmoid
-# and no logarithm anywhere: unlike the GAN of tutorial 7, the critic is not a classifier. Some code
-# flips every sign (the critic scores *fakes* high); that is the same game with $D$ replaced by $-D$.
-# What must never happen is mixing the two conventions between the critic's loss and the generator's.
+# is the same as maximising the score gap $\mathbb{E}[D(x)] - \mathbb{E}[D(\tilde x)]$ (its estimate
+# of $W$) while paying $\lambda$ times the penalty. The generator *minimises* $L_G =
+# -\mathbb{E}[D(G(z))]$: it moves its samples towards higher scores, which shrinks the gap, and only
+# this term depends on $G$ (the real-data term is a constant for it). Both are the paper's Algorithm
+# 1. There is no sigmoid and no logarithm anywhere: unlike the GAN of tutorial 7, the critic is not
+# a classifier. Some code flips every sign (the critic scores *fakes* high); that is the same game
+# with $D$ replaced by $-D$. What must never happen is mixing the two conventions between the
+# critic's loss and the generator's.
 #
 # Two more consequences, both visible in the curves below. Adding a constant to $D$ changes neither
 # loss's gradient, so the *value* of $L_G$ drifts and means nothing on its own; the score gap is the
-# meaningful number. And the critic must be trained close to its optimum for the gap to estimate $W$,
-# so it gets $n_\text{critic} = 5$ steps for every generator step. The critic uses no batch
+# meaningful number. And the critic must be trained close to its optimum for the gap to estimate
+# $W$, so it gets $n_\text{critic} = 5$ steps for every generator step. The critic uses no batch
 # normalisation (the penalty is defined per sample, and batch norm makes each output depend on the
 # whole batch; the paper drops it for this reason).
 #
-# The optimizer is Adam with $\beta_2 = 0.9$, as in the paper. The paper's defaults are a learning rate
-# of $10^{-4}$ and $\beta_1 = 0$; on this small 2-D problem we use $3 \times 10^{-4}$ and
-# $\beta_1 = 0.5$, which reach a good generator in a few thousand steps (exercise 1 tries
-# $\beta_1 = 0$).
+# The optimizer is Adam with $\beta_2 = 0.9$, as in the paper. The paper's defaults are a learning
+# rate of $10^{-4}$ and $\beta_1 = 0$; on this small 2-D problem we use $3 \times 10^{-4}$ and
+# $\beta_1 = 0.5$, which reach a good generator in a few thousand steps (exercise 1 tries $\beta_1 =
+# 0$).
 #
 # ## Data and networks
 #
@@ -308,11 +311,12 @@ print(critic)
 # (so we count iterations in generator steps):
 #
 # * **critic step**: a real batch $x$ and a fake batch $\tilde x = G(z)$ (made under `no_grad`: the
-#   critic's loss must not train $G$, and no graph through $G$ is needed), the interpolates $\hat x$,
-#   and one Adam step on $L_D$. Its `backward()` goes through the score terms and, thanks to
+#   critic's loss must not train $G$, and no graph through $G$ is needed), the interpolates $\hat
+#   x$, and one Adam step on $L_D$. Its `backward()` goes through the score terms and, thanks to
 #   `create_graph`, through the penalty's recorded backward pass;
-# * **generator step**: fresh $z$, one Adam step on $L_G = -\text{mean}\, D(G(z))$. This backward pass
-#   also fills the critic's `.grad`, which the critic's `zero_grad()` clears before its next step.
+# * **generator step**: fresh $z$, one Adam step on $L_G = -\text{mean}\, D(G(z))$. This backward
+#   pass also fills the critic's `.grad`, which the critic's `zero_grad()` clears before its next
+#   step.
 #
 # We record the score gap, the penalty and $L_G$ at every step, and every few hundred steps measure
 # the mode coverage of 2,500 samples drawn from a fixed set of $z$ (the same $z$ each time, so that
@@ -404,7 +408,8 @@ for ax, (key, title) in zip(axes.flat, panels):
     ax.set_xlabel("generator step")
 axes[0, 1].set_yscale("log")
 ax = axes[1, 1]
-ax.plot(history["eval_step"], history["modes"], "o-", ms=3, color="C2", label="modes covered (of 8)")
+ax.plot(history["eval_step"], history["modes"], "o-", ms=3, color="C2",
+        label="modes covered (of 8)")
 ax.set_ylim(-0.3, 8.5)
 ax.set_xlabel("generator step")
 ax2 = ax.twinx()
@@ -413,17 +418,17 @@ ax2.plot(history["eval_step"], history["high_quality"], "s-", ms=3, color="C3",
 ax2.set_ylim(0, 1)
 ax.set_title("mode coverage of 2,500 samples", fontsize=8)
 lines = ax.get_lines() + ax2.get_lines()
-ax.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=7)
+ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=7)
 fig.tight_layout()
 save(fig, "09_training_curves.png")
 
 # %% [markdown]
 # How to read them:
 #
-# * The **score gap**, the critic's estimate of $W(P_r, P_g)$, first rises: the critic learns to tell
-#   the generator's blob near the origin from the ring, about 2 away. After some oscillation it then
-#   falls steadily towards zero as the generator's samples settle onto the ring. Unlike the losses of the GAN in tutorial 7,
-#   this number tracks sample quality: lower is better.
+# * The **score gap**, the critic's estimate of $W(P_r, P_g)$, first rises: the critic learns to
+#   tell the generator's blob near the origin from the ring, about 2 away. After some oscillation it
+#   then falls steadily towards zero as the generator's samples settle onto the ring. Unlike the
+#   losses of the GAN in tutorial 7, this number tracks sample quality: lower is better.
 # * The **penalty** drops quickly and stays small: the critic's slopes stay close to 1 between the
 #   real and fake points, which is what the Lipschitz constraint asks for.
 # * The **generator loss** drifts: its level depends on an arbitrary offset of $D$, as explained
@@ -434,15 +439,15 @@ save(fig, "09_training_curves.png")
 #
 # ## Samples over the data
 #
-# Snapshots of the same 2,500 noise vectors pushed through the generator at four moments of training.
-# The crosses mark the eight mode centres; the real data sits on them (a standard deviation of 0.02 is
-# smaller than the crosses).
+# Snapshots of the same 2,500 noise vectors pushed through the generator at four moments of
+# training. The crosses mark the eight mode centres; the real data sits on them (a standard
+# deviation of 0.02 is smaller than the crosses).
 
 # %%
 modes = np.array(mg.data.toy_modes("ring").modes)
 evaluated = history["eval_step"]
 shown = [evaluated[round(f * (len(evaluated) - 1))] for f in (0.0, 0.15, 0.3, 1.0)]
-fig, axes = plt.subplots(1, 4, figsize=(7.5, 2.2), sharex=True, sharey=True)
+fig, axes = plt.subplots(1, 4, figsize=(8.6, 2.5), sharex=True, sharey=True)
 for ax, step in zip(axes, shown):
     samples = history["snapshots"][step]
     ax.scatter(samples[:, 0], samples[:, 1], s=1, color="C0")
@@ -455,20 +460,20 @@ save(fig, "09_samples.png")
 
 # %% [markdown]
 # At first the samples are a small blob near the origin. The generator then spreads them into a wide
-# cloud over the ring, and for a while they trace the octagon *between* the modes: the generator is a continuous
-# map of a connected cloud of $z$ values, so to reach all eight modes it must pass through the gaps.
-# Later the mass gathers at the modes and only thin trails remain between them.
+# cloud over the ring, and for a while they trace the octagon *between* the modes: the generator is
+# a continuous map of a connected cloud of $z$ values, so to reach all eight modes it must pass
+# through the gaps. Later the mass gathers at the modes and only thin trails remain between them.
 #
 # ## Mode coverage, measured
 #
-# `mg.metrics.mode_metrics(samples, "ring")` follows the protocol of VEEGAN and PacGAN (Srivastava et
-# al., 2017; Lin et al., 2018): a sample is of **high quality** when it lies within three standard
-# deviations ($3 \times 0.02 = 0.06$) of its nearest mode centre, and a mode is **covered** when at
-# least one high-quality sample has it as its nearest mode. The **reverse KL** compares how the
-# high-quality samples spread over the modes with the uniform spread: 0 is perfectly even,
-# $\log 8 \approx 2.08$ is everything on one mode. As a reference we score real data too: even real
-# points fall outside three standard deviations now and then (in two dimensions, a fraction
-# $e^{-9/2} \approx 1.1\%$ of them).
+# `mg.metrics.mode_metrics(samples, "ring")` follows the protocol of VEEGAN and PacGAN (Srivastava
+# et al., 2017; Lin et al., 2018): a sample is of **high quality** when it lies within three
+# standard deviations ($3 \times 0.02 = 0.06$) of its nearest mode centre, and a mode is **covered**
+# when at least one high-quality sample has it as its nearest mode. The **reverse KL** compares how
+# the high-quality samples spread over the modes with the uniform spread: 0 is perfectly even, $\log
+# 8 \approx 2.08$ is everything on one mode. As a reference we score real data too: even real points
+# fall outside three standard deviations now and then (in two dimensions, a fraction $e^{-9/2}
+# \approx 1.1\%$ of them).
 
 # %%
 with mg.no_grad():
@@ -477,12 +482,13 @@ reference, _ = mg.data.ring(2500, seed=1)
 for name, points in [("real data (reference)", reference), ("WGAN-GP generator", final_samples)]:
     m = mg.metrics.mode_metrics(points, "ring")
     print(f"{name:22s} modes covered {m['modes_covered']}/{m['modes_total']}, "
-          f"high-quality fraction {m['high_quality_fraction']:.1%}, reverse KL {m['reverse_kl']:.3f}")
+          f"high-quality fraction {m['high_quality_fraction']:.1%}, "
+          f"reverse KL {m['reverse_kl']:.3f}")
 
 # %% [markdown]
-# The generator covers every mode, with its high-quality samples spread evenly across them (a reverse
-# KL near 0). Its high-quality fraction is lower than real data's: the modes are very narrow (a
-# standard deviation of 1% of the ring's radius), and some samples still sit between modes or a
+# The generator covers every mode, with its high-quality samples spread evenly across them (a
+# reverse KL near 0). Its high-quality fraction is lower than real data's: the modes are very narrow
+# (a standard deviation of 1% of the ring's radius), and some samples still sit between modes or a
 # little off-centre, which the metric counts as misses. The smooth map from a 2-D Gaussian to eight
 # separate dots must stretch a little mass across the gaps; longer training and a wider generator
 # shrink it.
@@ -490,9 +496,9 @@ for name, points in [("real data (reference)", reference), ("WGAN-GP generator",
 # ## What the critic learned
 #
 # Here is the trained critic over the plane: its score $D(x)$ (left) and the norm of its input
-# gradient $\lVert \nabla_x D(x) \rVert_2$ (right), computed for a whole grid of points with one call
-# of `mg.grad`. The penalty only constrains the slope *where the interpolates fall*, between the
-# generator's samples and the data.
+# gradient $\lVert \nabla_x D(x) \rVert_2$ (right), computed for a whole grid of points with one
+# call of `mg.grad`. The penalty only constrains the slope *where the interpolates fall*, between
+# the generator's samples and the data.
 
 # %%
 side = 60 if SMOKE else 80
@@ -504,7 +510,7 @@ scores = critic(grid_points)
 slope_norm = np.sqrt((slopes.numpy() ** 2).sum(axis=1)).reshape(side, side)
 scores = scores.numpy().reshape(side, side)
 
-fig, (ax_d, ax_g) = plt.subplots(1, 2, figsize=(6.6, 2.6))
+fig, (ax_d, ax_g) = plt.subplots(1, 2, figsize=(8.6, 3.5))
 filled = ax_d.contourf(gx, gy, scores, levels=12, cmap="viridis")
 fig.colorbar(filled, ax=ax_d, label="D(x)")
 ax_d.set_title("critic score D(x) (higher = judged real)", fontsize=8)
@@ -513,30 +519,32 @@ image = ax_g.imshow(slope_norm, extent=(-3, 3, -3, 3), origin="lower", cmap="mag
 fig.colorbar(image, ax=ax_g, label="||grad_x D(x)||")
 ax_g.set_title("slope of the critic ||grad_x D(x)||_2", fontsize=8)
 for ax in (ax_d, ax_g):
-    ax.scatter(final_samples.numpy()[:300, 0], final_samples.numpy()[:300, 1], s=1, color="white")
+    ax.scatter(final_samples.numpy()[:300, 0], final_samples.numpy()[:300, 1], s=6, color="white",
+               edgecolors="black", linewidths=0.4)        # visible on light and dark backgrounds
     ax.scatter(modes[:, 0], modes[:, 1], marker="x", s=20, color="red", lw=0.8)
     ax.set_xlim(-3, 3)
     ax.set_ylim(-3, 3)
     ax.set_aspect("equal")
 save(fig, "09_critic.png")
 print(f"slope on the grid: median {np.median(slope_norm):.2f}, "
-      f"10th-90th percentile {np.percentile(slope_norm, 10):.2f}-{np.percentile(slope_norm, 90):.2f}")
+      f"10th-90th percentile {np.percentile(slope_norm, 10):.2f}-"
+      f"{np.percentile(slope_norm, 90):.2f}")
 
 # %% [markdown]
-# The critic ranks the plane sensibly: its score peaks at the eight modes and is lowest in the centre
-# and in the gaps between neighbouring modes, where the generator still puts a few samples. Those are
-# the directions in which it pushes the generator. Its slope is close to 1 almost everywhere in the
-# window (the printed percentiles): the surface is made of ridges and slopes of steepness about one,
-# as the theory's optimal critic would be along the lines between fake and real points. Far from the
-# data nothing is penalised, and the slope there is simply where the network's linear pieces happen
-# to extend.
+# The critic ranks the plane sensibly: its score peaks at the eight modes and is lowest in the
+# centre and in the gaps between neighbouring modes, where the generator still puts a few samples.
+# Those are the directions in which it pushes the generator. Its slope is close to 1 almost
+# everywhere in the window (the printed percentiles): the surface is made of ridges and slopes of
+# steepness about one, as the theory's optimal critic would be along the lines between fake and real
+# points. Far from the data nothing is penalised, and the slope there is simply where the network's
+# linear pieces happen to extend.
 #
 # ## Without the penalty
 #
-# What does the penalty buy? The same training with $\lambda = 0$ leaves the critic unconstrained: its
-# scores and slopes are free to grow, and the score gap no longer estimates anything. We run both for
-# a few hundred steps and watch the score gap and the mean slope at the interpolates (measured with a
-# plain `mg.grad`, since nothing is trained through it).
+# What does the penalty buy? The same training with $\lambda = 0$ leaves the critic unconstrained:
+# its scores and slopes are free to grow, and the score gap no longer estimates anything. We run
+# both for a few hundred steps and watch the score gap and the mean slope at the interpolates
+# (measured with a plain `mg.grad`, since nothing is trained through it).
 
 # %%
 def mean_slope(critic, generator, real):
@@ -589,7 +597,7 @@ ax_s.set_title("mean slope ||grad D|| at the interpolates", fontsize=8)
 ax_s.axhline(1, color="gray", lw=0.5, ls="--")
 for ax in (ax_w, ax_s):
     ax.set_xlabel("generator step")
-    ax.legend(fontsize=7)
+ax_w.legend(fontsize=7, loc="upper left")      # one legend, where no curve runs
 save(fig, "09_no_penalty.png")
 
 # %% [markdown]
