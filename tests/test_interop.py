@@ -185,3 +185,23 @@ def test_from_dlpack_takes_the_backend_from_the_device():
     if "cupy" not in mg.available_backends():
         with pytest.raises(mg.BackendError, match="CuPy"):     # CUDA memory needs the cupy backend
             mg.from_dlpack(_Claims(2))
+
+
+def test_a_convolutional_model_moves_with_only_its_dense_weights_transposed():
+    torch = _torch()
+    mg.manual_seed(5)
+    model = mg.nn.Sequential(mg.nn.Conv2d(1, 3, 3, padding=1), mg.nn.BatchNorm2d(3), mg.nn.ReLU(),
+                             mg.nn.ConvTranspose2d(3, 2, 2, stride=2), mg.nn.Flatten(),
+                             mg.nn.Dense(2 * 8 * 8, 4))
+    model(mg.randn(5, 1, 4, 4))                           # batch-norm statistics move
+    model.eval()
+    assert [n for n, *_ in mg.interop.layout_changes(model)] == ["5.weight"]
+    twin = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.BatchNorm2d(3),
+                               torch.nn.ReLU(), torch.nn.ConvTranspose2d(3, 2, 2, stride=2),
+                               torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 4))
+    twin.load_state_dict(mg.interop.to_torch_state_dict(model))
+    twin.eval()
+    x = np.random.default_rng(2).standard_normal((3, 1, 4, 4)).astype(np.float32)
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(mg.Tensor(x)).numpy(), theirs, rtol=1e-4, atol=1e-5)
