@@ -51,10 +51,11 @@ mathjax_path = "mathjax/tex-svg-full.js"
 mathjax3_config = {"svg": {"fontCache": "global"},
                    "tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]}}
 
-# API reference: signatures as written, members in source order, no type-hint rewriting.
+# API reference: signatures as written, members in source order, no type-hint rewriting; public
+# methods without a docstring are listed too (they are part of the API), private ones are not.
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+autodoc_default_options = {"members": True, "undoc-members": True}   # bases: minigen_docs.py
 add_module_names = True
 smartquotes_action = "qe"                # quotes and ellipses, but "--flag" stays two hyphens
 

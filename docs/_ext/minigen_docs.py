@@ -141,14 +141,22 @@ def write_readme_fragments():
     def fragment(name, text, page_dir=DOCS):
         _write(out / f"{name}.md", rewrite_links(text, [ROOT], page_dir))
 
+    def page_body(name, text):
+        """A section that is a whole page, under its ``#`` title: ``###`` becomes ``##``."""
+        lines, fenced = [], False
+        for line in text.split("\n"):
+            fenced = fenced != line.startswith("```")
+            lines.append(line[1:] if not fenced and re.match(r"###+ ", line) else line)
+        fragment(name, "\n".join(lines))
+
     fragment("intro", section(sections, "", readme))
     fragment("quickstart", section(sections, "Quickstart", readme))
     results = section(sections, "Results", readme)
-    fragment("results", results)
+    page_body("results", results)
     figures = [m.group(0) for m in _LINK.finditer(results) if m.group(1)]
     fragment("results_figures", " ".join(figures) + "\n")
-    for name, heading in [("performance", "Performance"), ("benchmarks", "Benchmarks"),
-                          ("layout", "Layout"), ("tests", "Tests"),
+    page_body("performance", section(sections, "Performance", readme))
+    for name, heading in [("benchmarks", "Benchmarks"), ("layout", "Layout"), ("tests", "Tests"),
                           ("backends", "Backends, and keeping the GPU path honest without a GPU"),
                           ("reliability", "Reliability: what a run folder guarantees")]:
         fragment(name, section(sections, heading, readme))
@@ -165,6 +173,9 @@ def write_readme_fragments():
 # --------------------------------------------------------------------------------------------------
 
 def write_tutorials():
+    """``docs/tutorials/``: each committed notebook with a note under its title that links its
+    script (copied beside it for download), and ``tutorials/README.md`` as the index, whose hidden
+    toctree puts the notebooks in file-name order (furo's previous/next links follow it)."""
     source = ROOT / "tutorials"
     out = DOCS / "tutorials"
     notebooks = sorted((source / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -262,7 +273,7 @@ def all_groups(module):
         source = inspect.getsource(module)
     except (OSError, TypeError):
         return [(None, names)]
-    groups, current, inside, depth = [], None, False, 0
+    groups, inside, depth = [], False, 0
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
     for tok in tokens:
         if not inside:
@@ -276,8 +287,8 @@ def all_groups(module):
             if depth == 0:
                 break
         elif tok.type == tokenize.COMMENT and depth:
-            current = tok.string.lstrip("#").strip()
-            groups.append((current[:1].upper() + current[1:], []))
+            heading = tok.string.lstrip("#").strip()
+            groups.append((heading[:1].upper() + heading[1:], []))
         elif tok.type == tokenize.STRING and depth:
             if not groups:
                 groups.append((None, []))
@@ -352,7 +363,10 @@ def write_api(modules, home):
                 if kind == "data":
                     lines += _data_entry(f"{modname}.{name}", value)
                 else:
-                    lines += [f".. auto{kind}:: {modname}.{name}", ""]
+                    lines += [f".. auto{kind}:: {modname}.{name}"]
+                    if kind != "function" and value.__bases__ not in ((object,), (Exception,)):
+                        lines.append("   :show-inheritance:")       # "Bases: object" says nothing
+                    lines.append("")
         _write(out / f"{modname}.rst", "\n".join(lines))
         pages.append(modname)
     intro = ("Every public name of minigen, generated from the docstrings. Each page lists exactly "
@@ -476,7 +490,8 @@ def write_architecture(public, home):
                 for r in replacements)
             lines.append(f"| {{py:func}}`{fused.__name__}.{reference}` | {targets} |")
         elsewhere = [n for n in _all(fused) if id(getattr(fused, n)) in home]
-        lines += ["", "```{eval-rst}", f".. automodule:: {fused.__name__}", "   :members:"]
+        lines += ["", "```{eval-rst}", f".. automodule:: {fused.__name__}", "   :members:",
+                  "   :show-inheritance:"]
         lines += [f"   :exclude-members: {', '.join(elsewhere)}"] if elsewhere else []
         lines += ["```", ""]
     _write(DOCS / "_generated" / "architecture.md", "\n".join(lines))
