@@ -50,6 +50,10 @@ def save(fig, filename):
 
 
 mg.manual_seed(0)
+# One BLAS thread for every CPU timing below, as the command line uses: on a machine whose cores are
+# shared, BLAS threads that spin while waiting for each other can make a product many times slower,
+# and the timings would measure the neighbours, not the code.
+mg.backend.set_num_threads(1)
 
 # %% [markdown]
 # ## Can this machine use the GPU?
@@ -486,9 +490,6 @@ from minigen.models import VAEGAN                 # noqa: E402
 from minigen.runs import defaults                 # noqa: E402
 from minigen.train import fit                     # noqa: E402
 
-# Small networks: the CPU's BLAS runs them fastest with one thread, as the command line does
-# (several threads mostly wait for each other, badly so on a busy machine).
-mg.backend.set_num_threads(1)
 train_data, _ = mg.data.ring(2_000 if SMOKE else 10_000, seed=0)
 settings = defaults("vaegan", "ring")
 networks = {k: v for k, v in settings.items() if k not in ("epochs", "batch_size", "lr")}
