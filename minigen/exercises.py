@@ -105,7 +105,8 @@ class _Grader:
 
 
 def _where(err):
-    """' (file.py, line N: code)' for the deepest frame of ``err``'s traceback outside minigen."""
+    """Where ``err`` came from: the file, line and code of its deepest traceback frame outside
+    minigen (the learner's code), as a line to append to the report ("" when there is none)."""
     for frame in reversed(traceback.extract_tb(err.__traceback__)):
         if "/minigen/" not in frame.filename.replace("\\", "/"):
             return f"\n  at {frame.filename}, line {frame.lineno}: {frame.line}"

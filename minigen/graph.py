@@ -12,9 +12,10 @@ that ``backward`` walks.  This module draws it:
   Graphviz text for those who have it.
 * :func:`backward_frames` runs the chain rule through the graph in reverse topological order, one
   node at a time, recording what each step sends where; :func:`draw_backward` draws one panel per
-  step.  A tensor used twice (``a + a``, or ``a`` feeding two ops) receives one gradient per use and
-  adds them up, and nothing is passed on from it until every use has reported: that is why the sweep
-  goes in reverse topological order.
+  step, and :func:`animate_backward` makes the steps the frames of an animation.  A tensor used
+  twice (``a + a``, or ``a`` feeding two ops) receives one gradient per use and adds them up, and
+  nothing is passed on from it until every use has reported: that is why the sweep goes in reverse
+  topological order.
 
 The sweep calls each op's own ``backward`` (under ``no_grad``) and sums broadcast gradients down to
 the input's shape with ``mg.sum_to``, as the engine does; it touches no ``.grad``, and tests check
@@ -31,7 +32,7 @@ from .autograd import Tensor, no_grad
 from .nn.module import Module, Parameter
 
 __all__ = ["Node", "Graph", "Frame", "trace", "to_dot", "draw_graph", "backward_frames",
-           "draw_backward"]
+           "draw_backward", "animate_backward"]
 
 MAX_NODES = 200           # larger graphs do not fit a readable figure: draw a smaller part
 MAX_PANELS = 36           # draw_backward: one panel per step
@@ -415,10 +416,16 @@ def _figure(columns, rows, panels=1, ncols=1):
     figure = Figure(figsize=(width, height), layout="constrained")
     axes = [figure.add_subplot(nrows, ncols, k + 1) for k in range(panels)]
     for ax in axes:
-        ax.set_xlim(-0.5, columns - 0.5)
-        ax.set_ylim(rows - 0.5, -0.5)      # row 0 at the top
-        ax.set_axis_off()
+        _clear(ax, columns, rows)
     return figure, axes
+
+
+def _clear(ax, columns, rows):
+    """An empty panel in layout units: one unit per column and per row, row 0 at the top."""
+    ax.clear()
+    ax.set_xlim(-0.5, columns - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.set_axis_off()
 
 
 def _grid(pos, waypoints):
@@ -563,6 +570,33 @@ def draw_backward(tensor, grad=None, names=None, ncols=None, steps=None):
               done=done, arrived=frame.arrived)
         ax.set_title(_wrap(frame.describe(graph), columns * _COL_IN), fontsize=8.5, loc="left")
     return figure
+
+
+def animate_backward(tensor, grad=None, names=None, interval=1200):
+    """The same sweep as :func:`draw_backward`, as an animation: one frame per step, one figure.
+
+    Returns a ``matplotlib.animation.FuncAnimation``.  In a notebook show it with
+    ``IPython.display.HTML(animation.to_jshtml())``; save it with
+    ``animation.save("sweep.gif", writer="pillow")`` (Pillow comes with matplotlib: nothing else
+    to install).  ``interval``: milliseconds per frame.  Keep a reference to the animation while it
+    is shown (matplotlib stops an animation that is garbage-collected).
+    """
+    from matplotlib.animation import FuncAnimation
+
+    graph, frames = backward_frames(tensor, grad, names)
+    pos, waypoints = layout(graph)
+    columns, rows = _grid(pos, waypoints)
+    figure, (ax,) = _figure(columns, rows)
+
+    def show(k):
+        frame = frames[k]
+        _clear(ax, columns, rows)
+        _draw(ax, graph, pos, waypoints, "grad", frame.grads, highlight=frame.node,
+              sent=frame.sent, done={f.node for f in frames[:k]}, arrived=frame.arrived)
+        ax.set_title(_wrap(frame.describe(graph), columns * _COL_IN), fontsize=8.5, loc="left")
+        return []
+
+    return FuncAnimation(figure, show, frames=len(frames), interval=interval, repeat=True)
 
 
 def _wrap(text, inches):

@@ -216,3 +216,16 @@ def test_the_sweep_runs_on_every_backend(backend):
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12)
     assert len(mg.draw_backward(loss).axes) == len(frames)
     assert "w" in mg.to_dot(loss, show="both")
+
+
+def test_animate_backward_has_a_frame_per_step_and_saves_a_gif(tmp_path):
+    a, b, y = reused()
+    animation = mg.graph.animate_backward(y, interval=100)
+    path = tmp_path / "sweep.gif"
+    animation.save(path, writer="pillow")
+    from PIL import Image                                 # Pillow comes with matplotlib
+
+    with Image.open(path) as gif:
+        assert gif.n_frames == 5
+    title = animation._fig.axes[0].get_title(loc="left")   # the last frame drawn
+    assert title.startswith("step 5") and "accumulates" in title

@@ -25,7 +25,6 @@ import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy.special import logsumexp
 
 import minigen as mg
 
@@ -45,6 +44,12 @@ def save(fig, filename):
 mg.set_default_dtype("float64")     # exact sums of many small numbers: float64 throughout
 mg.manual_seed(0)
 LOG_2PI = math.log(2 * math.pi)
+
+
+def logsumexp(a, axis=None):
+    """log sum exp of a NumPy array along ``axis``, by minigen's stable mg.logsumexp."""
+    return mg.logsumexp(mg.Tensor(a), axis=axis).numpy()
+
 
 # %% [markdown]
 # ## A VAE with a 2-D latent space and a sharp decoder
