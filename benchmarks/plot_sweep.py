@@ -25,13 +25,17 @@ def load_sweep(path):
         return None
     with open(path) as f:
         result = json.load(f)
-    if "sweep" not in result:
+    # run.py files keep each BLAS setting's suites under "settings" (older ones at the top level)
+    sweep = result.get("sweep") or next(
+        (suites["sweep"] for suites in result.get("settings", {}).values() if "sweep" in suites),
+        None)
+    if sweep is None:
         return None
     machine = result.get("machine", {})
     gpu = result["backend"] == "cupy"
     where = machine.get("gpu") if gpu else f"{machine.get('cpus', '?')}-core CPU"
     label = f"{'CuPy' if gpu else 'NumPy'} ({where}, {machine.get('date', '')})"
-    return label, result["sweep"]
+    return label, sweep
 
 
 def draw(sweeps):

@@ -480,6 +480,7 @@ def as_tensor(value, like=None):
     if like is None:
         return Tensor(value)
     owner = B.of(like.data)
+    value = B.as_number(value)                     # NumPy scalars promote as Python numbers
     if isinstance(value, (bool, int, float)):
         name = _scalar_name(value)
         if _category(name) <= _category(B.dtype_name(like.data.dtype)):
@@ -495,6 +496,7 @@ def promote(*operands, float_result=False):
     """The operands (Tensors or Python numbers) as Tensors of one dtype, ``result_dtype``'s (or the
     default float dtype when ``float_result`` and that is not floating), on the first tensor's
     device. A tensor of another dtype goes through a differentiable ``astype``."""
+    operands = [B.as_number(x) for x in operands]  # NumPy scalars promote as Python numbers
     like = next((x for x in operands if isinstance(x, Tensor)), None)
     if like is None:
         like = Tensor(operands[0])

@@ -471,6 +471,12 @@ def is_host_array(obj):
     return isinstance(obj, (numpy.ndarray, numpy.generic))
 
 
+def as_number(obj):
+    """A NumPy scalar (``numpy.int64(3)``, ``numpy.bool_(True)``) as the Python number it holds,
+    so that it promotes as a Python number does; anything else as it is."""
+    return obj.item() if isinstance(obj, numpy.generic) and obj.dtype.kind in "biuf" else obj
+
+
 def default_dtype(array_backend=None):
     """The default floating dtype as a dtype object of ``array_backend`` (the current one by
     default)."""

@@ -562,14 +562,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     (O, C, kH, kW), bias (O,) or None; returns (N, O, OH, OW) with
     OH = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1 (likewise OW).
 
+    ``padding`` may also be "valid" (none) or "same" (as PyTorch: stride 1 only, the output has the
+    input's size; d (k - 1) zeros in all, the odd one at the bottom or right).
     With fusion on (the default) one fused op; with ``mg.set_fusion(False)`` ``conv2d_reference``.
     """
     op = "conv2d"
     stride = _pair(stride, "stride", op, 1)
-    padding = _pair(padding, "padding", op)
     dilation = _pair(dilation, "dilation", op, 1)
     x, weight, bias, unbatched = _conv_inputs(op, x, weight, bias, in_axis=1)
     kernel = weight.shape[2:]
+    if isinstance(padding, str):
+        x, padding = _string_padding(op, x, padding, kernel, stride, dilation)
+    padding = _pair(padding, "padding", op)
     out_size = _conv_out(x.shape[2:], kernel, stride, padding, dilation)
     _check_window(op, x, kernel, padding, dilation, out_size)
     if is_fusion_enabled():
@@ -578,6 +582,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     else:
         y = conv2d_reference(x, weight, bias, stride, padding, dilation)
     return _unbatched(y, unbatched)
+
+
+def _string_padding(op, x, padding, kernel, stride, dilation):
+    """PyTorch's padding="valid" (0) and "same": the total d (k - 1) split in two, the odd one added
+    at the end (bottom, right) by padding x itself.  Returns (x, the symmetric padding left)."""
+    if padding == "valid":
+        return x, 0
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', "
+                         f"not {padding!r}")
+    if stride != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1 (got stride {stride}): a strided "
+                         "convolution cannot keep the input's size; give the padding as numbers")
+    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    if total[0] % 2 or total[1] % 2:
+        x = pad(x, (0, total[1] % 2, 0, total[0] % 2))
+    return x, (total[0] // 2, total[1] // 2)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):

@@ -230,8 +230,12 @@ def matmul(a, b): return MatMul()(a, b)
 
 
 def pow(a, b):
-    """a ** b; a Python-number exponent is a constant (the common case, ``x ** 2``)."""
+    """a ** b; a Python-number exponent is a constant (the common case, ``x ** 2``).  An integer
+    tensor to a float power is a float of the default dtype (promotion, as PyTorch)."""
+    b = B.as_number(b)
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, float) and B.category(a.data.dtype) != 2:
+            a = astype(a, B.get_default_dtype())
         return PowScalar(b)(a)
     return Pow()(a, b)
 
@@ -333,7 +337,7 @@ class Sigmoid(_Floating):
     Computed without overflow for any x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0 and
     y = e / (1 + e) for x < 0 (the same number, written so that exp never sees a large argument).
     Both cases are one formula, y = exp(min(x, 0)) / (1 + e), which needs no ``where`` (NumPy's
-    ``where`` is several times slower than an ``exp`` on these machines).
+    ``where`` is several times slower than an ``exp``).
     """
 
     def forward(self, x):

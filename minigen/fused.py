@@ -12,9 +12,9 @@ composition - the *reference*, what a learner would write - and then the fused :
 The public function of each section (``dense``, ``bce_with_logits_terms``, ``gaussian_kl_terms``,
 ``reparameterize_with``) runs the fused op, or the reference when fusion is off
 (``mg.set_fusion(False)``, ``with mg.using_fusion(False): ...``): then a model trains on MatMul,
-ReLU, Exp, Log... and a learner can step through ``MatMul.backward`` in a real training step.  The
-two paths give the same values and gradients up to float rounding (``tests/test_fused.py``, on every
-backend).
+ReLU, Softplus, Exp... and a learner can step through ``MatMul.backward`` in a real training step.
+The two paths give the same values and gradients up to float rounding (``tests/test_fused.py``, on
+every backend).
 
 Adam's update is here too (``adam_step``): it records no graph, so its reference is array code.
 """
@@ -113,9 +113,6 @@ class DenseFunction(Function):
 
 ACTIVATIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": F.sigmoid, "tanh": F.tanh,
                "softplus": F.softplus}
-# what may be fused: the names, and the functions themselves (mg.relu passed as a callable)
-_FUSABLE = {**{name: name for name in FUSED_ACTIVATIONS},
-            **{ACTIVATIONS[name]: name for name in FUSED_ACTIVATIONS}}
 
 
 def _check_features(x_shape, w_shape):
@@ -141,11 +138,12 @@ def dense(x, weight, bias=None, activation=None):
                          f"{', '.join(sorted(ACTIVATIONS))}, None, or pass a callable")
     if bias is None or not is_fusion_enabled():
         return dense_reference(x, weight, bias, fn)
-    name = _FUSABLE.get(activation if isinstance(activation, str) else fn)
+    # what fuses: the names, and the functions themselves (mg.relu passed as a callable)
+    name = activation if activation in FUSED_ACTIVATIONS else \
+        next((n for n in FUSED_ACTIVATIONS if fn is ACTIVATIONS[n]), None)
     if activation is not None and name is None:
         return fn(DenseFunction(None)(x, weight, bias))
     return DenseFunction(name)(x, weight, bias)
-
 
 
 # --------------------------------------------------------------------------------------------------

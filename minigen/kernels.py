@@ -2,7 +2,7 @@
 
 Written as separate array operations, ``p -= lr * m / (sqrt(v) + eps)`` makes four passes over
 memory and allocates three temporaries the size of ``p``.  On a GPU each pass is a kernel launch
-(10-15 microseconds each through CuPy on an H100, which for small arrays is all the time there is);
+(for small arrays the launches are all the time there is: see the README's Performance section);
 on a CPU each pass streams the whole array through memory and each temporary is an allocation.  A
 *fused kernel* does the whole formula per element in one pass.
 

@@ -249,7 +249,11 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params)
         self.lr, self.eps, self.weight_decay = float(lr), float(eps), float(weight_decay)
-        self.beta1, self.beta2 = (float(b) for b in betas)
+        try:
+            self.beta1, self.beta2 = (float(b) for b in betas)
+        except (TypeError, ValueError):
+            raise TypeError(f"{type(self).__name__}: betas must be a pair of numbers such as "
+                            f"(0.9, 0.999), not {betas!r}") from None
         name = type(self).__name__
         _check(self.lr >= 0.0, f"{name}: lr must be >= 0, got {lr}")
         _check(self.eps >= 0.0, f"{name}: eps must be >= 0, got {eps}")

@@ -93,3 +93,20 @@ def test_the_gpu_check_stops_with_the_reason_when_there_is_no_gpu(tmp_path):
     assert result.returncode == 3
     assert "no usable GPU here" in result.stdout
     assert (tmp_path / "gpu.txt").read_text() == result.stdout
+
+
+def test_run_py_tables_give_ratios_to_hand_written_and_pytorch():
+    import run
+    rows = [{"implementation": "minigen VAE (numpy)", "seconds": 1.2},
+            {"implementation": "hand-written (NumPy)", "seconds": 1.0},
+            {"implementation": "PyTorch 2.13.0 (cpu)", "seconds": 2.0}]
+    text = run.table(rows)
+    assert "| minigen VAE (numpy) | 1.200 | 1.20 | 0.60 |" in text
+    assert rows[0]["vs hand-written"] == pytest.approx(1.2)
+    assert rows[0]["vs PyTorch"] == pytest.approx(0.6)
+
+
+def test_run_py_reruns_itself_without_its_output_and_blas_flags():
+    import run
+    argv = ["--suite", "vae", "--out", "x.json", "--blas=both", "--clock", "cpu", "--out=y.json"]
+    assert run._without_out(argv) == ["--suite", "vae", "--clock", "cpu"]

@@ -310,6 +310,31 @@ def test_float32_stays_float32(backend32, data):
 # Spellings, unbatched images, empty batches
 # --------------------------------------------------------------------------------------------------
 
+@settings(max_examples=10)
+@given(data=st.data())
+def test_same_and_valid_padding_as_pytorch(backend, data):
+    x, w, b, args, (_, _, dilation) = conv_case(data)
+    total = [d * (k - 1) for k, d in zip(w.shape[2:], dilation)]
+    padded = np.pad(x, ((0, 0), (0, 0), (total[0] // 2, total[0] - total[0] // 2),
+                        (total[1] // 2, total[1] - total[1] // 2)))   # the odd one at the end
+    inputs = tensors(x, w, b)
+    for fused in (True, False):
+        fn = conv_fn(b is not None, dict(padding="same", dilation=args["dilation"]), fused)
+        y = fn(*inputs)
+        assert y.shape[2:] == x.shape[2:]
+        np.testing.assert_allclose(y.numpy(), direct_conv2d(padded, w, b, (1, 1), (0, 0), dilation),
+                                   rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(fn, inputs)
+    if all(h >= d * (k - 1) + 1 for h, k, d in zip(x.shape[2:], w.shape[2:], dilation)):
+        valid = mg.conv2d(inputs[0], inputs[1], padding="valid", dilation=args["dilation"])
+        np.testing.assert_allclose(valid.numpy(), direct_conv2d(x, w, None, (1, 1), (0, 0),
+                                                                dilation), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="conv2d: padding='same' needs stride 1"):
+        mg.conv2d(inputs[0], inputs[1], padding="same", stride=2)
+    with pytest.raises(ValueError, match="conv2d: padding must be an int, a pair, 'valid' or"):
+        mg.conv2d(inputs[0], inputs[1], padding="full")
+
+
 def test_unbatched_image_and_empty_batch(backend):
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 5, 4)), rng.standard_normal((3, 2, 2, 2))
@@ -503,6 +528,9 @@ def test_conv_layers_follow_pytorch():
                         "padding=(1, 1), bias=False)")
     with pytest.raises(ValueError, match="ConvTranspose2d: output_padding"):
         mg.nn.ConvTranspose2d(1, 1, 3, stride=2, output_padding=2)
+    assert repr(mg.nn.Conv2d(3, 4, 3, padding="same")) == ("Conv2d(3, 4, kernel_size=(3, 3), "
+                                                           "stride=(1, 1), padding='same')")
+    assert mg.nn.Conv2d(3, 4, 3, padding="same")(mg.randn(1, 3, 5, 6)).shape == (1, 4, 5, 6)
     with pytest.raises(ValueError, match="Conv2d: in_channels must be a positive integer"):
         mg.nn.Conv2d(0, 1, 3)
 

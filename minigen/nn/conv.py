@@ -34,7 +34,8 @@ class _ConvNd(Module):
         self.out_channels = check_size(self.layer, "out_channels", out_channels)
         self.kernel_size = C._pair(kernel_size, "kernel_size", self.layer, 1)
         self.stride = C._pair(stride, "stride", self.layer, 1)
-        self.padding = C._pair(padding, "padding", self.layer)
+        self.padding = padding if isinstance(padding, str) and self.layer == "Conv2d" else \
+            C._pair(padding, "padding", self.layer)          # Conv2d: "valid" or "same" too
         self.dilation = C._pair(dilation, "dilation", self.layer, 1)
         shape = weight_shape(self.in_channels, self.out_channels) + self.kernel_size
         fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]   # PyTorch's: weight axis 1
@@ -49,7 +50,7 @@ class _ConvNd(Module):
                               ("dilation", (1, 1))):
             value = getattr(self, name, default)
             if value != default:
-                text += f", {name}={value}"
+                text += f", {name}={value!r}"
         return text + ("" if self.bias is not None else ", bias=False")
 
 
@@ -59,7 +60,8 @@ class Conv2d(_ConvNd):
     * ``weight``: (out_channels, in_channels, kH, kW); ``bias``: (out_channels,) (``bias=False``:
       none); both drawn from U(-b, b), b = 1 / sqrt(in_channels * kH * kW), PyTorch's default.
     * Input (N, in_channels, H, W) (or one (C, H, W) image), output (N, out_channels, OH, OW) with
-      OH = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1.
+      OH = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1; ``padding`` may be
+      "valid" or "same" (stride 1), as PyTorch's.
     """
 
     layer = "Conv2d"
