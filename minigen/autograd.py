@@ -578,7 +578,12 @@ class Function:
             raise ValueError(self._shape_message(tensors, err)) from err
         if type(out) is not array_type:
             out = B.ensure_array(out)  # NumPy gives scalars from 0-d ops: keep arrays
-        needs_grad = _mode.enabled and any(t.requires_grad for t in tensors)
+        needs_grad = False
+        if _mode.enabled:
+            for t in tensors:
+                if t.requires_grad:
+                    needs_grad = True
+                    break
         result = Tensor._wrap(out, needs_grad)
         if needs_grad:
             self.inputs = tensors
@@ -612,7 +617,7 @@ class Function:
             self._check_inputs_unchanged()
         method = "backward_arrays" if arrays else "backward"
         gxs = self.backward_arrays(gy.data) if arrays else self.backward(gy)
-        if not isinstance(gxs, (tuple, list)):
+        if type(gxs) is not tuple and not isinstance(gxs, (tuple, list)):
             gxs = (gxs,)
         if len(gxs) != len(self.inputs):
             raise RuntimeError(
@@ -623,25 +628,30 @@ class Function:
             if gx is None or not x.requires_grad:
                 result.append(None)
                 continue
+            data = x.data
             if arrays:
-                if type(gx) is not type(x.data):
+                if type(gx) is not type(data):
                     gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
+                g = gx
                 gx = Tensor._wrap(gx)
             elif not isinstance(gx, Tensor):
                 raise TypeError(f"{type(self).__name__}.backward must return Tensors (or None), "
                                 f"got {type(gx).__name__}")
-            if type(gx.data) is not type(x.data):
+            else:
+                g = gx.data
+            if type(g) is not type(data):
                 raise ValueError(f"{self.name}: {method} returned a gradient on {gx.device} for "
                                  f"input {i} on {x.device}")
-            if gx.data.shape != x.data.shape:
+            if g.shape != data.shape:
                 if not _F.sums_to(gx.shape, x.shape):
                     raise ValueError(
                         f"{self.name}: {method} returned a gradient of shape {gx.shape} for input "
                         f"{i} of shape {x.shape}; a gradient must have its input's shape (or one "
                         "that broadcasting made from it)")
                 gx = _F.sum_to(gx, x.shape)
-            if gx.data.dtype != x.data.dtype:
-                gx = _F.astype(gx, B.dtype_name(x.data.dtype))
+            d = gx.data.dtype
+            if d is not data.dtype and d != data.dtype:   # (one dtype object: no comparison)
+                gx = _F.astype(gx, B.dtype_name(data.dtype))
             result.append(gx)
         return result
 
@@ -815,7 +825,7 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 gxs = f._input_grads(g, arrays=arrays_mode)
             else:
                 gxs = _pruned_input_grads(f, g, arrays_mode, needed)
-            arrays = [None if gx is None else gx.data for gx in gxs]
+            arrays = None
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad or (needed is not None
                                                          and id(x) not in needed):
@@ -823,11 +833,21 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 k = id(x)
                 if k in grads:                     # a second path: the sum is a fresh array
                     grads[k], private[k] = grads[k] + gx, True
-                else:                              # not the upstream array, not given twice
-                    grads[k] = gx
+                    continue
+                grads[k] = gx
+                creator = x.creator
+                if creator is not None:            # on the heap, by its op's number
+                    if creator._released:
+                        raise RuntimeError(_FREED)
+                    heapq.heappush(heap, (-creator._seq, x))
+                    continue
+                leaves.append(x)
+                # only a leaf's .grad reads it: not the upstream array, not given twice
+                if wanted is None:
+                    if arrays is None:
+                        arrays = [None if gx is None else gx.data for gx in gxs]
                     private[k] = (gx.data is not g.data and B.owns_memory(gx.data)
                                   and _given_once(gx.data, arrays))
-                    _schedule(x, heap, leaves)
             if not retain_graph:
                 f._release()
         for leaf in leaves:

@@ -100,7 +100,7 @@ class DenseFunction(Function):
     def backward_arrays(self, gy):
         x, weight, bias = self.inputs
         xp = B.namespace(gy)
-        n_in, n_out = weight.shape
+        n_in, n_out = weight.data.shape
         gz = gy if self.activation is None else kernels.activation_grad(gy, self.y, self.activation)
         flat = gz.ndim == 2                  # the usual (N, features): no reshape needed
         g2 = gz if flat else xp.reshape(gz, (-1, n_out))
@@ -131,7 +131,7 @@ def dense(x, weight, bias=None, activation=None):
     converted to the weight's dtype and device first.
     """
     x = as_tensor(x, weight)
-    _check_features(x.shape, weight.shape)
+    _check_features(x.data.shape, weight.data.shape)
     fn = ACTIVATIONS.get(activation, activation) if isinstance(activation, str) else activation
     if isinstance(activation, str) and fn is activation:
         raise ValueError(f"unknown activation {activation!r}; choose one of "

@@ -55,20 +55,28 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient, in place."""
-        for p, state in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            if type(g) is not type(p.data) or g.shape != p.data.shape or g.dtype != p.data.dtype:
-                raise ValueError(
-                    f"{type(self).__name__}.step: a gradient of shape {p.grad.shape} "
-                    f"({B.dtype_name(g.dtype)}, {p.grad.device}) for a parameter of shape "
-                    f"{p.shape} ({B.dtype_name(p.data.dtype)}, {p.device}); backward gives each "
-                    "parameter its own shape, dtype and device: check a .grad set by hand")
-            self._follow(p, state)
-            state["step"] = state.get("step", 0) + 1
-            self._update(p, g, state)
-            mark_modified(p)         # a graph built before this step may not backpropagate now
+        updated = []
+        try:
+            for p, state in zip(self.params, self.state):
+                if p.grad is None:
+                    continue
+                g, data = p.grad.data, p.data
+                if type(g) is not type(data) or g.shape != data.shape or (
+                        g.dtype is not data.dtype and g.dtype != data.dtype):
+                    raise ValueError(
+                        f"{type(self).__name__}.step: a gradient of shape {p.grad.shape} "
+                        f"({B.dtype_name(g.dtype)}, {p.grad.device}) for a parameter of shape "
+                        f"{p.shape} ({B.dtype_name(data.dtype)}, {p.device}); backward gives "
+                        "each parameter its own shape, dtype and device: check a .grad set by "
+                        "hand")
+                self._follow(p, state)
+                state["step"] = state.get("step", 0) + 1
+                updated.append(p)
+                self._update(p, g, state)
+        finally:
+            # a graph built before this step may not backpropagate now (one clock tick for all)
+            if updated:
+                mark_modified(*updated)
 
     def _update(self, p, grad, state):
         raise NotImplementedError
@@ -76,10 +84,11 @@ class Optimizer:
     @staticmethod
     def _follow(p, state):
         """Move state arrays to the parameter's device if ``Module.to`` has moved the parameter."""
-        device = getattr(p.data, "device", None)
+        data = p.data
+        kind, device = type(data), getattr(data, "device", None)
         for name, value in state.items():
-            if name != "step" and (type(value) is not type(p.data)
-                                   or getattr(value, "device", None) != device):
+            if (type(value) is not kind or getattr(value, "device", None) != device) \
+                    and name != "step":
                 state[name] = as_tensor(value, p).data
 
     # --- checkpoints ------------------------------------------------------------------------------
@@ -286,9 +295,9 @@ class Adam(Optimizer):
 
     def _scratch(self, p):
         """A work array like ``p`` for the NumPy kernel; kept apart from ``state`` (never saved)."""
-        scratch = self._scratch_arrays.get(id(p))
-        if scratch is None or type(scratch) is not type(p.data) or scratch.shape != p.shape \
-                or scratch.dtype != p.data.dtype:
+        scratch, data = self._scratch_arrays.get(id(p)), p.data
+        if scratch is None or type(scratch) is not type(data) or scratch.shape != data.shape \
+                or scratch.dtype != data.dtype:
             scratch = self._scratch_arrays[id(p)] = B.of(p.data).zeros(p.shape, like=p.data)
         return scratch
 
