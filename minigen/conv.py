@@ -375,7 +375,8 @@ def _fold_images(cols, geom, size):
 def _batch_last(x):
     """(N, C, H, W) -> (C, H*W*N): a view when x is one of these ops' outputs, else one copy."""
     xp = B.namespace(x)
-    return xp.reshape(xp.permute_dims(x, (1, 2, 3, 0)), (x.shape[1], -1))
+    n, c, h, w = x.shape           # sizes spelled out: a -1 cannot be inferred when C is 0
+    return xp.reshape(xp.permute_dims(x, (1, 2, 3, 0)), (c, h * w * n))
 
 
 def _batch_first(y, shape):
@@ -402,7 +403,7 @@ def _conv_arrays(x, weight, bias, geom, out_size, cols=None):
     o = weight.shape[0]
     if cols is None:
         cols = _im2col_arrays(x, geom, out_size)
-    y = xp.matmul(xp.reshape(weight, (o, -1)), cols)                   # (O, OH*OW*N)
+    y = xp.matmul(xp.reshape(weight, (o, cols.shape[0])), cols)        # (O, OH*OW*N)
     if bias is not None:
         y += xp.reshape(bias, (o, 1))
     return _batch_first(y, (x.shape[0], o) + tuple(out_size)), cols
@@ -425,7 +426,8 @@ def _transpose_arrays(x, weight, bias, geom, size):
     n, cin, h, w = x.shape
     cout = weight.shape[1]
     kh, kw = geom.kernel
-    cols = xp.matmul(xp.permute_dims(xp.reshape(weight, (cin, -1)), (1, 0)), _batch_last(x))
+    cols = xp.matmul(xp.permute_dims(xp.reshape(weight, (cin, cout * kh * kw)), (1, 0)),
+                     _batch_last(x))
     y = _fold(xp.reshape(cols, (cout, kh, kw, h, w, n)), geom, size)   # (C_out, H_out, W_out, N)
     if bias is not None:
         y = y + xp.reshape(bias, (cout, 1, 1, 1))

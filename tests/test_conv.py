@@ -351,6 +351,29 @@ def test_unbatched_image_and_empty_batch(backend):
     assert empty.grad.shape == empty.shape
 
 
+@pytest.mark.parametrize("op, x_shape, w_shape, out_shape", [
+    (mg.conv2d, (2, 0, 5, 4), (3, 0, 2, 2), (2, 3, 4, 3)),
+    (mg.conv2d, (2, 2, 5, 4), (0, 2, 2, 2), (2, 0, 4, 3)),
+    (mg.conv_transpose2d, (2, 0, 5, 4), (0, 3, 2, 2), (2, 3, 6, 5)),
+    (mg.conv_transpose2d, (2, 2, 5, 4), (2, 0, 2, 2), (2, 0, 6, 5)),
+], ids=["conv-no-inputs", "conv-no-outputs", "transposed-no-inputs", "transposed-no-outputs"])
+def test_zero_channels_fused_as_reference(op, x_shape, w_shape, out_shape):
+    # no channel at all: the output is empty or zeros (a sum over nothing) in both forms, and the
+    # gradients have their inputs' shapes (the fused op's reshapes once inferred a size from 0)
+    rng = np.random.default_rng(2)
+    results = []
+    for fused in (True, False):
+        x = mg.Tensor(rng.standard_normal(x_shape), requires_grad=True)
+        w = mg.Tensor(rng.standard_normal(w_shape), requires_grad=True)
+        with mg.using_fusion(fused):
+            y = op(x, w)
+            (y * y).sum().backward()
+        assert y.shape == out_shape and x.grad.shape == x_shape and w.grad.shape == w_shape
+        results.append(y.numpy())
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], np.zeros(out_shape))
+
+
 def test_bias_and_lists_are_accepted():
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     y = mg.conv2d(x, [[[[1.0, 0.0], [0.0, -1.0]]]], [0.5], stride=[2, 2])
