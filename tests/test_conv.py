@@ -556,6 +556,12 @@ def test_conv_layers_follow_pytorch():
     assert mg.nn.Conv2d(3, 4, 3, padding="same")(mg.randn(1, 3, 5, 6)).shape == (1, 4, 5, 6)
     with pytest.raises(ValueError, match="Conv2d: in_channels must be a positive integer"):
         mg.nn.Conv2d(0, 1, 3)
+    with pytest.raises(ValueError, match="Conv2d: padding must be an int, a pair, 'valid' or "
+                                         "'same', not 'full'"):
+        mg.nn.Conv2d(3, 4, 3, padding="full")
+    with pytest.raises(ValueError, match=r"Conv2d: padding='same' needs stride 1 \(got stride "
+                                         r"\(2, 1\)\)"):
+        mg.nn.Conv2d(3, 4, 3, stride=(2, 1), padding="same")
 
 
 def test_batchnorm2d_statistics_as_pytorch():

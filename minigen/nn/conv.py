@@ -37,6 +37,13 @@ class _ConvNd(Module):
         self.padding = padding if isinstance(padding, str) and self.layer == "Conv2d" else \
             C._pair(padding, "padding", self.layer)          # Conv2d: "valid" or "same" too
         self.dilation = C._pair(dilation, "dilation", self.layer, 1)
+        if isinstance(self.padding, str):     # refused when built, as PyTorch, not at first use
+            if self.padding not in ("valid", "same"):
+                raise ValueError(f"{self.layer}: padding must be an int, a pair, 'valid' or "
+                                 f"'same', not {padding!r}")
+            if self.padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"{self.layer}: padding='same' needs stride 1 (got stride "
+                                 f"{self.stride}); give the padding as numbers")
         shape = weight_shape(self.in_channels, self.out_channels) + self.kernel_size
         fan_in = shape[1] * self.kernel_size[0] * self.kernel_size[1]   # PyTorch's: weight axis 1
         self.weight = Parameter(_init.uniform_fan_in(shape, fan_in, dtype))
