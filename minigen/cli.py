@@ -120,8 +120,8 @@ def build_parser():
     t.add_argument("--overwrite", action="store_true",
                    help="train into an --out that holds a run, removing that run's files first")
     t.add_argument("--quiet", action="store_true",
-                   help="no progress bar or per-epoch lines (the run folder, the figures and the "
-                        "final metrics are still printed)")
+                   help="no progress bar (the line after each epoch, the run folder, the "
+                        "figures and the final metrics are still printed)")
 
     e = sub.add_parser("evaluate", help="recompute a run's metrics",
                        description="Recompute a finished run's metrics and print them as JSON; "

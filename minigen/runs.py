@@ -477,7 +477,7 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     once the new run is ready to start).  ``resume=True`` continues the run in ``out`` from its
     checkpoint, with any new ``epochs``, ``batch_size`` or ``lr`` given (recorded in config.json
     and history.json); other settings given must equal the run's.  ``quiet=True`` hides the
-    progress bar and the per-epoch lines.  Raises :class:`RunError` for bad input (nothing is
+    progress bar only (the line after each epoch stays).  Raises :class:`RunError` for bad input (nothing is
     written), :class:`RunFault` for a file error during the work, :class:`RunInterrupted` on Ctrl-C
     and :class:`minigen.train.NonFiniteLoss` when training diverges.
     """
@@ -639,7 +639,7 @@ def _fit_and_finish(model, dataset, config, out, resume, progress, quiet, log):
     train = config["train"]
     fit(model, dataset.train, epochs=train["epochs"], batch_size=train["batch_size"],
         seed=train["seed"], lr=train["lr"], out_dir=out, resume=resume, quiet=quiet,
-        binarize=train["binarize"], on_epoch=progress)
+        binarize=train["binarize"], on_epoch=progress, epoch_lines=True)
     model.eval()         # batch norms use their running statistics from here on
     model.save(os.path.join(out, MODEL))
     metrics = _metrics(model, dataset, train["seed"])

@@ -137,7 +137,7 @@ def _guard(values, epoch, step, saved, out_dir, lr):
 
 
 def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None, resume=False,
-        quiet=False, binarize=False, optimizers=None, on_epoch=None):
+        quiet=False, binarize=False, optimizers=None, on_epoch=None, epoch_lines=None):
     """Train ``model`` on the rows of ``train_x`` for ``epochs`` epochs (in total, when resuming).
 
     Writes ``checkpoint.npz`` (which holds the history too) and ``history.json`` into ``out_dir``
@@ -146,7 +146,8 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
     learning rate (the optimizers' moments and step counts are kept).  ``binarize=True`` draws a
     fresh binarization of each batch (for a Bernoulli likelihood on MNIST).  ``on_epoch(record)``,
     when given, is called after each epoch's files are written.  ``quiet=True`` shows neither the
-    progress bar nor the per-epoch lines.  Each history record holds the epoch, the mean of each
+    progress bar nor the per-epoch lines; ``epoch_lines`` (default: ``not quiet``) decides the
+    lines alone (the command line's ``--quiet`` hides the bar only).  Each history record holds the epoch, the mean of each
     loss, the seconds it took and the learning rate (when ``lr`` is given).
 
     Returns ``(history, optimizers)``; raises :class:`NonFiniteLoss` when a loss is NaN or infinite.
@@ -168,6 +169,7 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
             history_path = os.path.join(out_dir, HISTORY)
             history = read_history(history_path)[:start] if os.path.exists(history_path) else []
     saved, synced = start, time.monotonic()
+    epoch_lines = not quiet if epoch_lines is None else epoch_lines
 
     loader = DataLoader(train_x, batch_size=batch_size, shuffle=True, seed=seed)
     bar = tqdm(total=max(epochs - start, 0) * len(loader), disable=quiet, unit="batch",
@@ -203,7 +205,7 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
                 saved, synced = epoch + 1, time.monotonic() if durable else synced
             if on_epoch is not None:
                 on_epoch(record)
-            if not quiet:
+            if epoch_lines:
                 summary = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
                                     if k not in ("epoch", "lr"))
                 tqdm.write(f"epoch {epoch + 1}/{epochs}  {summary}")
