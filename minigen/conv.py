@@ -369,8 +369,9 @@ def _fold_images(cols, geom, size):
 # The fused ops keep the batch axis last in memory: columns are ordered (OH, OW, N), and outputs
 # are (N, C, H, W) views of (C, H, W, N) arrays.  Every copy (the im2col buffer, col2im's adds, the
 # output gradient's reshape) then moves rows of N contiguous values; with N first they would move
-# rows of OW values (7 for a 7 x 7 image) a stride apart, several times slower.  The adds of col2im
-# index the arrays in that memory order too: NumPy's += through transposed views was 3x slower.
+# rows of OW values (7 for a 7 x 7 image) a stride apart.  The adds of col2im index the arrays in
+# that memory order too, rather than through transposed views (the README's Performance section
+# has the measurements).
 
 def _batch_last(x):
     """(N, C, H, W) -> (C, H*W*N): a view when x is one of these ops' outputs, else one copy."""

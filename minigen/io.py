@@ -59,8 +59,8 @@ def atomic_write(path, mode="wb", fsync=True):
     ``mode`` is ``"wb"`` (bytes) or ``"w"`` (text, UTF-8).  The folder is created when missing.
     ``fsync=False`` skips the two ``fsync`` calls: the file is still replaced in one step (a killed
     process or a full disk cannot leave half of it), but a power failure within the next seconds
-    may lose it.  They cost about 10 ms each on a virtual disk, as much as an epoch of a 2-D model,
-    so the training loop syncs its per-epoch files only now and then.  An ``OSError`` about no file
+    may lose it.  On a slow disk an ``fsync`` can cost as much as an epoch of a small model, so the
+    training loop syncs its per-epoch files only now and then.  An ``OSError`` about no file
     or about the temporary one (a full disk, a permission error) is re-raised with ``filename`` set
     to ``path``, so that a message built from it names the file the user knows.
     """

@@ -55,7 +55,7 @@ fit(model, x, epochs=epochs, batch_size=64, seed=3, lr=1e-2, out_dir=out, quiet=
     resume=os.path.exists(os.path.join(out, CHECKPOINT)))
 print("DONE", flush=True)
 """
-EPOCHS = 400      # about 3 ms each: kills at random moments land in different epochs
+EPOCHS = 400      # many short epochs: kills at random moments land in different epochs
 KILLS = 6
 
 
