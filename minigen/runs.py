@@ -477,9 +477,10 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     once the new run is ready to start).  ``resume=True`` continues the run in ``out`` from its
     checkpoint, with any new ``epochs``, ``batch_size`` or ``lr`` given (recorded in config.json
     and history.json); other settings given must equal the run's.  ``quiet=True`` hides the
-    progress bar only (the line after each epoch stays).  Raises :class:`RunError` for bad input (nothing is
-    written), :class:`RunFault` for a file error during the work, :class:`RunInterrupted` on Ctrl-C
-    and :class:`minigen.train.NonFiniteLoss` when training diverges.
+    progress bar only (the line after each epoch stays).  Raises :class:`RunError` for bad input
+    (nothing is written), :class:`RunFault` for a file error during the work,
+    :class:`RunInterrupted` on Ctrl-C and :class:`minigen.train.NonFiniteLoss` when training
+    diverges.
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")

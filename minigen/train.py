@@ -147,8 +147,9 @@ def fit(model, train_x, *, epochs, batch_size=128, seed=0, lr=None, out_dir=None
     fresh binarization of each batch (for a Bernoulli likelihood on MNIST).  ``on_epoch(record)``,
     when given, is called after each epoch's files are written.  ``quiet=True`` shows neither the
     progress bar nor the per-epoch lines; ``epoch_lines`` (default: ``not quiet``) decides the
-    lines alone (the command line's ``--quiet`` hides the bar only).  Each history record holds the epoch, the mean of each
-    loss, the seconds it took and the learning rate (when ``lr`` is given).
+    lines alone (the command line's ``--quiet`` hides the bar only).  Each history record holds
+    the epoch, the mean of each loss, the seconds it took and the learning rate (when ``lr`` is
+    given).
 
     Returns ``(history, optimizers)``; raises :class:`NonFiniteLoss` when a loss is NaN or infinite.
     """
