@@ -8,7 +8,7 @@
 # in tutorial 1. This tutorial makes that comparison precise:
 #
 # 1. forward and central differences, and how small the step should be (the V-shaped error curve);
-# 2. `mg.gradcheck`, which compares every element of a gradient with a central difference;
+# 2. `mg.gradcheck`, which compares every entry of a Jacobian with a central difference;
 # 3. writing your own `mg.Function`, and catching a wrong backward with `mg.GradcheckError`;
 # 4. why the check uses a *random* upstream gradient;
 # 5. property tests with hypothesis, which run the check on many shapes and values.
@@ -135,7 +135,7 @@ save(fig, "03_error_vs_step.png")
 # ## What a gradient check does
 #
 # A function of tensors $y = f(x)$ usually has many outputs, but backpropagation always starts from
-# a *scalar*. `mg.gradcheck` makes one: it draws a random tensor $u$ with $y$'s shape and checks the
+# a *scalar*. One way to make one: draw a random tensor $u$ with $y$'s shape and check the
 # gradient of
 #
 # $$L(x) = \sum_k u_k\, f(x)_k ,$$
@@ -181,10 +181,15 @@ print("analytic:\n", analytic.numpy())
 print("largest difference from the numerical gradient:", np.abs(analytic.numpy() - numerical).max())
 
 # %% [markdown]
-# `mg.gradcheck(fn, inputs)` does exactly this for every input that requires grad, and returns
-# `True` or raises `mg.GradcheckError` naming the first element that disagrees. With `verbose=True`
-# it prints every comparison. Here it checks a small layer, $\tanh(a\,b)$, with respect to both
-# matrices:
+# `mg.gradcheck(fn, inputs)` goes one step further, as PyTorch's gradcheck does: instead of one
+# random $u$ it takes each output element on its own ($u = e_j$, one backward pass per output
+# element) and compares every entry $\partial y_j / \partial x_i$ of the Jacobian with the central
+# difference of $y_j$ alone. Outputs of very different sizes then never mix (in one weighted sum,
+# the rounding of a large output can swamp the derivative of a small one), and a numerical
+# derivative that overflows is an error, not a pass. It does so for every input that requires grad,
+# and returns `True` or raises `mg.GradcheckError` naming the first entry that disagrees. With
+# `verbose=True` it prints every entry that is not 0 on both sides. Here it checks a small layer,
+# $\tanh(a\,b)$, with respect to both matrices:
 
 # %%
 a = mg.randn(2, 3, requires_grad=True)
@@ -279,7 +284,7 @@ print("mg.gradcheck on Reverse:", mg.gradcheck(lambda t: Reverse()(t), [x]))
 try:
     mg.gradcheck(lambda t: WrongReverse()(t), [x])
 except mg.GradcheckError as err:
-    print("mg.gradcheck on WrongReverse, with a random u:\n ", err)
+    print("mg.gradcheck on WrongReverse, entry by entry:\n ", err)
 
 # %% [markdown]
 # The same blind spot hides a forgotten transpose in the backward of an operation on square matrices
@@ -360,9 +365,10 @@ print(f"a * tanh(b): the property held for {EXAMPLES} pairs of broadcastable sha
 # * The forward difference has truncation error $O(h)$, the central difference $O(h^2)$; rounding
 #   error grows like $\varepsilon / h$. Together they make the V-shaped curve, whose bottom sets the
 #   best step: about $10^{-5}$ to $10^{-6}$ for central differences in float64.
-# * `mg.gradcheck` compares every element of the gradient of $\sum_k u_k f(x)_k$, for a random $u$,
-#   with central differences in float64, and raises `mg.GradcheckError` when they disagree;
-#   `mg.gradgradcheck` does the same for second derivatives.
+# * `mg.gradcheck` compares every entry of the Jacobian (each output element's derivative with
+#   respect to each input element) with central differences in float64, and raises
+#   `mg.GradcheckError` when they disagree; `mg.gradgradcheck` does the same for second derivatives.
+#   By hand, the gradient of $\sum_k u_k f(x)_k$ for a random $u$ is the quick version.
 # * A new operation is an `mg.Function` with `forward` on arrays and `backward` on tensors, next to
 #   each other. Check it before you use it.
 # * A random upstream gradient catches mistakes that an all-ones one hides.
