@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NAMES = {"vae": "conv VAE", "gan": "DCGAN", "vaegan": "conv VAE-GAN"}
 COLUMNS = [("frechet_distance", "Fréchet distance ↓", 2), ("precision", "precision ↑", 3),
-           ("recall", "recall ↑", 3), ("class_coverage", "classes", 1),
+           ("recall", "recall ↑", 3), ("class_coverage", "classes", 0),
            ("test_nll_iwae", "IWAE NLL (nats) ↓", 1), ("bits_per_dim", "bits/dim ↓", 3)]
 
 

@@ -170,7 +170,10 @@ def main(argv=None):
     parts = args.only or ["ring", "grid", "mnist", "iwae"]
     seeds = list(range(args.seeds or 5))
     results_path = os.path.join(HERE, "results", "quality.json")
-    results = read_json(results_path) if os.path.exists(results_path) else {}
+    results = {}
+    if os.path.exists(results_path):       # json, not minigen.io.read_json: it holds Infinity
+        with open(results_path) as f:
+            results = json.load(f)
     table = []
     with tempfile.TemporaryDirectory() as folder:
         if "ring" in parts:
