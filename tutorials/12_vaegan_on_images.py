@@ -11,7 +11,8 @@
 # test it the way image models are tested:
 #
 # 1. three measures of sample quality, computed from scratch with minigen: the **Fréchet distance**
-#    (the formula of FID), **precision and recall** (Kynkäänniemi et al. 2019) and **class coverage**,
+#    (the formula of FID), **precision and recall** (Kynkäänniemi et al. 2019) and **class
+#    coverage**,
 #    all on the features of a small convolutional classifier that ships with minigen;
 # 2. checks that they behave like measures: more blur or more noise must score worse;
 # 3. the convolutional networks of DCGAN (Radford et al. 2015) for the VAE, the GAN and the VAE-GAN;
@@ -125,7 +126,7 @@ print("features:", features.shape, "| accuracy on these images:",
 # the samples' $\mu_g$ and $C_g$ - and take the Fréchet (2-Wasserstein) distance between the two
 # Gaussians (Dowson and Landau 1982; as "FID", Heusel et al. 2017):
 #
-# $$d^2 = \lVert \mu_r - \mu_g \rVert^2 + \operatorname{tr}\left(C_r + C_g - 2\,(C_r C_g)^{1/2}\right).$$
+# $$d^2 = \lVert \mu_r - \mu_g \rVert^2 + \operatorname{tr}(C_r + C_g - 2\,(C_r C_g)^{1/2})$$
 #
 # The first term sees samples that are off on average, the second samples whose spread differs
 # from the data's - too uniform (mode collapse) or too varied. It is 0 only when the two Gaussians
@@ -340,9 +341,10 @@ print(f"precision:        VAE {vae['precision']:.3f}, VAE-GAN {vaegan['precision
 
 # %% [markdown]
 # These runs are tiny (a thirtieth of the training set), one seed each: read them as an
-# illustration of the measures, not as a verdict. `python benchmarks/quality.py --only images` trains the three models with
-# the same defaults on the whole data set over three seeds; the README reports its table, which
-# the next cell prints when the results file is there.
+# illustration of the measures, not as a verdict. `python benchmarks/quality.py --only images`
+# trains the three models with the same defaults on the whole data set over three seeds; the
+# README reports what ran in this project so far (fewer images, one seed), which the next cell
+# prints from the results file when it is there.
 
 # %%
 path = os.path.join(os.path.dirname(os.path.dirname(mg.__file__)), "benchmarks", "results",
