@@ -114,23 +114,25 @@ def test_missing_files_name_the_files_and_the_variable(tmp_path, monkeypatch):
     assert not named.exists()                # a folder the user named is never written to
 
 
+class _Response:
+    """What urllib.request.urlopen returns, serving ``payload`` in one chunk."""
+
+    def __init__(self, payload):
+        self.chunks = [payload, b""]
+
+    def read(self, n):
+        return self.chunks.pop(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def test_downloads_are_checked_and_never_left_half_written(tmp_path, monkeypatch):
-    payload = b"not the real file"
-
-    class Response:
-        def __init__(self):
-            self.chunks = [payload, b""]
-
-        def read(self, n):
-            return self.chunks.pop(0)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Response())
+    monkeypatch.setattr(data.urllib.request, "urlopen",
+                        lambda url, timeout: _Response(b"not the real file"))
     with pytest.raises(data.DataError, match="SHA-256"):
         data._download(str(tmp_path), "t10k-labels-idx1-ubyte")
     assert list(tmp_path.iterdir()) == []
@@ -226,21 +228,7 @@ def test_minigen_data_naming_mnist_itself_keeps_working_and_is_not_fashion(tmp_p
 
 def test_fashion_downloads_are_checked_on_their_decompressed_bytes(tmp_path, monkeypatch):
     body = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02\x07\x03")     # an IDX file of 2 labels
-
-    class Response:
-        def __init__(self):
-            self.chunks = [body, b""]
-
-        def read(self, n):
-            return self.chunks.pop(0)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Response())
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: _Response(body))
     with pytest.raises(data.DataError, match="SHA-256"):
         data._download(str(tmp_path), "t10k-labels-idx1-ubyte", data.FASHION_MNIST)
     assert list(tmp_path.iterdir()) == []
