@@ -95,12 +95,16 @@ def run_in_smoke_mode(script, folder):
         f"{script.name} exited with {result.returncode}\n--- stdout (end) "
         f"---\n{result.stdout[-3000:]}\n--- stderr (end) ---\n{result.stderr[-3000:]}")
     assert elapsed < SMOKE_LIMIT_S, f"{script.name} took {elapsed:.0f} s in smoke mode"
+    return result.stdout
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
 def test_tutorial_runs_in_smoke_mode(script, tmp_path):
-    run_in_smoke_mode(script, tmp_path)
+    stdout = run_in_smoke_mode(script, tmp_path)
     figures = sorted(p.name for p in tmp_path.glob("*.png"))
+    missing = [line for line in stdout.splitlines() if "could not be loaded" in line]
+    if not figures and missing:   # a tutorial that needs its data stops early, and says so
+        pytest.skip(f"{script.name} stopped early without its data: {missing[0][:200]}")
     assert figures, f"{script.name} wrote no PNG figure to its working folder"
 
 
