@@ -33,13 +33,30 @@ from .nn import Dense
 __all__ = ["from_dlpack", "to_torch_state_dict", "load_torch_state_dict", "layout_changes"]
 
 
+# DLPack device types (dlpack.h): where the memory of an exchanged array lives
+_DLPACK_CPU = (1, 3)          # kDLCPU, kDLCUDAHost (pinned host memory, readable by the CPU)
+_DLPACK_CUDA = (2, 13)        # kDLCUDA, kDLCUDAManaged
+
+
 def from_dlpack(x):
     """A Tensor sharing the memory of ``x`` (anything with ``__dlpack__``: a PyTorch, CuPy or JAX
     array, a NumPy array): on the CPU its data is a NumPy array, on a CUDA GPU a CuPy one.  The
     dtype is kept; the result does not require grad."""
     if isinstance(x, Tensor):
         return x.detach()
-    return Tensor._wrap(B.from_dlpack(x))
+    if not hasattr(x, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: a {type(x).__name__} does not support DLPack (it has no "
+                        "__dlpack__/__dlpack_device__); convert it to a NumPy array first")
+    device_type, _ = x.__dlpack_device__()
+    if device_type in _DLPACK_CPU:
+        owner = B.instance("numpy")
+    elif device_type in _DLPACK_CUDA:
+        owner = B.instance("cupy")
+    else:
+        raise ValueError(f"from_dlpack: memory on DLPack device type {int(device_type)} is neither "
+                         "the CPU nor a CUDA GPU; minigen's backends cannot hold it (move it to "
+                         "the CPU first)")
+    return Tensor._wrap(owner.xp.from_dlpack(x))     # the array API's from_dlpack: zero copy
 
 
 def _transposed(model):

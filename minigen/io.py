@@ -19,6 +19,10 @@ run folder).
 
 JSON is written strictly (:func:`write_json`): NaN and infinities, which the JSON standard does not
 have and many readers refuse, become ``null``.  :func:`read_json` names the file in its errors.
+
+Arrays (checkpoints, models, optimizer states) are NumPy .npz archives: :func:`save_arrays` writes
+them atomically, :func:`load_arrays` refuses pickled objects and names the file when it is damaged
+(``mg.backend.save_arrays`` and ``mg.backend.load_arrays`` are the same functions).
 """
 
 import contextlib
@@ -26,9 +30,11 @@ import json
 import math
 import os
 import secrets
+import zipfile
+import zlib
 
 __all__ = ["BadFileError", "atomic_write", "remove_stale_temporaries", "write_json", "read_json",
-           "strict_json", "TMP_PREFIX"]
+           "strict_json", "save_arrays", "load_arrays", "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"
 
@@ -148,3 +154,44 @@ def read_json(path):
             return json.load(f, parse_constant=_refuse_constant)
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
             raise BadFileError(f"{path} is not valid JSON ({err})") from None
+
+
+# a zip archive's first bytes (an empty one: the second)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def save_arrays(path, arrays, fsync=True):
+    """Write ``{name: array}`` (arrays of any backend) to ``path`` as .npz, atomically
+    (:func:`atomic_write`, which says what ``fsync`` does): a crash mid-write never leaves a
+    half-written file where a good one was."""
+    from . import backend     # backend.py imports this module, so it is looked up when called
+    with atomic_write(path, fsync=fsync) as f:
+        backend.write_npz(f, arrays)
+
+
+def load_arrays(path):
+    """Read a .npz written by :func:`save_arrays` into ``{name: NumPy array}``.
+
+    Pickled objects are refused (``allow_pickle=False``): loading a file from a stranger cannot run
+    code. A file that is not an .npz of plain arrays (truncated, random bytes, a pickle, object
+    arrays) raises :class:`BadFileError` naming the file; a missing or unreadable one the
+    ``OSError``.
+    """
+    from . import backend
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in _ZIP_MAGIC:
+        raise BadFileError(f"{path} is not a minigen checkpoint: not an .npz archive of arrays")
+    try:
+        return backend.read_npz(path)
+    except ValueError as err:
+        if "pickle" in str(err):        # object arrays: refused, and no advice to load them anyway
+            raise BadFileError(f"{path} is not a minigen checkpoint: it holds Python objects, not "
+                               "plain arrays (refused: loading them could run code)") from None
+        raise BadFileError(f"{path} is not a minigen checkpoint of plain arrays ({err})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, KeyError, OSError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
+        raise BadFileError(f"{path} is damaged (truncated or not a complete .npz archive: "
+                           f"{err})") from None

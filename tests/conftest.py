@@ -30,7 +30,7 @@ B.set_num_threads(max(1, B.free_cpus() // int(os.environ.get("PYTEST_XDIST_WORKE
 
 def _gpu_available():
     try:
-        B._instance("cupy")
+        B.instance("cupy")
     except B.BackendError as err:
         return str(err).split(" (")[0].split(". ")[0]  # the first clause: why, not the whole advice
     return None

@@ -30,7 +30,7 @@ def test_environment_variable_selects_the_backend():
 
 def test_cupy_without_a_gpu_says_what_is_missing_and_how_to_fix_it():
     try:
-        B._instance("cupy")
+        B.instance("cupy")
     except B.BackendError as err:
         message = str(err)
         assert "minigen[cuda12]" in message

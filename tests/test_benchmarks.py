@@ -82,7 +82,7 @@ def test_the_hand_written_adam_steps_like_minigens(float64_numpy):
 
 def test_the_gpu_check_stops_with_the_reason_when_there_is_no_gpu(tmp_path):
     try:
-        mg.backend._instance("cupy")
+        mg.backend.instance("cupy")
         pytest.skip("a GPU is usable here: gpu_check.sh would run in full")
     except mg.backend.BackendError:
         pass
