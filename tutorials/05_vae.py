@@ -20,7 +20,8 @@
 #    against the score-function estimator on a problem whose answer we know;
 # 4. the **KL term** in closed form, checked by Monte Carlo;
 # 5. the **reconstruction term**: a Bernoulli likelihood computed from logits;
-# 6. training on MNIST: reconstructions, new samples, and a two-dimensional latent space.
+# 6. one real training step with fusion off, stepping through `MatMul.backward`;
+# 7. training on MNIST: reconstructions, new samples, and a two-dimensional latent space.
 
 # %%
 import os
@@ -447,6 +448,105 @@ print(f"by hand:    reconstruction {reconstruction.item():.3f}, kl {kl.item():.4
 # 0, every pixel is a fair coin. Its KL term is small, because a fresh encoder outputs $\mu \approx
 # 0$ and $\log\sigma^2 \approx 0$, close to the prior.
 #
+# ## Inside one training step: the primitive ops, with fusion off
+#
+# For speed, `mg.VAE` runs on a few *fused* ops (a dense layer with its activation, the BCE from
+# logits, the Gaussian KL, the reparameterization: `minigen/fused.py`), each of which does the work
+# of several primitive ops in one graph node. `with mg.using_fusion(False):` makes the same model
+# run on the primitive ops instead: the `MatMul`, `Add`, `ReLU`, `Exp` of `minigen/functions.py`,
+# whose backward methods are the derivatives of tutorials 2 to 4. Nothing else changes: the same
+# `train_step`, the same optimizer, and (we check it below) the same numbers up to rounding.
+#
+# So we can watch the chain rule at work inside a real step. The graph walk hands each op the
+# gradient of the loss with respect to its output, `gy`, and the op's `backward` returns the
+# gradients with respect to its inputs. For $y = a\,b$ (tutorial 4): $\partial L/\partial a =
+# g_y\,b^\top$ and $\partial L/\partial b = a^\top g_y$. `MatMul` has only `backward` (exercise 4
+# is about ops that also have a `backward_arrays`), so the walk calls it for every product. Below,
+# `MatMul.backward` is wrapped for one step so that each call records what it received and
+# returned. We record copies: once
+# `backward` has returned, the walk may add the next gradient of the same tensor into that array in
+# place. Two copies of the untrained model take one step each on the same batch, one fused and one
+# on the primitive ops, with the same noise $\varepsilon$ (`mg.manual_seed(2)` before each).
+
+# %%
+MatMul = mg.functions.MatMul
+calls = []                                   # (inputs a and b, gy, (dL/da, dL/db)) per call
+plain_backward = MatMul.backward
+
+
+def snapshot(t):
+    return None if t is None else t.numpy().copy()
+
+
+def recorded_backward(self, gy):
+    grads = plain_backward(self, gy)         # the real code of functions.py
+    calls.append(([snapshot(t) for t in self.inputs], snapshot(gy), [snapshot(g) for g in grads]))
+    return grads
+
+
+steps = {}
+MatMul.backward = recorded_backward
+try:
+    for fused in (True, False):
+        twin = mg.VAE(**config)
+        twin.load_state_dict(model.state_dict())     # the untrained weights, in a fresh copy
+        before = len(calls)
+        with mg.using_fusion(fused):
+            mg.manual_seed(2)
+            step_losses = twin.train_step(x, twin.make_optimizers(lr=1e-3))
+        steps[fused] = dict(model=twin, losses=step_losses, matmuls=len(calls) - before)
+finally:
+    MatMul.backward = plain_backward         # put the class back as it was
+assert steps[False]["matmuls"] > 0, "the fusion-off step ran no MatMul.backward"
+print(f"MatMul.backward calls: {steps[True]['matmuls']} in the fused step, "
+      f"{steps[False]['matmuls']} with fusion off (one per dense layer, last layer first)")
+
+
+def shape(array):
+    return "-" if array is None else str(array.shape)
+
+
+print(f"{'a':>11} {'b (weight)':>11} {'gy':>11} {'dL/da':>11} {'dL/db':>11}")
+for (a, b), gy, (ga, gb) in calls:
+    print(f"{shape(a):>11} {shape(b):>11} {shape(gy):>11} {shape(ga):>11} {shape(gb):>11}")
+(a, b), gy, (ga, gb) = calls[0]
+print(f"first call: |dL/da - gy @ b.T| <= {np.abs(ga - gy @ b.T).max():.1e}, "
+      f"|dL/db - a.T @ gy| <= {np.abs(gb - a.T @ gy).max():.1e}")
+
+# %% [markdown]
+# The walk goes backwards, so the first `MatMul.backward` is the decoder's output layer: `gy` has
+# one column per data dimension, and the two gradients come out in the shapes of `a` and of the
+# weight, exactly $g_y b^\top$ and $a^\top g_y$. The fused step calls no `MatMul` at all: its dense
+# layers are `DenseFunction`s, whose own backward does the same products (and the activation's) in
+# one node. The last call, the encoder's first layer, returns no gradient for `a`: its input is the
+# data batch, which does not require one, so the product is skipped.
+#
+# Do the two steps agree? They add the same numbers in a different order, so in float32 they should
+# agree to rounding, about $10^{-7}$ relative, and no more:
+
+# %%
+print(f"loss: fused {steps[True]['losses']['loss']:.6f}, "
+      f"primitive ops {steps[False]['losses']['loss']:.6f}")
+print(f"{'parameter':<24} {'shape':>11} {'largest gradient difference':>28}")
+worst = 0.0
+for (name, p_fused), (_, p_plain) in zip(steps[True]["model"].named_parameters(),
+                                         steps[False]["model"].named_parameters()):
+    g_fused, g_plain = p_fused.grad.numpy(), p_plain.grad.numpy()
+    relative = np.abs(g_fused - g_plain).max() / np.abs(g_plain).max()
+    worst = max(worst, relative)
+    print(f"{name:<24} {shape(g_plain):>11} {relative:>17.1e} relative")
+assert worst < 1e-5, f"fused and primitive gradients differ by {worst:.1e}"
+
+# %% [markdown]
+# The losses are the same float32 number. The decoder's gradients and the mean head's are identical
+# to the last bit: there the fused ops do the very same products in the same order. The log-variance
+# head and the layers below it differ in the last bits, about $10^{-7}$ relative: the fused KL and
+# reparameterization compute their derivatives with respect to $\log\sigma^2$ (made of exponentials)
+# with the same operations in a different order than the primitive ops do. The fused ops are a
+# faster way to compute the same thing, not a different model: `tests/test_fused.py` holds each
+# fused op equal to its composition of primitive ops, in value, gradient and second derivative. When
+# you want to see what a model does, turn fusion off and every line that runs is one you have read.
+#
 # ## Training
 #
 # `minigen.train.fit` runs the loop of tutorial 4 over mini-batches (`zero_grad`, `losses`,
@@ -609,6 +709,9 @@ save(fig, "05_latent_grid.png")
 # * The Bernoulli reconstruction term is the binary cross-entropy summed over pixels, computed from
 #   logits with `bce_with_logits`. `bce` on probabilities clamps them to $[10^{-7}, 1 - 10^{-7}]$,
 #   which caps each term near 16 nats and gives a zero gradient where the clamp acts.
+# * `with mg.using_fusion(False):` trains the same model on the primitive ops of `functions.py`; its
+#   loss and gradients equal the fused step's to float rounding, and every `backward` that runs is
+#   one you can read (and wrap, as we wrapped `MatMul.backward`).
 # * Losses are in nats (natural logarithms); $L$ nats per image are $L / (D \ln 2)$ bits per
 #   dimension, the unit that compares likelihoods across image sizes.
 # * A trained VAE reconstructs digits, generates new ones from the prior, and arranges them in a
@@ -626,3 +729,9 @@ save(fig, "05_latent_grid.png")
 # 3. Train with dynamic binarization, `fit(..., binarize=True)`, which turns each pixel into a 0/1
 #    draw with its grey level as probability at every step, and evaluate on one binarized copy of
 #    the test set (`mg.data.binarize`). How do the reconstruction and KL terms change, and why?
+# 4. `Exp` defines `backward_arrays` (arrays in, arrays out) beside `backward`, and the graph walk
+#    calls `backward_arrays` when it builds no graph of the gradient. Wrap both methods of
+#    `mg.functions.Exp` as we wrapped `MatMul.backward` and take one fusion-off `train_step`: where
+#    in the loss does `exp` run (there are two places), and which of the two methods does the walk
+#    call? Then take the gradients with `mg.grad(loss, list(model.parameters()),
+#    create_graph=True)` instead: which method runs now, and why must it be that one?

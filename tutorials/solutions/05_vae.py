@@ -154,3 +154,73 @@ if IMAGES:
               f"KL {test['kl'].item():6.2f}, loss {test['loss'].item():7.2f} nats")
 else:
     print("Exercise 3 is about MNIST's grey pixels: set MINIGEN_DATA to run it")
+
+# %% [markdown]
+# ## Exercise 4: which backward of `Exp` runs, and where
+#
+# With fusion off, the loss calls `exp` twice: the reparameterization draws
+# $z = \mu + \exp(\tfrac12\log\sigma^2)\,\varepsilon$, and the KL term contains
+# $\exp(\log\sigma^2) = \sigma^2$. We tell the two apart by the input each `Exp` received,
+# compared with the encoder's $\log\sigma^2$ on the same batch (the forward is deterministic, so
+# recomputing it under `no_grad` gives the same numbers).
+
+# %%
+Exp = mg.functions.Exp
+x = train_x[:128]
+mg.manual_seed(0)
+model = mg.VAE(**config)
+seen = []                                     # (method, where) per call
+log_var_now = None
+
+
+def where(exp_input):
+    if np.array_equal(exp_input, log_var_now):
+        return "the KL term, exp(log_var)"
+    if np.allclose(exp_input, 0.5 * log_var_now):
+        return "the reparameterization, exp(0.5 * log_var)"
+    return f"elsewhere (an input of shape {exp_input.shape})"
+
+
+def encoder_log_var():
+    with mg.no_grad():
+        return model.encode(x)[1].numpy()
+
+
+def recorded(method, original):
+    def wrapper(self, gy):
+        seen.append((method, where(self.inputs[0].numpy())))
+        return original(self, gy)
+    return wrapper
+
+
+originals = Exp.backward, Exp.backward_arrays
+Exp.backward = recorded("backward", originals[0])
+Exp.backward_arrays = recorded("backward_arrays", originals[1])
+try:
+    with mg.using_fusion(False):
+        log_var_now = encoder_log_var()
+        model.train_step(x, model.make_optimizers(lr=1e-3))      # loss.backward() inside
+        print("train_step:")
+        for method, place in seen:
+            print(f"  {method:16s} for {place}")
+        seen.clear()
+        log_var_now = encoder_log_var()                          # the weights moved: recompute
+        loss = model.losses(x)["loss"]
+        grads = mg.grad(loss, list(model.parameters()), create_graph=True)
+        print("mg.grad(..., create_graph=True):")
+        for method, place in seen:
+            print(f"  {method:16s} for {place}")
+finally:
+    Exp.backward, Exp.backward_arrays = originals
+print("the gradients are in the graph now:", all(g.creator is not None for g in grads[:2]))
+
+# %% [markdown]
+# In `train_step` the walk calls `backward_arrays`: `loss.backward()` builds no graph of the
+# gradient, so plain arrays are enough, and skipping the Tensor wrappers saves time. With
+# `create_graph=True` it must call `backward`, which is written with minigen's own ops
+# (`gy * self.output`): only then is the gradient itself a result of recorded ops, with a graph that
+# a second `backward` can walk (tutorial 9's gradient penalty needs exactly that). Both methods
+# compute the same $\partial L/\partial x = g_y\,e^x$; `tests/test_op_gradients.py` checks both
+# against finite differences (`mg.gradcheck` goes through `backward_arrays`, `mg.gradgradcheck`
+# differentiates what `backward` builds).
+
