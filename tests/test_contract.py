@@ -1,8 +1,8 @@
 """PyTorch's contract under adversarial input: one regression test per case of issue 10.
 
-Each expected value is written here, derived by hand (PyTorch is not a test dependency).  The numbers
-in the test names follow the issue's list.  Backend-dependent tests run on NumPy and on the strict
-backends ("strict" refuses NumPy-only code; "strict-float32" refuses any float64 array).
+Each expected value is written here, derived by hand (PyTorch is not a test dependency).  The
+numbers in the test names follow the issue's list.  Backend-dependent tests run on NumPy and on the
+strict backends ("strict" refuses NumPy-only code; "strict-float32" refuses any float64 array).
 """
 
 import threading
@@ -21,9 +21,9 @@ def _name(t):
     return B.dtype_name(t.dtype)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 1 and 5: type promotion (the rules are in the Tensor docstring)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_1_python_numbers_with_a_bool_tensor_promote(backend32):
     mask = mg.Tensor([True, False])
@@ -82,16 +82,17 @@ def test_5_mixed_float32_graphs_create_no_float64(backend32):
     x = mg.Tensor([0.5, 1.5], requires_grad=True)
     i = mg.Tensor([1, 2])
     b = mg.Tensor([True, False])
-    y = (x * i + b) / i + x ** 2 * 0.5 - mg.where(b, x, 3) + mg.exp(i) * x   # dy/dx = 1 + x - b + e^i
+    # dy/dx = 1 + x - b + e^i
+    y = (x * i + b) / i + x ** 2 * 0.5 - mg.where(b, x, 3) + mg.exp(i) * x
     y.sum().backward()
     assert _name(x.grad) == "float32"
     np.testing.assert_allclose(x.grad.numpy(), [1 + 0.5 - 1 + np.e, 1 + 1.5 + np.exp(2)],
                                rtol=1e-6)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 9: a gradient of the wrong shape is an error naming the op and both shapes
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class _Transposing(mg.Function):
     """A wrong backward: it returns the gradient transposed."""
@@ -120,9 +121,9 @@ def test_9_sum_to_refuses_shapes_broadcasting_cannot_make(backend):
     assert mg.sum_to(mg.Tensor(np.ones((2, 3))), ()).item() == 6.0
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 10: tensors changed in place between forward and backward
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_10_an_optimizer_step_between_forward_and_backward_raises(backend):
     layer = mg.nn.Dense(3, 2)
@@ -159,9 +160,9 @@ def test_10_the_version_counter_is_cheap_and_starts_at_zero(backend):
     assert t._version == 0 and (t * 2.0)._version == 0
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 11: one Function instance, two calls
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 class _Square(mg.Function):
     def forward(self, x):
@@ -187,9 +188,9 @@ def test_11_reusing_a_function_instance_raises_at_the_second_call(backend):
         f(a), f(b)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 14: grad mode is per thread
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_14_no_grad_in_one_thread_leaves_others_recording():
     inside, release, seen = threading.Event(), threading.Event(), {}
@@ -211,7 +212,8 @@ def test_14_no_grad_in_one_thread_leaves_others_recording():
         release.set()
         thread.join()
     assert seen["worker"] is False
-    with mg.no_grad():                      # and a new thread starts recording, whatever this one does
+    # and a new thread starts recording, whatever this one does
+    with mg.no_grad():
         result = []
         t = threading.Thread(target=lambda: result.append(mg.is_grad_enabled()))
         t.start()
@@ -219,9 +221,9 @@ def test_14_no_grad_in_one_thread_leaves_others_recording():
         assert result == [True]
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Mul, Add, Sub: no gradient is computed for an input that needs none
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op", [Add, Sub, Mul])
 def test_binary_ops_skip_the_gradient_of_a_constant(backend, op):
@@ -237,9 +239,9 @@ def test_binary_ops_skip_the_gradient_of_a_constant(backend, op):
     assert gc is None and gx is not None
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 2 and 3: clip_grad_norm_ with PyTorch's signature; what optimizers accept
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def _with_grads(grads):
     params = [mg.Tensor(np.zeros(np.shape(g)), requires_grad=True) for g in grads]
@@ -302,9 +304,9 @@ def test_3_optimizers_refuse_non_leaf_tensors_and_take_named_parameters(backend)
     assert opt.params == layer.parameters()
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 4: pow at base 0 (PyTorch's values: 0 where the limit is flat)
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_4_pow_at_base_zero(backend):
     x = mg.Tensor([0.0, 2.0], requires_grad=True)
@@ -339,9 +341,9 @@ def test_4_pow_at_base_zero_second_order_is_finite(backend):
     assert second[0].numpy()[1] == pytest.approx(expected, rel=1e-12)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 12: Tensor bounds for clip; NumPy conversions
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_12_clip_takes_tensor_bounds_with_gradients(backend):
     x = mg.Tensor([-2.0, 0.5, 3.0, 1.0], requires_grad=True)
@@ -377,9 +379,9 @@ def test_12_numpy_conversion_is_the_array_or_a_clear_error(backend):
         len(mg.Tensor(1.0))
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 13: reductions at the edges
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_13_reductions_of_empty_and_0d_tensors(backend):
     empty = mg.Tensor(np.zeros((0, 3)), requires_grad=True)
@@ -417,9 +419,9 @@ def test_13_numpy_integer_axes_and_duplicate_axes(backend):
         x.sum(axis=1.0)
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 15: constructors validate their arguments
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_15_tensor_dtype_must_be_known(backend):
     for bad in ("nonsense", "float", 5):
@@ -505,9 +507,9 @@ def test_15_batchnorm_momentum_none_is_the_cumulative_average(backend):
     assert bn2.running_mean.numpy() == pytest.approx([0.2])
 
 
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The same classes of mistake elsewhere
-# ----------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 def test_joining_a_single_tensor_is_refused_not_split_into_rows(backend):
     t = mg.Tensor(np.ones((2, 3)))
