@@ -604,8 +604,10 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} must define backward(self, gy)")
 
     def _input_grads(self, gy, arrays=False):
-        """Call ``backward`` (or, with ``arrays``, ``backward_arrays`` on ``gy``'s array) and bring
-        each gradient to its input's shape and dtype, as Tensors.
+        """The gradients of the inputs, given the gradient ``gy`` of the output, each checked and
+        brought to its input's shape and dtype: Tensors from ``backward`` (``gy`` a Tensor), or with
+        ``arrays`` backend arrays (``gy`` an array) from ``backward_arrays`` - or from ``backward``
+        on Tensors that wrap the arrays, for an op that has only that.
 
         The one check of every gradient the graph walk uses, whichever method made it: inputs
         changed in place since the forward are an error; a broadcast shape is summed down to the
@@ -615,8 +617,17 @@ class Function:
         """
         if self._clock != _changes:          # something changed in place since this op's forward
             self._check_inputs_unchanged()
-        method = "backward_arrays" if arrays else "backward"
-        gxs = self.backward_arrays(gy.data) if arrays else self.backward(gy)
+        if not arrays:
+            return self._checked(self.backward(gy), "backward", True)
+        if self.backward_arrays is not None:
+            return self._checked(self.backward_arrays(gy), "backward_arrays", False)
+        gxs = self._checked(self.backward(Tensor._wrap(gy)), "backward", True)
+        return [None if gx is None else gx.data for gx in gxs]
+
+    def _checked(self, gxs, method, tensors):
+        """``_input_grads``' checks of what ``method`` returned (Tensors if ``tensors``, else
+        arrays).  The usual gradient - the input's array type, shape and dtype object - passes one
+        comparison of each; anything else goes to :meth:`_conformed`."""
         if type(gxs) is not tuple and not isinstance(gxs, (tuple, list)):
             gxs = (gxs,)
         if len(gxs) != len(self.inputs):
@@ -628,32 +639,37 @@ class Function:
             if gx is None or not x.requires_grad:
                 result.append(None)
                 continue
-            data = x.data
-            if arrays:
-                if type(gx) is not type(data):
-                    gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
-                g = gx
-                gx = Tensor._wrap(gx)
-            elif not isinstance(gx, Tensor):
+            if tensors and not isinstance(gx, Tensor):
                 raise TypeError(f"{type(self).__name__}.backward must return Tensors (or None), "
                                 f"got {type(gx).__name__}")
+            g, data = gx.data if tensors else gx, x.data
+            if type(g) is type(data) and g.shape == data.shape and g.dtype is data.dtype:
+                result.append(gx)
             else:
-                g = gx.data
-            if type(g) is not type(data):
-                raise ValueError(f"{self.name}: {method} returned a gradient on {gx.device} for "
-                                 f"input {i} on {x.device}")
-            if g.shape != data.shape:
-                if not _F.sums_to(gx.shape, x.shape):
-                    raise ValueError(
-                        f"{self.name}: {method} returned a gradient of shape {gx.shape} for input "
-                        f"{i} of shape {x.shape}; a gradient must have its input's shape (or one "
-                        "that broadcasting made from it)")
-                gx = _F.sum_to(gx, x.shape)
-            d = gx.data.dtype
-            if d is not data.dtype and d != data.dtype:   # (one dtype object: no comparison)
-                gx = _F.astype(gx, B.dtype_name(data.dtype))
-            result.append(gx)
+                result.append(self._conformed(i, gx, method, tensors))
         return result
+
+    def _conformed(self, i, gx, method, tensors):
+        """The gradient ``gx`` of input ``i`` on its input's device, in its shape and dtype."""
+        x = self.inputs[i]
+        data = x.data
+        if not tensors:
+            if type(gx) is not type(data):
+                gx = B.ensure_array(gx)           # NumPy answers 0-d results with NumPy scalars
+            gx = Tensor._wrap(gx)
+        if type(gx.data) is not type(data):
+            raise ValueError(f"{self.name}: {method} returned a gradient on {gx.device} for "
+                             f"input {i} on {x.device}")
+        if gx.shape != x.shape:
+            if not _F.sums_to(gx.shape, x.shape):
+                raise ValueError(
+                    f"{self.name}: {method} returned a gradient of shape {gx.shape} for input "
+                    f"{i} of shape {x.shape}; a gradient must have its input's shape (or one "
+                    "that broadcasting made from it)")
+            gx = _F.sum_to(gx, x.shape)
+        if gx.data.dtype != data.dtype:
+            gx = _F.astype(gx, B.dtype_name(data.dtype))
+        return gx if tensors else gx.data
 
     def _check_inputs_unchanged(self):
         for i, x in enumerate(self.inputs):
@@ -792,12 +808,18 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
     topological order, built as the walk goes (a tensor joins it when its first gradient arrives).
     Leaves are finished at the end.
 
+    Without ``create_graph`` the gradients travel as backend arrays (each op's
+    ``backward_arrays``; no Tensor is made on the way); with it, as Tensors, which the ops'
+    ``backward`` records into a new graph.
+
     With ``targets=None`` gradients are added to the ``.grad`` of leaves that require grad
     (backward()).  Otherwise the gradients of the tensors in ``targets`` are returned in a dict by
     id (mg.grad) and no ``.grad`` is touched; then only the part of the graph between the outputs
     and the targets is walked (see :func:`_leading_to`).
     """
-    grads, private = {}, {}       # private[id(t)]: t's gradient array is fresh and given to t alone
+    arrays = not create_graph
+    grads = {}
+    private = set()       # ids of leaves whose gradient array is fresh and given to them alone
     heap, leaves = [], []
     wanted = needed = None
     if targets is not None:
@@ -805,10 +827,11 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
         needed = _leading_to(outputs, wanted)
     for out, g in zip(outputs, grad_outputs):
         key = id(out)
+        g = g.data if arrays else g                   # the caller's array: never a leaf's own
         if key in grads:
-            grads[key] = grads[key] + g
+            grads[key] = _sum(grads[key], g)
         else:
-            grads[key], private[key] = g, False      # the caller's array: never a leaf's own
+            grads[key] = g
             _schedule(out, heap, leaves)
     found = {}
     with _grad_mode(create_graph):
@@ -819,20 +842,17 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             if wanted is not None and key in wanted:
                 found[key] = g
             f = tensor.creator
-            # Tensor ops (recorded when create_graph), or arrays when no graph is being built
-            arrays_mode = not create_graph and f.backward_arrays is not None
             if needed is None or create_graph:
-                gxs = f._input_grads(g, arrays=arrays_mode)
+                gxs = f._input_grads(g, arrays)
             else:
-                gxs = _pruned_input_grads(f, g, arrays_mode, needed)
-            arrays = None
+                gxs = _pruned_input_grads(f, g, arrays, needed)
             for x, gx in zip(f.inputs, gxs):
-                if gx is None or not x.requires_grad or (needed is not None
-                                                         and id(x) not in needed):
+                if gx is None or (needed is not None and id(x) not in needed):
                     continue
                 k = id(x)
                 if k in grads:                     # a second path: the sum is a fresh array
-                    grads[k], private[k] = grads[k] + gx, True
+                    grads[k] = _sum(grads[k], gx)
+                    private.add(k)
                     continue
                 grads[k] = gx
                 creator = x.creator
@@ -843,20 +863,26 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                     continue
                 leaves.append(x)
                 # only a leaf's .grad reads it: not the upstream array, not given twice
-                if wanted is None:
-                    if arrays is None:
-                        arrays = [None if gx is None else gx.data for gx in gxs]
-                    private[k] = (gx.data is not g.data and B.owns_memory(gx.data)
-                                  and _given_once(gx.data, arrays))
+                if arrays and wanted is None and gx is not g and B.owns_memory(gx) \
+                        and _given_once(gx, gxs):
+                    private.add(k)
             if not retain_graph:
                 f._release()
         for leaf in leaves:
             key = id(leaf)
             if wanted is None:
-                leaf.grad = _accumulate(leaf.grad, grads[key], create_graph, private[key])
+                leaf.grad = _accumulate(leaf.grad, grads[key], arrays, key in private)
             elif key in wanted:
                 found[key] = grads[key]
+    if arrays:
+        found = {key: Tensor._wrap(g) for key, g in found.items()}
     return found
+
+
+def _sum(a, b):
+    """a + b for two gradients (Tensors, or arrays: NumPy's sum of two 0-d arrays is a scalar)."""
+    total = a + b
+    return total if type(total) is type(a) else B.ensure_array(total)
 
 
 def _schedule(tensor, heap, leaves):
@@ -906,17 +932,18 @@ def _given_once(array, arrays):
     return count == 1
 
 
-def _accumulate(old, g, create_graph, private=False):
-    """The new ``.grad`` of a leaf.  A gradient may be shared with another tensor (``a + b`` hands
-    the same one to both) or be a view of another array (a reshape, a read-only broadcast), so a
-    leaf gets its own copy, which the user and the optimizers may then change in place - unless the
-    array is ``private``: owning its memory and handed to this leaf alone (a matmul's fresh result,
-    say).  With ``create_graph`` it stays in the graph instead."""
+def _accumulate(old, g, arrays, private=False):
+    """The new ``.grad`` of a leaf from its gradient ``g`` (an array when ``arrays``, else a Tensor
+    in the graph being built, kept as it is).  A gradient array may be shared with another tensor
+    (``a + b`` hands the same one to both) or be a view of another array (a reshape, a read-only
+    broadcast), so a leaf gets its own copy, which the user and the optimizers may then change in
+    place - unless the array is ``private``: owning its memory and handed to this leaf alone (a
+    matmul's fresh result, say)."""
+    if not arrays:
+        return g if old is None else old + g
     if old is not None:
-        return old + g
-    if create_graph or private:
-        return g
-    return Tensor._wrap(B.of(g.data).copy(g.data))
+        return old + Tensor._wrap(g)
+    return Tensor._wrap(g if private else B.of(g).copy(g))
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None):

@@ -31,7 +31,7 @@ import os
 import numpy
 
 from .io import load_arrays, save_arrays  # noqa: F401 (part of this module's API)
-from .threads import free_cpus, set_num_threads  # noqa: F401
+from .threads import free_cpus, limit_new_libraries, set_num_threads  # noqa: F401
 
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
@@ -111,6 +111,11 @@ class Backend:
     def copy(self, array):
         return array.copy()
 
+    def axpy(self, alpha, x, y):
+        """``y += alpha * x`` in place, for ``x`` with ``y``'s size (it may be flat).  NumPy
+        overrides it with BLAS's axpy: one pass over memory instead of two, and no temporary."""
+        y += alpha * self.xp.reshape(x, y.shape)
+
     # --- randomness: the library's own Generator, drawing on the device (float32 directly) -------
     def reseed(self, seed):
         self.rng = self.xp.random.default_rng(seed)
@@ -161,6 +166,24 @@ class _NumpyBackend(Backend):
     device = "cpu"
     array_type = numpy.ndarray
     xp = numpy
+
+    def axpy(self, alpha, x, y):
+        if y.flags.c_contiguous and x.dtype == y.dtype and y.dtype.char in "fd" and y.size:
+            blas = _BLAS_AXPY.get(y.dtype.char) or _blas_axpy(y.dtype.char)
+            # on a contiguous y, reshape(-1) is a view: BLAS writes into y itself
+            blas(x.reshape(-1), y.reshape(-1), a=alpha)
+        else:
+            y += alpha * x.reshape(y.shape)
+
+
+_BLAS_AXPY = {}     # dtype char -> SciPy's BLAS axpy, imported on first use (SciPy takes 0.15 s)
+
+
+def _blas_axpy(char):
+    from scipy.linalg import blas
+    limit_new_libraries()         # SciPy brings its own OpenBLAS: hold it to the same limit
+    _BLAS_AXPY[char] = blas.saxpy if char == "f" else blas.daxpy
+    return _BLAS_AXPY[char]
 
 
 def _factory(name):

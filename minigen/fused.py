@@ -29,7 +29,7 @@ __all__ = ["FUSED_ACTIVATIONS", "dense_reference", "DenseFunction", "dense",
            "bce_with_logits_reference", "BCEWithLogits", "bce_with_logits_terms",
            "gaussian_kl_reference", "GaussianKL", "gaussian_kl_terms",
            "reparameterize_reference", "Reparameterize", "reparameterize_with",
-           "adam_reference", "adam_step"]
+           "adam_reference", "adam_step", "adam_step_flat"]
 
 FUSED_ACTIVATIONS = kernels.FUSED_ACTIVATIONS     # relu, leaky_relu (slope 0.01), tanh, sigmoid
 
@@ -293,3 +293,20 @@ def adam_step(p, g, m, v, scratch, beta1, beta2, step_size, eps):
         kernels.adam_update(p, g, m, v, scratch, beta1, beta2, step_size, eps)
     else:
         adam_reference(p, g, m, v, beta1, beta2, step_size, eps)
+
+
+def adam_step_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_size, eps):
+    """Adam's step for many NumPy parameters whose moments lie back to back in the 1-D ``m`` and
+    ``v`` (``kernels.adam_update_flat``: a few calls for all the small parameters together, BLAS's
+    axpy for each ``y += a * x``), or :func:`adam_reference` on each parameter's views of ``m``
+    and ``v`` when fusion is off."""
+    if is_fusion_enabled():
+        kernels.adam_update_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_size,
+                                 eps)
+        return
+    start = 0
+    for p, g in zip(params, grads):
+        end = start + p.size
+        adam_reference(p, g, m[start:end].reshape(p.shape), v[start:end].reshape(p.shape), beta1,
+                       beta2, step_size, eps)
+        start = end

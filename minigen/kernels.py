@@ -80,6 +80,54 @@ def adam_update(p, g, m, v, scratch, beta1, beta2, step_size, eps):
         p -= step_size * m / (xp.sqrt(v) + eps)
 
 
+def adam_update_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_size, eps):
+    """:func:`adam_update` for many NumPy parameters at once, in fewer calls and passes.
+
+    ``m``, ``v`` and ``scratch`` are 1-D arrays holding every parameter's values back to back, in
+    the order of ``params`` (parameter i at ``[o_i, o_i + size_i)``; the optimizer's per-parameter
+    moment arrays are views of them).  The leading parameters whose sizes add up to
+    ``gathered.size`` are *small*: their gradients are copied into ``gathered``, and each line of
+    the formula is one call for all of them together (eight Dense layers of 64: 10 calls instead of
+    90, where each call costs more than its arithmetic).  Each larger parameter is updated on its
+    own.  Either way ``y += a * x`` is BLAS's axpy (one pass, no temporary):
+
+        m <- beta1 * m;   m += (1 - beta1) * g                      2 passes instead of 3
+        s = g * g;   v <- beta2 * v;   v += (1 - beta2) * s         3 instead of 4
+        s = m / (sqrt(v) + eps);   p += (-step_size) * s            4 instead of 5
+    """
+    owner = B.of(m)
+    xp, axpy = owner.xp, owner.axpy
+    small = 0                                    # how many leading parameters are gathered
+    if gathered.size:
+        total = 0
+        while total < gathered.size:
+            total += params[small].size
+            small += 1
+        xp.concatenate([g.reshape(-1) for g in grads[:small]], out=gathered)
+        _adam_moments(gathered, m[:total], v[:total], scratch[:total], beta1, beta2, eps, xp, axpy)
+    start = 0
+    for i, (p, g) in enumerate(zip(params, grads)):
+        end = start + p.size
+        if i >= small:
+            _adam_moments(g.reshape(-1), m[start:end], v[start:end], scratch[start:end], beta1,
+                          beta2, eps, xp, axpy)
+        axpy(-step_size, scratch[start:end], p)
+        start = end
+
+
+def _adam_moments(g, m, v, s, beta1, beta2, eps, xp, axpy):
+    """The moment updates of :func:`adam_update_flat` on 1-D arrays, leaving m / (sqrt(v) + eps)
+    in ``s``."""
+    m *= beta1
+    axpy(1.0 - beta1, g, m)
+    xp.multiply(g, g, out=s)
+    v *= beta2
+    axpy(1.0 - beta2, s, v)
+    xp.sqrt(v, out=s)
+    s += eps
+    xp.divide(m, s, out=s)
+
+
 # --------------------------------------------------------------------------------------------------
 # Bias + activation (the end of a Dense layer's forward) and the activation's derivative (the start
 # of its backward).  Each activation's derivative is written in terms of its *output* y, so the

@@ -23,7 +23,8 @@ from collections import OrderedDict
 
 from . import backend as B
 from .autograd import Tensor, as_tensor, mark_modified
-from .fused import adam_step
+from .fused import adam_step, adam_step_flat
+from .fusion import is_fusion_enabled
 from .nn.module import check_state_dict
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
@@ -55,28 +56,35 @@ class Optimizer:
 
     def step(self):
         """Update every parameter that has a gradient, in place."""
-        updated = []
+        active = []                               # (parameter, gradient array, state)
+        for p, state in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            g, data = p.grad.data, p.data
+            if type(g) is not type(data) or g.shape != data.shape or (
+                    g.dtype is not data.dtype and g.dtype != data.dtype):
+                raise ValueError(
+                    f"{type(self).__name__}.step: a gradient of shape {p.grad.shape} "
+                    f"({B.dtype_name(g.dtype)}, {p.grad.device}) for a parameter of shape "
+                    f"{p.shape} ({B.dtype_name(data.dtype)}, {p.device}); backward gives "
+                    "each parameter its own shape, dtype and device: check a .grad set by "
+                    "hand")
+            self._follow(p, state)
+            active.append((p, g, state))
+        if not active:
+            return
         try:
-            for p, state in zip(self.params, self.state):
-                if p.grad is None:
-                    continue
-                g, data = p.grad.data, p.data
-                if type(g) is not type(data) or g.shape != data.shape or (
-                        g.dtype is not data.dtype and g.dtype != data.dtype):
-                    raise ValueError(
-                        f"{type(self).__name__}.step: a gradient of shape {p.grad.shape} "
-                        f"({B.dtype_name(g.dtype)}, {p.grad.device}) for a parameter of shape "
-                        f"{p.shape} ({B.dtype_name(data.dtype)}, {p.device}); backward gives "
-                        "each parameter its own shape, dtype and device: check a .grad set by "
-                        "hand")
-                self._follow(p, state)
+            for _, _, state in active:
                 state["step"] = state.get("step", 0) + 1
-                updated.append(p)
-                self._update(p, g, state)
+            self._update_all(active)
         finally:
             # a graph built before this step may not backpropagate now (one clock tick for all)
-            if updated:
-                mark_modified(*updated)
+            mark_modified(*(p for p, _, _ in active))
+
+    def _update_all(self, active):
+        """Update the ``(parameter, gradient array, state)`` triples (steps already counted)."""
+        for p, g, state in active:
+            self._update(p, g, state)
 
     def _update(self, p, grad, state):
         raise NotImplementedError
@@ -270,6 +278,7 @@ class Adam(Optimizer):
                f"{name}: betas must be in [0, 1), got {betas}")
         _check(self.weight_decay >= 0.0, f"{name}: weight_decay must be >= 0, got {weight_decay}")
         self._scratch_arrays = {}
+        self._flat = {}          # ids of a group of parameters -> its _FlatMoments
 
     @property
     def betas(self):
@@ -286,12 +295,55 @@ class Adam(Optimizer):
             owner = B.of(p.data)
             state["exp_avg"] = owner.zeros(p.shape, like=p.data)
             state["exp_avg_sq"] = owner.zeros(p.shape, like=p.data)
-        # The bias corrections, folded into two scalars (the same update, one pass fewer):
-        #   (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps) = step_size * m / (sqrt(v) + eps * sqrt(c2))
-        root_c2 = math.sqrt(1.0 - self.beta2 ** t)
-        step_size = self.lr * root_c2 / (1.0 - self.beta1 ** t)
+        step_size, eps = self._corrected(t)
         adam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], self._scratch(p),
-                    self.beta1, self.beta2, step_size, self.eps * root_c2)
+                  self.beta1, self.beta2, step_size, eps)
+
+    def _corrected(self, t):
+        """(step_size, eps) at step t: the bias corrections folded into two scalars (the same
+        update, one pass fewer):
+
+            (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps) = step_size * m / (sqrt(v) + eps sqrt(c2))
+        """
+        root_c2 = math.sqrt(1.0 - self.beta2 ** t)
+        return self.lr * root_c2 / (1.0 - self.beta1 ** t), self.eps * root_c2
+
+    def _update_all(self, active):
+        """With fusion on, NumPy parameters at the same step t, of one dtype, are updated together
+        by ``adam_step_flat`` (their moments live back to back in one array: see
+        :class:`_FlatMoments`); the rest (CuPy, the strict backends, Adam's L2 penalty, fusion
+        off) one by one."""
+        if (self.weight_decay != 0.0 and not self.decoupled) or not is_fusion_enabled():
+            return super()._update_all(active)
+        groups = {}
+        for item in active:
+            data = item[0].data
+            if B.of(data).name != "numpy":
+                self._update(*item)
+            else:
+                groups.setdefault((item[2]["step"], data.dtype), []).append(item)
+        for (t, _), items in groups.items():
+            flat = self._flat_moments(items)
+            params = [items[i][0] for i in flat.order]
+            if self.weight_decay != 0.0:                   # AdamW's decay, before the step
+                for p in params:
+                    p.data *= 1.0 - self.lr * self.weight_decay
+            step_size, eps = self._corrected(t)
+            adam_step_flat([p.data for p in params], [items[i][1] for i in flat.order], flat.m,
+                           flat.v, flat.scratch, flat.gathered, self.beta1, self.beta2, step_size,
+                           eps)
+
+    def _flat_moments(self, items):
+        """The :class:`_FlatMoments` of these ``(parameter, gradient, state)`` items: the one made
+        at an earlier step while the states still hold its views (a ``load_state_dict`` or a move
+        to another device replaces them), else a new one."""
+        key = (items[0][0].data.dtype,) + tuple(id(p) for p, _, _ in items)
+        flat = self._flat.get(key)
+        if flat is None or not flat.holds(items):
+            ids = set(key[1:])                     # layouts of these parameters are stale now
+            self._flat = {k: f for k, f in self._flat.items() if ids.isdisjoint(k[1:])}
+            flat = self._flat[key] = _FlatMoments(items)
+        return flat
 
     def _scratch(self, p):
         """A work array like ``p`` for the NumPy kernel; kept apart from ``state`` (never saved)."""
@@ -300,6 +352,49 @@ class Adam(Optimizer):
                 or scratch.dtype != data.dtype:
             scratch = self._scratch_arrays[id(p)] = B.of(p.data).zeros(p.shape, like=p.data)
         return scratch
+
+
+class _FlatMoments:
+    """Adam's moments m and v of several parameters of one dtype, back to back in one 1-D array
+    each, with a scratch array like them and a gathering array for the small parameters' gradients
+    (see ``kernels.adam_update_flat``): ``state["exp_avg"]`` and ``state["exp_avg_sq"]`` of each
+    parameter become views of ``m`` and ``v``, so checkpoints see the usual per-parameter arrays.
+
+    ``order`` lists the items small parameters first (at most ``SMALL`` elements: those whose
+    update costs less than the calls that make it).
+    """
+
+    SMALL = 16384
+
+    def __init__(self, items):
+        sizes = [p.data.size for p, _, _ in items]
+        self.order = sorted(range(len(items)), key=lambda i: sizes[i] > self.SMALL)
+        like = items[0][0].data
+        owner = B.of(like)
+        total = sum(sizes)
+        self.m, self.v, self.scratch = (owner.zeros((total,), like=like) for _ in range(3))
+        self.gathered = owner.zeros((sum(n for n in sizes if n <= self.SMALL),), like=like)
+        self.views = []
+        start = 0
+        for i in self.order:
+            p, _, state = items[i]
+            end = start + sizes[i]
+            views = [flat[start:end].reshape(p.data.shape) for flat in (self.m, self.v)]
+            for name, view in zip(("exp_avg", "exp_avg_sq"), views):
+                if name in state:                  # the moments so far (zeros at the first step)
+                    view[...] = state[name]
+                state[name] = view
+            self.views.append(views)
+            start = end
+
+    def holds(self, items):
+        """True while each item's state holds this layout's views, in the parameter's shape."""
+        for i, (m, v) in zip(self.order, self.views):
+            p, _, state = items[i]
+            if state.get("exp_avg") is not m or state.get("exp_avg_sq") is not v \
+                    or m.shape != p.data.shape:
+                return False
+        return True
 
 
 class AdamW(Adam):

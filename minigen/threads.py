@@ -10,6 +10,7 @@ import os
 __all__ = ["set_num_threads", "free_cpus"]
 
 _thread_limit = None
+_thread_count = None     # the n of the limit in force
 
 
 def set_num_threads(n):
@@ -20,7 +21,7 @@ def set_num_threads(n):
     is the number the command line and the tests use unless told otherwise (the README's
     Performance section has the measurements).
     """
-    global _thread_limit
+    global _thread_limit, _thread_count
     # the maintained way to reach every BLAS at run time
     from threadpoolctl import threadpool_limits
 
@@ -31,6 +32,14 @@ def set_num_threads(n):
         if int(n) < 1:
             raise ValueError(f"set_num_threads: n must be at least 1 (or None), not {n}")
         _thread_limit = threadpool_limits(limits=int(n), user_api="blas")
+        _thread_count = int(n)
+
+
+def limit_new_libraries():
+    """Apply the limit in force again, so that it also holds a BLAS library loaded since it was
+    set (SciPy's own OpenBLAS, which minigen imports on first use)."""
+    if _thread_limit is not None:
+        set_num_threads(_thread_count)
 
 
 def free_cpus():

@@ -115,6 +115,31 @@ def test_adam_step_equals_its_reference(backend):
         np.testing.assert_allclose(a, b, **TOL)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_adam_step_flat_equals_its_reference(dtype):
+    # small parameters (gathered into one array), a 0-d one, an empty one, and two larger than
+    # _FlatMoments.SMALL (updated one by one), one of them not contiguous (a transposed view)
+    rng = np.random.default_rng(2)
+    shapes = [(3, 4), (), (0, 2), (5,), (130, 131), (131, 130)]
+    small = 3 * 4 + 1 + 0 + 5
+    values = [rng.normal(size=s).astype(dtype) for s in shapes]
+    gs = [rng.normal(size=s).astype(dtype) for s in shapes]
+    total = sum(p.size for p in values)
+    moments = rng.normal(size=total).astype(dtype), rng.uniform(0.0, 2.0, total).astype(dtype)
+    results = []
+    for fusion in (True, False):
+        ps = [p.copy() for p in values]
+        ps[-1] = np.asfortranarray(ps[-1])
+        m, v = (a.copy() for a in moments)
+        scratch, gathered = np.zeros(total, dtype), np.zeros(small, dtype)
+        with mg.using_fusion(fusion):
+            fused.adam_step_flat(ps, gs, m, v, scratch, gathered, 0.9, 0.999, 1e-2, 1e-3)
+        results.append(ps + [m, v])
+    tol = TOL if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, **tol)
+
+
 # --------------------------------------------------------------------------------------------------
 # The switch: what runs
 # --------------------------------------------------------------------------------------------------

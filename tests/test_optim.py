@@ -167,6 +167,56 @@ def test_parameters_without_a_gradient_are_skipped(backend):
                                rtol=1e-12)
 
 
+def test_adam_updates_small_and_large_parameters_at_different_steps(backend):
+    # NumPy updates the small parameters of one step count together and the large ones (over
+    # 16384 elements) one by one, their moments back to back in one array: the rule stays
+    # PyTorch's, also when some parameters skip a step and their counts part
+    rng = np.random.default_rng(4)
+    values = [rng.normal(size=s) for s in [(2, 3), (130, 130), (), (7,)]]
+    grads = [[rng.normal(size=v.shape) for v in values] for _ in range(4)]
+    params = [mg.Tensor(v.copy(), requires_grad=True) for v in values]
+    opt = optim.AdamW(params, lr=0.1, weight_decay=0.1)
+    given = [[0, 1, 2, 3], [0, 1], [0, 1, 2, 3], [1, 2, 3]]        # who has a gradient, per step
+    for step, indices in enumerate(given):
+        for i, p in enumerate(params):
+            p.grad = mg.Tensor(grads[step][i]) if i in indices else None
+        opt.step()
+    for i, p in enumerate(params):
+        mine = [grads[step][i] for step, indices in enumerate(given) if i in indices]
+        expected = adam_by_hand(values[i], mine, lr=0.1, weight_decay=0.1, decoupled=True)[-1]
+        np.testing.assert_allclose(p.numpy(), expected, rtol=1e-10, atol=1e-14, err_msg=str(i))
+        assert opt.state[i]["step"] == len(mine)
+
+
+def test_adam_resumes_into_an_optimizer_that_has_already_stepped():
+    # loading a state_dict replaces the moment arrays that the NumPy update had laid out back to
+    # back: the next step must use the loaded values
+    rng = np.random.default_rng(5)
+    values = [rng.normal(size=s) for s in [(3, 2), (200, 100)]]
+    grads = [[rng.normal(size=v.shape) for v in values] for _ in range(4)]
+
+    def run(steps, params, opt):
+        for g in steps:
+            for p, gi in zip(params, g):
+                p.grad = mg.Tensor(gi)
+            opt.step()
+
+    a = [mg.Tensor(v.copy(), requires_grad=True) for v in values]
+    opt_a = optim.Adam(a, lr=0.1)
+    run(grads[:2], a, opt_a)
+    saved, at_save = opt_a.state_dict(), [p.numpy().copy() for p in a]
+    run(grads[2:], a, opt_a)
+    b = [mg.Tensor(v.copy(), requires_grad=True) for v in values]
+    opt_b = optim.Adam(b, lr=0.1)
+    run(grads[:1], b, opt_b)                          # stepped: its own moments laid out
+    for p, value in zip(b, at_save):
+        p.data[...] = value
+    opt_b.load_state_dict(saved)
+    run(grads[2:], b, opt_b)
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=1e-12)
+
+
 def test_zero_grad_sets_gradients_to_none():
     p = mg.Tensor([1.0, 2.0], requires_grad=True)
     opt = optim.SGD([p], lr=0.1)
