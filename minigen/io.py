@@ -26,17 +26,29 @@ them atomically, :func:`load_arrays` refuses pickled objects and names the file 
 """
 
 import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import socket
+import warnings
 import zipfile
 import zlib
 
-__all__ = ["BadFileError", "atomic_write", "remove_stale_temporaries", "write_json", "read_json",
-           "strict_json", "save_arrays", "load_arrays", "TMP_PREFIX"]
+try:                         # POSIX: flock; Windows: msvcrt.locking (both released when the holder
+    import fcntl             # exits, however it exits)
+    msvcrt = None
+except ImportError:
+    fcntl = None
+    import msvcrt
+
+__all__ = ["BadFileError", "FolderInUse", "atomic_write", "remove_stale_temporaries",
+           "folder_lock", "write_json", "read_json", "strict_json", "save_arrays", "load_arrays",
+           "TMP_PREFIX", "LOCK_NAME"]
 
 TMP_PREFIX = ".tmp-"
+LOCK_NAME = ".lock"
 
 
 class BadFileError(ValueError):
@@ -120,6 +132,81 @@ def remove_stale_temporaries(folder):
                 os.remove(path)
                 removed.append(name)
     return removed
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds :func:`folder_lock` on a folder; ``holder`` says which ("process 4242
+    on host node1"), or is None when it had not written its name yet."""
+
+    def __init__(self, folder, holder):
+        self.folder, self.holder = folder, holder
+        super().__init__(f"{folder} is in use by {holder or 'another process'}")
+
+
+def _try_lock(fd):
+    """Take the exclusive lock of the open file ``fd``: True, or False when another process holds
+    it.  Never waits."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:                # lock one byte far past the holder's name, which others must read
+            os.lseek(fd, 1 << 20, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError as err:
+        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """``with folder_lock(run_folder): ...`` holds an exclusive lock on ``folder`` for the block, so
+    that two processes never write into one folder at once: the second gets :class:`FolderInUse`
+    at once, naming the folder and the holder (its pid and host).
+
+    The lock is the operating system's lock (``flock``; ``msvcrt.locking`` on Windows) on the file
+    ``.lock`` in the folder, which holds the holder's name and is removed when the block ends.  The
+    system releases the lock when the holder exits in any way, SIGKILL included, so a ``.lock`` that
+    a killed process left behind blocks nobody: the next process locks it and goes on.  On a
+    filesystem without locks (some network mounts) the block runs unlocked, with a warning.
+    """
+    path = os.path.join(os.fspath(folder), LOCK_NAME)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            locked = _try_lock(fd)
+        except OSError as err:          # no locks on this filesystem (ENOLCK, EOPNOTSUPP...)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            warnings.warn(f"cannot lock {folder} ({err.strerror}): a second process writing into "
+                          "it at the same time would not be stopped", RuntimeWarning, stacklevel=3)
+            yield
+            return
+        if not locked:
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or None
+            os.close(fd)
+            raise FolderInUse(os.fspath(folder), holder)
+        # The holder before us may have removed the file between our open and our lock (and a
+        # third process made and locked a new one): then ours is not the lock; try again.
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"process {os.getpid()} on host {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)             # before unlocking: nobody can lock a file that then goes
+        os.close(fd)
 
 
 def strict_json(obj):

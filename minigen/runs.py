@@ -20,6 +20,9 @@ What a run folder guarantees:
   (``--overwrite``), which first removes that run's files, and a run that fails before its first
   checkpoint leaves the folder as it found it (only ``config.json`` is written before, once the
   data are loaded and the model is built);
+* one training at a time: a run holds the folder's lock (:func:`minigen.io.folder_lock`) while
+  it works, and a second training into the folder (``resume`` or ``overwrite`` too) is refused at
+  once, naming the process that holds it; a lock left by a killed process blocks nothing;
 * ``resume=True`` continues from the checkpoint, with exactly the parameters of an uninterrupted
   run when nothing is changed, or with a new number of epochs, batch size or learning rate (applied
   to the restored optimizer state), which ``config.json`` (``"resumed"``) and each epoch's record in
@@ -28,6 +31,7 @@ What a run folder guarantees:
   reported as :class:`minigen.io.BadFileError` naming it, and nothing in the folder is changed.
 """
 
+import contextlib
 import datetime
 import math
 import os
@@ -38,8 +42,8 @@ from . import plots
 from .autograd import Tensor, no_grad
 from .data import IMAGE_SETS, load_images, make_toy, moons
 from .functions import sigmoid
-from .io import (BadFileError, atomic_write, read_json, remove_stale_temporaries, strict_json,
-                 write_json)
+from .io import (BadFileError, FolderInUse, atomic_write, folder_lock, read_json,
+                 remove_stale_temporaries, strict_json, write_json)
 from .image_report import image_figures, image_metrics
 from .metrics import evaluate_vae, mode_metrics
 from .models import build_model
@@ -445,6 +449,11 @@ def _make_folder(out):
     return created
 
 
+def _run_files(folder):
+    """The files of :data:`RUN_FILES` that ``folder`` holds."""
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(folder, name))]
+
+
 def _remove(folder, names):
     for name in names:
         path = os.path.join(folder, name)
@@ -497,7 +506,7 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = os.path.join("runs", f"{kind}-{data}-{stamp}")
     out = _check_out(out)
-    old = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    old = _run_files(out)
     if old and not overwrite:
         files = ", ".join(old)
         if CHECKPOINT in old:
@@ -519,23 +528,49 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     # The run is known to start: from here on the folder is written, and undone on a failure that
     # comes before the first checkpoint.
     created = _make_folder(out)
-    _remove(out, old)
-    remove_stale_temporaries(out)
     progress = _Progress(0)
     try:
-        write_json(os.path.join(out, CONFIG), config)
-        log(f"training {kind} on {data} for {train['epochs']} epochs -> {out}")
-        return _fit_and_finish(model, dataset, config, out, False, progress, quiet, log)
-    except BaseException as err:
-        if progress.epoch == 0:      # nothing worth keeping: leave the folder as it was found
-            _remove(out, (CONFIG, HISTORY, CHECKPOINT))
+        with _locked(out):
+            now = _run_files(out)
+            if now != old:
+                raise RunError(f"{out} changed while this run was starting (another training "
+                               f"wrote {', '.join(sorted(set(now) - set(old))) or 'into it'}); "
+                               "train into a new --out")
+            _remove(out, old)
             remove_stale_temporaries(out)
-            for folder in created:
+            try:
+                write_json(os.path.join(out, CONFIG), config)
+                log(f"training {kind} on {data} for {train['epochs']} epochs -> {out}")
+                return _fit_and_finish(model, dataset, config, out, False, progress, quiet, log)
+            except BaseException:
+                if progress.epoch == 0:  # nothing worth keeping: leave the folder as it was found
+                    _remove(out, (CONFIG, HISTORY, CHECKPOINT))
+                    remove_stale_temporaries(out)
+                raise
+    except BaseException as err:
+        if progress.epoch == 0:
+            for folder in created:       # only folders this run made, once empty
                 try:
                     os.rmdir(folder)
                 except OSError:
                     break
         raise _explain(err, kind, out, progress.epoch, undone=True) from None
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """Hold the run folder's lock (:func:`minigen.io.folder_lock`) for the block: a second
+    training into ``out`` while this one runs is refused with a :class:`RunError`."""
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(folder_lock(out))
+    except FolderInUse as err:
+        raise RunError(f"{out} is in use: {err.holder or 'another process'} is training into it. "
+                       "Wait for it to finish, or train into another --out") from None
+    except OSError as err:
+        raise RunFault(f"{out}: cannot lock the run folder ({err.strerror or err})") from None
+    with held:
+        yield
 
 
 def _resume(kind, data, out, given, quiet, log):
@@ -549,6 +584,12 @@ def _resume(kind, data, out, given, quiet, log):
     if not os.path.isfile(checkpoint):
         raise RunError(f"cannot resume: {checkpoint} does not exist (the run never finished an "
                        "epoch, or the file was removed); start the run again with --overwrite")
+    with _locked(out):
+        return _resume_locked(kind, data, out, given, quiet, log)
+
+
+def _resume_locked(kind, data, out, given, quiet, log):
+    config_path, checkpoint = os.path.join(out, CONFIG), os.path.join(out, CHECKPOINT)
     with open(config_path, "rb") as f:
         original = f.read()
     config = read_run_config(config_path)

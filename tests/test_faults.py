@@ -352,3 +352,99 @@ def test_damage_reported_end_to_end_without_a_traceback(finished_run, tmp_path):
                             capture_output=True, text=True, env=ENV, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "model.npz is not a minigen checkpoint" in result.stderr
+
+
+# --- one training at a time in a run folder ----------------------------------------------------
+
+# Holds the run folder's lock, as a training does, until its stdin closes (or it is killed).
+HOLDER = r"""
+import sys
+from minigen.io import folder_lock
+with folder_lock(sys.argv[1]):
+    print("LOCKED", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _hold_lock(folder):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], env=ENV,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "LOCKED"
+    return holder
+
+
+def test_folder_lock_refuses_a_second_holder_and_goes_away(tmp_path):
+    with mio.folder_lock(tmp_path):
+        assert f"process {os.getpid()} " in (tmp_path / mio.LOCK_NAME).read_text()
+        with pytest.raises(mio.FolderInUse, match=f"in use by process {os.getpid()} on host"):
+            with mio.folder_lock(tmp_path):
+                pass
+    assert not (tmp_path / mio.LOCK_NAME).exists()
+    (tmp_path / mio.LOCK_NAME).write_text("process 999999999 on host gone\n")   # left by a kill
+    with mio.folder_lock(tmp_path):
+        assert f"process {os.getpid()} " in (tmp_path / mio.LOCK_NAME).read_text()
+    assert not (tmp_path / mio.LOCK_NAME).exists()
+
+
+def test_a_folder_in_use_is_refused_naming_the_other_process_until_it_dies(finished_run,
+                                                                          tmp_path):
+    """While another process holds the run folder, --resume and --overwrite stop at once with one
+    line naming the folder and the process, and change nothing; once that process is SIGKILLed,
+    the lock it left behind blocks nothing."""
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    holder = _hold_lock(folder)
+    try:
+        before = snapshot(folder)
+        for extra in (["--resume", "--epochs", "3"], ["--overwrite"]):
+            code, _, err = cli("train", "gan", "--limit", "512", "--out", folder, "--quiet", *extra)
+            assert code == 2, err
+            assert len(err.strip().splitlines()) == 1, err
+            assert f"{folder} is in use: process {holder.pid} on host" in err, err
+            assert snapshot(folder) == before, extra
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (folder / mio.LOCK_NAME).exists()                   # a SIGKILL cleans nothing up
+    code, _, err = cli("train", "gan", "--epochs", "3", "--out", folder, "--resume", "--quiet")
+    assert code == 0, err
+    assert not (folder / mio.LOCK_NAME).exists()
+
+
+def test_a_second_training_while_one_runs_is_refused(tmp_path):
+    """Two real trainings: the second, even with --overwrite, does not touch the first's folder."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "minigen", "train", "vae", "--epochs", "500",
+                              "--limit", "512", "--batch-size", "64", "--hidden", "16",
+                              "--quiet", "--out", str(out)], env=ENV, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (out / "checkpoint.npz").exists() and first.poll() is None:
+            time.sleep(0.01)
+        assert first.poll() is None, first.communicate()
+        config = (out / "config.json").read_bytes()
+        code, _, err = cli("train", "vae", "--out", out, "--overwrite", "--quiet")
+        assert code == 2 and f"in use: process {first.pid} on host" in err, err
+        assert first.poll() is None and (out / "config.json").read_bytes() == config
+    finally:
+        first.kill()
+        first.communicate()
+
+
+def test_a_run_started_into_the_folder_meanwhile_is_not_overwritten(tmp_path, monkeypatch):
+    """The folder is checked again once the lock is held: a run that another process started
+    between the first check and the lock is refused, not removed."""
+    from minigen import runs
+
+    out = tmp_path / "run"
+    load = runs.load_dataset
+
+    def other_run_starts(*args, **kwargs):
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "load_dataset", other_run_starts)
+    code, _, err = cli("train", "gan", "--epochs", "1", "--limit", "256", "--out", out, "--quiet")
+    assert code == 2 and "changed while this run was starting" in err and "config.json" in err
+    assert (out / "config.json").read_text() == "{}" and os.listdir(out) == ["config.json"]
