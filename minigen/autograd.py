@@ -834,9 +834,11 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
             grads[key] = g
             _schedule(out, heap, leaves)
     found = {}
-    with _grad_mode(create_graph):
+    pop, push = heapq.heappop, heapq.heappush
+    previous, _mode.enabled = _mode.enabled, create_graph      # (_grad_mode, without its cost)
+    try:
         while heap:
-            tensor = heapq.heappop(heap)[1]
+            tensor = pop(heap)[1]
             key = id(tensor)
             g = grads.pop(key)
             if wanted is not None and key in wanted:
@@ -859,7 +861,7 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 if creator is not None:            # on the heap, by its op's number
                     if creator._released:
                         raise RuntimeError(_FREED)
-                    heapq.heappush(heap, (-creator._seq, x))
+                    push(heap, (-creator._seq, x))
                     continue
                 leaves.append(x)
                 # only a leaf's .grad reads it: not the upstream array, not given twice
@@ -874,6 +876,8 @@ def _backpropagate(outputs, grad_outputs, retain_graph, create_graph, targets):
                 leaf.grad = _accumulate(leaf.grad, grads[key], arrays, key in private)
             elif key in wanted:
                 found[key] = grads[key]
+    finally:
+        _mode.enabled = previous
     if arrays:
         found = {key: Tensor._wrap(g) for key, g in found.items()}
     return found

@@ -556,6 +556,32 @@ class Sum(Function):
         return xp.broadcast_to(gy, shape)
 
 
+class Mean(Function):
+    """y = mean of x over ``axis`` = (sum of x over ``axis``) / n, n the number of elements summed
+    (NaN when there are none);  dy/dx = 1 / n for each of them.  For floating x (see ``mean``)."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        count = 1
+        for a in self.axes:
+            count *= x.shape[a]
+        self.scale = 1.0 / count if count else float("nan")
+        return _xp(x).sum(x, axis=self.axes, keepdims=self.keepdims) * self.scale
+
+    def backward(self, gy):
+        return _expand(gy * self.scale, self.inputs[0].shape, self.axes, self.keepdims)
+
+    def backward_arrays(self, gy):
+        xp, shape = _xp(gy), self.inputs[0].shape
+        gy = B.ensure_array(gy * self.scale)
+        if not self.keepdims:
+            gy = xp.reshape(gy, _kept_shape(shape, self.axes))
+        return xp.broadcast_to(gy, shape)
+
+
 class Max(Function):
     """y = max of x over ``axis``;  the gradient goes to the maximal elements (shared on ties)."""
 
@@ -619,6 +645,8 @@ def mean(x, axis=None, keepdims=False):
     """The mean over ``axis``: the sum divided by the number of elements summed (NaN for none, as in
     PyTorch; integers give the default float dtype)."""
     x = as_tensor(x)
+    if B.category(x.data.dtype) == 2:
+        return Mean(axis, keepdims)(x)
     axes = _normalize_axis(axis, x.ndim)
     count = 1
     for a in axes:

@@ -32,6 +32,7 @@ __all__ = ["FUSED_ACTIVATIONS", "dense_reference", "DenseFunction", "dense",
            "adam_reference", "adam_step", "adam_step_flat"]
 
 FUSED_ACTIVATIONS = kernels.FUSED_ACTIVATIONS     # relu, leaky_relu (slope 0.01), tanh, sigmoid
+_FUSED_NAMES = frozenset(FUSED_ACTIVATIONS)
 
 
 def _constant(array):
@@ -57,14 +58,14 @@ class DenseFunction(Function):
 
         dL/dz = g * activation'(z)           written with y alone (relu: y > 0; tanh: 1 - y^2; ...)
         dL/dx = dL/dz @ W^T                  (..., in)
-        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one batch
-        axis dL/db = dL/dz summed over the batch  (out,)
+        dL/dW = x^T @ dL/dz                  (in, out)   the leading axes flattened into one
+        dL/db = dL/dz summed over the batch  (out,)      batch axis
     """
 
     name = "dense"
 
     def __init__(self, activation=None):
-        if activation is not None and activation not in FUSED_ACTIVATIONS:
+        if activation is not None and activation not in _FUSED_NAMES:
             raise ValueError(f"dense: cannot fuse activation {activation!r}; choose one of "
                              f"{', '.join(FUSED_ACTIVATIONS)} or None")
         self.activation = activation
@@ -107,7 +108,7 @@ class DenseFunction(Function):
         x2 = x.data if flat else xp.reshape(x.data, (-1, n_in))
         gx = xp.matmul(gz, weight.data.T) if x.requires_grad else None
         gw = xp.matmul(x2.T, g2) if weight.requires_grad else None
-        gb = xp.sum(g2, axis=0) if bias.requires_grad else None
+        gb = kernels.bias_grad(g2) if bias.requires_grad else None
         return gx, gw, gb
 
 
@@ -130,6 +131,10 @@ def dense(x, weight, bias=None, activation=None):
     fusion off, :func:`dense_reference`.  An ``x`` that is not a Tensor (a list, a NumPy array) is
     converted to the weight's dtype and device first.
     """
+    if bias is not None and (activation is None or (type(activation) is str
+                                                     and activation in _FUSED_NAMES)) \
+            and isinstance(x, Tensor) and is_fusion_enabled():
+        return DenseFunction(activation)(x, weight, bias)    # the usual case, answered first
     x = as_tensor(x, weight)
     _check_features(x.data.shape, weight.data.shape)
     fn = ACTIVATIONS.get(activation, activation) if isinstance(activation, str) else activation

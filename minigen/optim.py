@@ -69,7 +69,6 @@ class Optimizer:
                     f"{p.shape} ({B.dtype_name(data.dtype)}, {p.device}); backward gives "
                     "each parameter its own shape, dtype and device: check a .grad set by "
                     "hand")
-            self._follow(p, state)
             active.append((p, g, state))
         if not active:
             return
@@ -84,6 +83,7 @@ class Optimizer:
     def _update_all(self, active):
         """Update the ``(parameter, gradient array, state)`` triples (steps already counted)."""
         for p, g, state in active:
+            self._follow(p, state)
             self._update(p, g, state)
 
     def _update(self, p, grad, state):
@@ -319,6 +319,7 @@ class Adam(Optimizer):
         for item in active:
             data = item[0].data
             if B.of(data).name != "numpy":
+                self._follow(item[0], item[2])
                 self._update(*item)
             else:
                 groups.setdefault((item[2]["step"], data.dtype), []).append(item)
@@ -335,13 +336,16 @@ class Adam(Optimizer):
 
     def _flat_moments(self, items):
         """The :class:`_FlatMoments` of these ``(parameter, gradient, state)`` items: the one made
-        at an earlier step while the states still hold its views (a ``load_state_dict`` or a move
-        to another device replaces them), else a new one."""
+        at an earlier step while the states still hold its views (NumPy arrays on the parameters'
+        device; a ``load_state_dict`` or a move to another device replaces them), else a new
+        one."""
         key = (items[0][0].data.dtype,) + tuple(id(p) for p, _, _ in items)
         flat = self._flat.get(key)
         if flat is None or not flat.holds(items):
             ids = set(key[1:])                     # layouts of these parameters are stale now
             self._flat = {k: f for k, f in self._flat.items() if ids.isdisjoint(k[1:])}
+            for p, _, state in items:              # moments from another device come home first
+                self._follow(p, state)
             flat = self._flat[key] = _FlatMoments(items)
         return flat
 

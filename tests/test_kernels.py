@@ -92,3 +92,18 @@ def test_the_adam_optimizer_keeps_no_scratch_in_its_checkpoint(backend):
     assert sorted(opt.state_dict()) == ["0.exp_avg", "0.exp_avg_sq", "0.step", "beta1", "beta2",
                                         "eps",
                                         "lr", "weight_decay"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(), (5,), (3, 5), (2, 0)])
+def test_maximum_and_minimum_of_zero(backend, dtype, shape):
+    # (NumPy compares with a cached row of zeros, which must stay zeros when out= is x itself)
+    values = np.resize(np.array([-np.inf, -2.5, -0.0, 0.0, 1e-30, 3.0, np.inf, np.nan]), shape)
+    values = values.astype(dtype).astype(np.float64)
+    for fn, reference in ((kernels.maximum_zero, np.maximum), (kernels.minimum_zero, np.minimum)):
+        for _ in range(2):
+            x = device(values, dtype)
+            np.testing.assert_array_equal(host(fn(x)), reference(values, 0.0))
+            if shape and B.of(x).name in ("numpy", "cupy"):          # (no out= in the array API)
+                out = fn(x, out=x)
+                np.testing.assert_array_equal(host(out), reference(values, 0.0))

@@ -63,12 +63,12 @@ class Dense(Module):
         return dense(x, self.weight, self.bias, self.activation_name or self.activation)
 
     def fused_with(self, activation):
-        """This layer followed by the activation module ``activation``, as one fused op: what
-        Sequential does with ``Dense(a, b), ReLU()``.  None when that cannot be fused."""
-        name = _fused_name(activation)
-        if name is None or self.bias is None or self.activation is not None:
+        """The name of the fused activation with which this layer and the activation module
+        ``activation`` after it run as one op (what Sequential does with ``Dense(a, b), ReLU()``:
+        ``dense(x, weight, bias, name)``), or None when they cannot be fused."""
+        if self.bias is None or self.activation is not None:
             return None
-        return lambda x: dense(x, self.weight, self.bias, name)
+        return _fused_name(activation)
 
     def extra_repr(self):
         act = self.activation_name or getattr(self.activation, "__name__", None)
@@ -85,7 +85,7 @@ def _fused_name(module):
     kind = type(module)
     if kind is LeakyReLU:
         return "leaky_relu" if module.slope == 0.01 else None
-    return {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}.get(kind)
+    return _FUSED_MODULES.get(kind)
 
 
 class ReLU(Module):
@@ -130,6 +130,9 @@ class Softplus(Module):
         return F.softplus(x)
 
 
+_FUSED_MODULES = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+
+
 # --------------------------------------------------------------------------------------------------
 # Sequential
 # --------------------------------------------------------------------------------------------------
@@ -160,15 +163,16 @@ class Sequential(Module):
 
     def forward(self, x):
         layers = list(self._modules.values())
+        last = len(layers) - 1
         fuse = is_fusion_enabled()
         i = 0
-        while i < len(layers):
+        while i <= last:
             layer = layers[i]
             # a Dense followed by its activation module: one fused op (its output goes nowhere else)
-            fused = layer.fused_with(layers[i + 1]) if fuse and isinstance(layer, Dense) \
-                and i + 1 < len(layers) else None
-            if fused is not None:
-                x = fused(x)
+            name = layer.fused_with(layers[i + 1]) if fuse and i < last \
+                and isinstance(layer, Dense) else None
+            if name is not None:
+                x = dense(x, layer.weight, layer.bias, name)
                 i += 2
             else:
                 x = layer(x)
