@@ -3,6 +3,7 @@ Fashion-MNIST and MNIST, each with the command line's defaults for ``--arch conv
 
     python benchmarks/quality.py --only images                     # both data sets, 3 seeds
     python benchmarks/quality.py --only images --image-data fashion-mnist --seeds 1 --limit 20000
+    python benchmarks/quality.py --only images --epochs 2          # a smaller budget, every model
     python benchmarks/quality.py --only images --from-runs runs/fm-*  # runs trained elsewhere
 
 Each run's ``metrics.json`` (:mod:`minigen.image_report`) gives the Frechet distance, precision,
@@ -40,16 +41,18 @@ def run_record(folder):
             "minutes": sum(h.get("seconds", 0.0) for h in history) / 60, "metrics": metrics}
 
 
-def train_images(datasets, kinds, seeds, folder, limit=None, log=print):
-    """Train every (data set, model, seed) with ``--arch conv`` defaults into ``folder``."""
+def train_images(datasets, kinds, seeds, folder, limit=None, epochs=None, log=print):
+    """Train every (data set, model, seed) with ``--arch conv`` defaults into ``folder``
+    (``limit`` training images and ``epochs``, when given, for every model)."""
     records = []
     for data in datasets:
         for kind in kinds:
             for seed in seeds:
                 out = os.path.join(folder, f"{data}-{kind}-{seed}")
                 began = time.perf_counter()
+                extra = {} if epochs is None else {"epochs": epochs}
                 train_run(kind, data, out=out, quiet=True, seed=seed, arch="conv", limit=limit,
-                          log=lambda *a: None)
+                          log=lambda *a: None, **extra)
                 records.append(run_record(out))
                 log(f"  {NAMES[kind]} on {data}, seed {seed}: {_one_line(records[-1])} "
                     f"({(time.perf_counter() - began) / 60:.1f} min with the evaluation)")

@@ -163,6 +163,8 @@ def main(argv=None):
                         choices=["vae", "gan", "vaegan"], help="images: the models")
     parser.add_argument("--limit", type=int, default=None,
                         help="images: train on the first N training images only")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="images: epochs of every model (default: the --arch conv defaults)")
     parser.add_argument("--from-runs", nargs="+", metavar="GLOB",
                         help="images: report these finished run folders instead of training")
     args = parser.parse_args(argv)
@@ -207,7 +209,7 @@ def main(argv=None):
                 print("images: conv VAE, DCGAN, conv VAE-GAN", flush=True)
                 records = image_quality.train_images(
                     args.image_data, args.image_models, list(range(args.seeds or 3)),
-                    folder, limit=args.limit)
+                    folder, limit=args.limit, epochs=args.epochs)
             results["images"] = image_quality.summary(records)
             _save(results, results_path)
             image_quality.copy_grids(records)

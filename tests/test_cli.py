@@ -399,7 +399,10 @@ def test_train_help_shows_help_and_defaults_for_every_flag():
     text = train.format_help()
     for setting in SETTINGS:
         assert setting.flag in text
-    assert "vae 50 (mnist/fashion-mnist 10), gan 150 (grid 250" in " ".join(text.split())
+    flat = " ".join(text.split())
+    assert "vae 50 (mnist/fashion-mnist 10, --arch conv 8), gan 150 (grid 250" in flat
+    assert "--gamma GAMMA VAE-GAN: weight of the reconstruction term against the GAN's " \
+           "(default: 30 (--arch conv 1))" in flat
     assert "GAN: the discriminator judges" in " ".join(text.split())
 
 

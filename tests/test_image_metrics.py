@@ -272,3 +272,25 @@ def test_feature_measures_behave_like_measures(dataset):
     one_class = other[split.test_labels.numpy()[:1500] == 1]
     assert metrics.class_coverage(metrics.image_classes(mg.Tensor(one_class), dataset))[
         "class_coverage"] <= 2
+
+
+def test_noise_precision_needs_many_reference_images():
+    # the k-NN manifold of few real images is only as good as their least typical one: against
+    # Fashion-MNIST's first 2,000 test images one shirt's large ball takes in 13% of noise samples;
+    # the runs' reference (image_report.reference_images: 10,000 images) leaves none of them in
+    split = _labelled("fashion-mnist")
+    from minigen.image_report import reference_images
+    reference = reference_images(split, 5000)
+    assert reference.shape == (5000, 784)
+    features = metrics.image_features(reference, "fashion-mnist")
+    rng = np.random.default_rng(0)
+    noise = metrics.image_features(mg.Tensor(rng.random((1000, 784), dtype=np.float32)),
+                                   "fashion-mnist")
+    real = metrics.image_features(split.train_images[:1000], "fashion-mnist")
+    assert metrics.precision_recall(features, noise)["precision"] < 0.01      # 0.000 measured
+    assert metrics.precision_recall(features, real)["precision"] > 0.8        # 0.85
+    mnist = _labelled("mnist")
+    both = reference_images(mnist, 10_000)           # 2,000 held-out digits, then training digits
+    assert both.shape[0] == len(mnist.test_images) + min(len(mnist.train_images),
+                                                         10_000 - len(mnist.test_images))
+    assert np.array_equal(both[:len(mnist.test_images)].numpy(), mnist.test_images.numpy())

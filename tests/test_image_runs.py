@@ -25,6 +25,7 @@ def small_reports(monkeypatch):
     """Small sample sets for the image metrics: these tests check the plumbing, not the numbers."""
     from minigen import image_report
     monkeypatch.setattr(image_report, "N_QUALITY", 300)
+    monkeypatch.setattr(image_report, "N_REFERENCE", 400)
     monkeypatch.setattr(image_report, "N_IWAE_IMAGES", 20)
     monkeypatch.setattr(image_report, "IWAE_K", 5)
 
@@ -76,6 +77,7 @@ def test_conv_runs_write_image_metrics_and_figures(tmp_path, model):
     assert config["model"]["arch"] == "conv" and config["model"]["hidden"] == [4, 8]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["quality_samples"] == 300 and metrics["frechet_distance"] > 0
+    assert metrics["reference_images"] == 400          # the first 400 test images
     assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
     assert 1 <= metrics["class_coverage"] <= 10
     figures = {"samples.png", "interpolations.png", "loss.png"}
