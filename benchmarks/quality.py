@@ -165,6 +165,10 @@ def main(argv=None):
                         help="images: train on the first N training images only")
     parser.add_argument("--epochs", type=int, default=None,
                         help="images: epochs of every model (default: the --arch conv defaults)")
+    parser.add_argument("--iwae-k", type=int, default=None, metavar="K",
+                        help="images: also the conv VAE's IWAE NLL with K samples (e.g. 5000)")
+    parser.add_argument("--iwae-images", type=int, default=100, metavar="N",
+                        help="images: ... on the first N test images (default: 100)")
     parser.add_argument("--from-runs", nargs="+", metavar="GLOB",
                         help="images: report these finished run folders instead of training")
     args = parser.parse_args(argv)
@@ -210,6 +214,8 @@ def main(argv=None):
                 records = image_quality.train_images(
                     args.image_data, args.image_models, list(range(args.seeds or 3)),
                     folder, limit=args.limit, epochs=args.epochs)
+            if args.iwae_k:
+                image_quality.large_iwae(records, args.iwae_k, args.iwae_images)
             results["images"] = image_quality.summary(records)
             _save(results, results_path)
             image_quality.copy_grids(records)
