@@ -567,7 +567,11 @@ class Function:
         if not inputs:
             raise ValueError(f"{self.name}: needs at least one input")
         tensors = _as_input_tensors(inputs, self.promotes, self.float_result)
-        arrays = [t.data for t in tensors]
+        arrays, needs_grad = [], False
+        for t in tensors:
+            arrays.append(t.data)
+            if t.requires_grad:
+                needs_grad = True
         array_type = type(arrays[0])
         for a in arrays:
             if type(a) is not array_type:
@@ -578,12 +582,7 @@ class Function:
             raise ValueError(self._shape_message(tensors, err)) from err
         if type(out) is not array_type:
             out = B.ensure_array(out)  # NumPy gives scalars from 0-d ops: keep arrays
-        needs_grad = False
-        if _mode.enabled:
-            for t in tensors:
-                if t.requires_grad:
-                    needs_grad = True
-                    break
+        needs_grad = needs_grad and _mode.enabled
         result = Tensor._wrap(out, needs_grad)
         if needs_grad:
             self.inputs = tensors
@@ -643,6 +642,8 @@ class Function:
                 raise TypeError(f"{type(self).__name__}.backward must return Tensors (or None), "
                                 f"got {type(gx).__name__}")
             g, data = gx.data if tensors else gx, x.data
+            if type(g) is not type(data) and not tensors:
+                g = gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
             if type(g) is type(data) and g.shape == data.shape and g.dtype is data.dtype:
                 result.append(gx)
             else:
@@ -654,8 +655,6 @@ class Function:
         x = self.inputs[i]
         data = x.data
         if not tensors:
-            if type(gx) is not type(data):
-                gx = B.ensure_array(gx)           # NumPy answers 0-d results with NumPy scalars
             gx = Tensor._wrap(gx)
         if type(gx.data) is not type(data):
             raise ValueError(f"{self.name}: {method} returned a gradient on {gx.device} for "

@@ -149,7 +149,7 @@ def reparameterize(mu, log_var):
     log_var)).  The standard deviation is exp(0.5 * log_var), not exp(log_var).  One fused op
     (``minigen.fused.Reparameterize``), or its reference with fusion off."""
     mu, log_var = _tensors(mu, log_var)
-    shape = _broadcast_shape(mu.shape, log_var.shape)
+    shape = mu.shape if mu.shape == log_var.shape else _broadcast_shape(mu.shape, log_var.shape)
     return reparameterize_with(mu, log_var, randn(shape, like=mu))
 
 

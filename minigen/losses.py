@@ -46,6 +46,9 @@ def _reduce(terms, reduction):
 
 def _pair(pred, target, who, names=("prediction", "target")):
     """``pred`` and ``target`` as Tensors of one dtype and one shape (or a Python-number target)."""
+    if isinstance(pred, Tensor) and isinstance(target, Tensor) and \
+            target.data.dtype is pred.data.dtype and target.shape == pred.shape:
+        return pred, target                          # the usual case, answered first
     if not isinstance(pred, Tensor):
         pred = Tensor(pred)
     scalar = isinstance(target, (int, float)) and not isinstance(target, bool)
