@@ -751,8 +751,10 @@ _FREED = ("the graph behind this tensor was already freed by an earlier backward
           "call the first backward (or mg.grad) with retain_graph=True to go through it twice")
 
 
-def _topological_order(roots):
+def _topological_order(roots, every_tensor=False):
     """Tensors reachable from ``roots`` that require grad, each one after every tensor that uses it.
+    With ``every_tensor=True``: every tensor, constants too, each op's inputs visited in argument
+    order (``graph.trace`` draws the graph in that order).
 
     An iterative depth-first search (no recursion, so a chain of 100,000 ops is fine): a tensor is
     appended once all of its inputs have been; reversing the list puts consumers before producers.
@@ -772,8 +774,8 @@ def _topological_order(roots):
         if f is not None:
             if f._released:
                 raise RuntimeError(_FREED)
-            for x in f.inputs:
-                if x.requires_grad and id(x) not in seen:
+            for x in reversed(f.inputs) if every_tensor else f.inputs:
+                if (every_tensor or x.requires_grad) and id(x) not in seen:
                     stack.append((x, False))
     order.reverse()
     return order

@@ -66,6 +66,9 @@ def import_library(name, advice):
 # --------------------------------------------------------------------------------------------------
 
 class Backend:
+    """One array library behind minigen's ops: its namespace ``xp``, its array type, what
+    ``Tensor.device`` says for its arrays, and the helpers below (the code NumPy and CuPy share)."""
+
     name = "?"
     device = "?"          # what Tensor.device reports for arrays of this backend
     array_type = None     # the class of this backend's arrays

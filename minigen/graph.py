@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from . import backend as B
 from . import functions as F
-from .autograd import Tensor, no_grad
+from .autograd import Tensor, _topological_order, no_grad
 from .nn.module import Module, Parameter
 
 __all__ = ["Node", "Graph", "Frame", "trace", "to_dot", "draw_graph", "backward_frames",
@@ -131,24 +131,10 @@ def trace(tensor, names=None):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"trace: expected a Tensor, got {type(tensor).__name__}")
     labels = _names(names)
-    # Iterative depth-first search, as in the engine: a tensor is placed after all of its inputs.
-    order, seen, stack = [], set(), [(tensor, False)]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        f = t.creator
-        if f is not None:
-            if f.inputs is None:
-                raise RuntimeError(f"trace: {_FREED}")
-            for x in reversed(f.inputs):
-                if id(x) not in seen:
-                    stack.append((x, False))
+    try:         # autograd's topological sort (consumers first), turned round: inputs first
+        order = _topological_order([tensor], every_tensor=True)[::-1]
+    except RuntimeError:                          # the graph was freed by a backward
+        raise RuntimeError(f"trace: {_FREED}") from None
     if len(order) > MAX_NODES:
         raise ValueError(f"trace: the graph has {len(order)} tensors, more than a readable figure "
                          f"holds ({MAX_NODES}); draw a smaller part (an intermediate result)")
