@@ -791,6 +791,8 @@ def _check_image_path(out):
     ancestor = _nearest_existing(os.path.dirname(os.path.abspath(out)))
     if not os.path.isdir(ancestor):
         raise RunError(f"--out {out}: {ancestor} is a file, so no file can be made in it")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out}: no permission to write in {ancestor}")
     return out
 
 

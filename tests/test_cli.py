@@ -370,6 +370,14 @@ def test_sample_out_must_be_a_file(gan_run, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["f"]
 
 
+def test_sample_into_a_folder_without_write_permission_is_bad_input(gan_run, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)     # as for another user's folder
+    code, _, err = cli("sample", gan_run, "--out", tmp_path / "s.png")
+    assert code == 2 and f"no permission to write in {tmp_path}" in err, err
+    assert len(err.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
+
+
 def test_quiet_hides_only_the_progress(tmp_path):
     out = tmp_path / "run"
     code, stdout, err = cli("train", "gan", "--epochs", 2, "--out", out, *TINY)
