@@ -298,8 +298,8 @@ def bce_with_logits_grad(x, t, gy, saved):
     # sigmoid(x) = exp(min(x, 0)) / (1 + e): both cases of the formula above, without a slow where
     if owner.name != "numpy" or x.ndim == 0 or not x.shape == t.shape == gy.shape:
         return B.ensure_array((xp.exp(xp.minimum(x, 0)) / (1.0 + saved) - t) * gy)
-    g = minimum_zero(x)                        # NumPy: two new arrays instead of six
-    xp.exp(g, out=g)
+    # NumPy: exp(min(x, 0)) without an exp: e where x < 0, max(e, 1) = 1 where x >= 0
+    g = xp.maximum(saved, x >= 0)
     g /= saved + 1.0
     g -= t
     g *= gy
