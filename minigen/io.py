@@ -172,6 +172,24 @@ def folder_lock(folder):
     filesystem without locks (some network mounts) the block runs unlocked, with a warning.
     """
     path = os.path.join(os.fspath(folder), LOCK_NAME)
+    fd = _acquire(path, os.fspath(folder))
+    if fd is None:                    # no locks on this filesystem: warned
+        yield
+        return
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"process {os.getpid()} on host {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)             # before unlocking: nobody can lock a file that then goes
+        os.close(fd)
+
+
+def _acquire(path, folder):
+    """The open, locked lock file ``path`` of ``folder``; None (with a warning) on a filesystem
+    without locks; :class:`FolderInUse` when another process holds it."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
         try:
@@ -181,31 +199,20 @@ def folder_lock(folder):
             with contextlib.suppress(OSError):
                 os.remove(path)
             warnings.warn(f"cannot lock {folder} ({err.strerror}): a second process writing into "
-                          "it at the same time would not be stopped", RuntimeWarning, stacklevel=3)
-            yield
-            return
+                          "it at the same time would not be stopped", RuntimeWarning, stacklevel=4)
+            return None
         if not locked:
             os.lseek(fd, 0, os.SEEK_SET)
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or None
             os.close(fd)
-            raise FolderInUse(os.fspath(folder), holder)
+            raise FolderInUse(folder, holder)
         # The holder before us may have removed the file between our open and our lock (and a
         # third process made and locked a new one): then ours is not the lock; try again.
         try:
-            current = os.path.samestat(os.fstat(fd), os.stat(path))
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
         except FileNotFoundError:
-            current = False
-        if current:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"process {os.getpid()} on host {socket.gethostname()}\n".encode())
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(path)             # before unlocking: nobody can lock a file that then goes
+            pass
         os.close(fd)
 
 

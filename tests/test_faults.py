@@ -386,6 +386,18 @@ def test_folder_lock_refuses_a_second_holder_and_goes_away(tmp_path):
     assert not (tmp_path / mio.LOCK_NAME).exists()
 
 
+def test_folder_lock_on_a_filesystem_without_locks_warns_and_goes_on(tmp_path, monkeypatch):
+    def no_locks(fd):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(mio, "_try_lock", no_locks)
+    ran = []
+    with pytest.warns(RuntimeWarning, match=f"cannot lock {tmp_path} \\(No locks available\\)"):
+        with mio.folder_lock(tmp_path):
+            ran.append(True)
+    assert ran and os.listdir(tmp_path) == []
+
+
 def test_a_folder_in_use_is_refused_naming_the_other_process_until_it_dies(finished_run,
                                                                           tmp_path):
     """While another process holds the run folder, --resume and --overwrite stop at once with one
