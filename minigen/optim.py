@@ -257,6 +257,12 @@ class Adam(Optimizer):
         p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     eps is added after the square root of the bias-corrected v, as in PyTorch.
+
+    On NumPy, with fusion on, the parameters that are at the same step (and of one dtype) are
+    updated together: their m and v lie back to back in one array each (``state[i]["exp_avg"]``
+    is a view of it), so a few array calls update every small parameter at once
+    (``fused.adam_step_flat``).  Elsewhere, and for Adam's L2 penalty, each parameter is updated
+    on its own (``fused.adam_step``).  The rule is the same either way.
     """
 
     hyperparameters = ("lr", "beta1", "beta2", "eps", "weight_decay")
