@@ -171,15 +171,19 @@ class _NumpyBackend(Backend):
     xp = numpy
 
     def axpy(self, alpha, x, y):
-        if y.flags.c_contiguous and x.dtype == y.dtype and y.dtype.char in "fd" and y.size:
+        flags = y.flags
+        # BLAS writes into y itself only when it can use y's memory as it is (contiguous, aligned,
+        # native byte order); otherwise SciPy would update a copy, so NumPy does it.  A read-only
+        # y goes to NumPy too, which refuses it.
+        if flags.c_contiguous and flags.aligned and flags.writeable and y.size \
+                and x.dtype == y.dtype and y.dtype.char in "fd" and y.dtype.isnative:
             blas = _BLAS_AXPY.get(y.dtype.char) or _blas_axpy(y.dtype.char)
-            # on a contiguous y, reshape(-1) is a view: BLAS writes into y itself
-            blas(x.reshape(-1), y.reshape(-1), a=alpha)
+            blas(x.reshape(-1), y.reshape(-1), a=alpha)    # y.reshape(-1): a view of y
         else:
             y += alpha * x.reshape(y.shape)
 
 
-_BLAS_AXPY = {}     # dtype char -> SciPy's BLAS axpy, imported on first use (SciPy takes 0.15 s)
+_BLAS_AXPY = {}     # dtype char -> SciPy's BLAS axpy, imported on first use (SciPy loads slowly)
 
 
 def _blas_axpy(char):

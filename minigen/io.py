@@ -23,6 +23,9 @@ have and many readers refuse, become ``null``.  :func:`read_json` names the file
 Arrays (checkpoints, models, optimizer states) are NumPy .npz archives: :func:`save_arrays` writes
 them atomically, :func:`load_arrays` refuses pickled objects and names the file when it is damaged
 (``mg.backend.save_arrays`` and ``mg.backend.load_arrays`` are the same functions).
+
+One process at a time writes a run folder: :func:`folder_lock` holds the operating system's lock on
+the folder's ``.lock`` file, and a second process gets :class:`FolderInUse`, naming the holder.
 """
 
 import contextlib

@@ -140,3 +140,35 @@ def test_free_cpus_leaves_out_the_busy_ones(monkeypatch):
     assert B.free_cpus() == 1
     monkeypatch.setattr(os, "getloadavg", lambda: (19.0, 0.0, 0.0))
     assert B.free_cpus() == 1                       # never fewer than one
+
+
+@pytest.mark.parametrize("layout", ["plain", "slice", "strided", "fortran", "misaligned",
+                                    "big-endian", "read-only", "float16"])
+def test_axpy_updates_y_in_place_whatever_its_layout(layout):
+    # NumPy's axpy hands y to BLAS (SciPy), which writes into it only when it can use y's memory
+    # as it is; any other y must still get y += alpha * x, never a silently updated copy
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=12).astype(np.float32)
+    y = rng.normal(size=12).astype(np.float32)
+    if layout == "slice":
+        y = np.concatenate([y, y])[3:15]
+    elif layout == "strided":
+        y = np.repeat(y, 2)[::2]
+    elif layout == "fortran":
+        y = np.asfortranarray(y.reshape(3, 4))
+    elif layout == "misaligned":
+        buffer = np.zeros(y.nbytes + 1, np.uint8)
+        y = buffer[1:].view(np.float32)
+        y[...] = rng.normal(size=12)
+    elif layout == "big-endian":
+        x, y = x.astype(">f4"), y.astype(">f4")
+    elif layout == "float16":
+        x, y = x.astype(np.float16), y.astype(np.float16)
+    expected = y + np.float32(0.5) * x.reshape(y.shape, order="C").astype(y.dtype)
+    if layout == "read-only":
+        y.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            B.instance("numpy").axpy(0.5, x, y)
+        return
+    B.instance("numpy").axpy(0.5, x, y)
+    np.testing.assert_allclose(y, expected, rtol=1e-3 if layout == "float16" else 1e-6)

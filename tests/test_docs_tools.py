@@ -116,6 +116,18 @@ def test_the_api_reference_covers_every_public_module_and_name():
     assert home[id(mg.reparameterize)] == "minigen.distributions.reparameterize"
 
 
+def test_the_readme_layout_names_every_module():
+    # the README's Layout section is where a newcomer learns what each file is: a module added
+    # without a line there is a module nobody is told about
+    root = DOCS.parent
+    layout = minigen_docs.markdown_sections(root / "README.md")["Layout"]
+    package = root / "minigen"
+    files = [p for p in package.rglob("*.py") if p.name != "__init__.py"]
+    files += [p for p in package.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+    missing = sorted(str(p.relative_to(package)) for p in files if p.name not in layout)
+    assert not missing, f"README.md's Layout section does not mention {missing}"
+
+
 def test_layers_follow_the_imports():
     known = minigen_docs.package_modules()
     stack, deps = minigen_docs.layers(known)
