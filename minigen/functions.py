@@ -19,6 +19,7 @@ import builtins
 import operator
 
 from . import backend as B
+from . import kernels
 from .autograd import Function, Tensor, as_tensor, promote
 
 __all__ = [
@@ -356,15 +357,15 @@ class ReLU(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
 
     def forward(self, x):
-        return _xp(x).maximum(x, 0)
+        return kernels.maximum_zero(x)         # max(x, 0), in NumPy's faster loop
 
     def backward(self, gy):
         x = self.inputs[0].data
         return gy * _constant(_as_float(x > 0, x))
 
     def backward_arrays(self, gy):
-        x = self.inputs[0].data
-        return gy * _as_float(x > 0, x)
+        # gy * [x > 0]: the mask of y = max(x, 0) > 0, read off x
+        return kernels.activation_grad(gy, self.inputs[0].data, "relu")
 
 
 class LeakyReLU(Function):
