@@ -298,8 +298,14 @@ def test_float32_stays_float32(backend32, data):
         assert mg.backend.dtype_name(y.dtype) == "float32"
         np.testing.assert_allclose(y.numpy(), direct_conv2d(x, w, b, *pair_args), rtol=1e-5,
                                    atol=1e-5)
-        z = mg.conv_transpose2d(y, inputs[1], None, stride=pair_args[0], padding=pair_args[1],
-                                dilation=pair_args[2])
+        stride, padding, dilation = pair_args
+        # the output padding that brings the transposed convolution back to x's size (without
+        # it, a stride larger than the image would give an empty output, which is an error)
+        extra = [(n + 2 * p - d * (k - 1) - 1) % s for n, p, d, k, s in
+                 zip(x.shape[2:], padding, dilation, w.shape[2:], stride)]
+        z = mg.conv_transpose2d(y, inputs[1], None, stride=stride, padding=padding,
+                                output_padding=extra, dilation=dilation)
+        assert z.shape[2:] == x.shape[2:]
         grads = mg.grad((z * z).sum(), inputs, create_graph=True)
         penalty = sum(((g * g).sum() for g in grads), start=mg.zeros((), dtype="float32"))
         for g, t in zip(mg.grad(penalty, inputs), inputs):
