@@ -643,6 +643,10 @@ class Function:
                                 f"got {type(gx).__name__}")
             g, data = gx.data if tensors else gx, x.data
             if type(g) is not type(data) and not tensors:
+                if not B.is_array(gx) and not B.is_host_array(gx):
+                    raise TypeError(f"{type(self).__name__}.{method} must return backend arrays "
+                                    f"(or None), got {type(gx).__name__} for input {i}; "
+                                    "backward returns Tensors, backward_arrays their arrays")
                 g = gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
             if type(g) is type(data) and g.shape == data.shape and g.dtype is data.dtype:
                 result.append(gx)

@@ -164,9 +164,9 @@ _ZERO_ROWS = {}     # (dtype, length) -> a read-only row of zeros (NumPy)
 
 def maximum_zero(x, out=None):
     """max(x, 0) elementwise, into ``out`` if given (it may be ``x``; NumPy and CuPy only: the
-    array API has no ``out=``).  NumPy compares with a row of zeros as long as x's last axis: its
-    ``maximum`` of two arrays takes a loop several times faster than that of an array and the
-    number 0 (NumPy 2.4, float32)."""
+    array API has no ``out=``).  NumPy compares a floating x with a row of zeros as long as its
+    last axis: its ``maximum`` of two arrays takes a loop several times faster than that of an
+    array and the number 0 (NumPy 2.4, float32)."""
     return _with_zero(x, "maximum", out)
 
 
@@ -178,7 +178,7 @@ def minimum_zero(x, out=None):
 def _with_zero(x, ufunc, out):
     owner = B.of(x)
     fn = getattr(owner.xp, ufunc)
-    if owner.name != "numpy" or x.ndim == 0:
+    if owner.name != "numpy" or x.ndim == 0 or x.dtype.kind != "f":   # (bool: max(x, 0) is int)
         return B.ensure_array(fn(x, 0) if out is None else fn(x, 0, out=out))
     key = (x.dtype, x.shape[-1])
     row = _ZERO_ROWS.get(key)
@@ -258,9 +258,9 @@ def bias_grad(g):
 
 
 # --------------------------------------------------------------------------------------------------
-# Binary cross-entropy with logits:  l = max(x, 0) - x t + log1p(e),  e = exp(-|x|) <= 1,
-#                                    dl/dx = sigmoid(x) - t,  sigmoid(x) = (1 if x >= 0 else e) / (1
-#                                    + e)
+# Binary cross-entropy with logits:  l = max(x, 0) - x t + log1p(e),    e = exp(-|x|) <= 1,
+#                                    dl/dx = sigmoid(x) - t,
+#                                    sigmoid(x) = (1 if x >= 0 else e) / (1 + e)
 # --------------------------------------------------------------------------------------------------
 
 _BCE_CUDA = B.ElementwiseKernel(
@@ -309,11 +309,10 @@ def bce_with_logits_grad(x, t, gy, saved):
 
 # --------------------------------------------------------------------------------------------------
 # The VAE's two small formulas (on a GPU, launches are all their cost; one kernel each way):
-#   reparameterization  z = mu + exp(0.5 lv) eps;   dz/dmu = 1, dz/dlv = 0.5 eps exp(0.5 lv),
-#   dz/deps
-#                       = exp(0.5 lv)
-#   Gaussian KL         kl = 0.5 (mu^2 + exp(lv) - 1 - lv);   dkl/dmu = mu, dkl/dlv = 0.5 (exp(lv) -
-#   1)
+#   reparameterization  z = mu + exp(0.5 lv) eps
+#                       dz/dmu = 1,   dz/dlv = 0.5 eps exp(0.5 lv),   dz/deps = exp(0.5 lv)
+#   Gaussian KL         kl = 0.5 (mu^2 + exp(lv) - 1 - lv)
+#                       dkl/dmu = mu,   dkl/dlv = 0.5 (exp(lv) - 1)
 # --------------------------------------------------------------------------------------------------
 
 _REPARAMETERIZE_CUDA = B.ElementwiseKernel(

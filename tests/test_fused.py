@@ -269,3 +269,28 @@ def test_backward_arrays_must_return_one_gradient_per_input():
     x = mg.Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(RuntimeError, match="Wrong.backward_arrays returned 2 gradients for 1"):
         Wrong()(x).sum().backward()
+
+
+@pytest.mark.parametrize("returned", ["tensor", "list", "tensor-backward"])
+def test_a_backward_that_returns_the_wrong_kind_says_which_method_must_return_what(returned):
+    # backward_arrays works on arrays, backward on Tensors: mixing them up (copying one's code
+    # into the other) is an error naming the op, the method and what it returned
+    class Mixed(Cube):
+        def backward_arrays(self, gy):
+            if returned == "tensor":
+                return mg.Tensor(3.0 * self.inputs[0].data ** 2 * gy)
+            return ([3.0, 12.0],)                                   # a list of numbers
+
+        def backward(self, gy):
+            return 3.0 * self.inputs[0].data ** 2 * gy.data          # an array, not a Tensor
+
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    if returned == "tensor-backward":
+        with pytest.raises(TypeError, match=r"Mixed\.backward must return Tensors \(or None\), "
+                                            "got ndarray"):
+            mg.grad(Mixed()(x).sum(), [x], create_graph=True)
+        return
+    kind = "Tensor" if returned == "tensor" else "list"
+    with pytest.raises(TypeError, match=rf"Mixed\.backward_arrays must return backend arrays "
+                                        rf"\(or None\), got {kind} for input 0"):
+        Mixed()(x).sum().backward()

@@ -107,3 +107,16 @@ def test_maximum_and_minimum_of_zero(backend, dtype, shape):
             if shape and B.of(x).name in ("numpy", "cupy"):          # (no out= in the array API)
                 out = fn(x, out=x)
                 np.testing.assert_array_equal(host(out), reference(values, 0.0))
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int64", "int32", "float32"])
+def test_maximum_zero_gives_the_dtype_of_max_x_0_whatever_the_shape(dtype):
+    # NumPy's faster loop against a row of zeros is for floating arrays; a bool or integer one
+    # gets what maximum(x, 0) gives (a bool array: int64), a 0-d one and a (3,) one alike
+    with mg.using_backend("numpy"):
+        for shape in [(), (3,), (2, 3)]:
+            x = np.ones(shape, dtype=dtype)
+            assert kernels.maximum_zero(x).dtype == np.maximum(x, 0).dtype, shape
+            assert kernels.minimum_zero(x).dtype == np.minimum(x, 0).dtype, shape
+        dtypes = {mg.relu(mg.Tensor(np.ones(shape, dtype=dtype))).dtype for shape in [(), (3,)]}
+        assert len(dtypes) == 1, dtypes
