@@ -193,14 +193,14 @@ _DEFAULTS = {
     # arch="conv" on either image set: DCGAN-style networks with 32 and 64 channels
     # (minigen/models/conv_nets.py); Adam at 2e-4 with beta1 = 0.5 for the adversarial models, as
     # DCGAN, in batches of 64; the same 8 epochs for the three models (comparable budgets), each
-    # training within 20 minutes on two CPU cores (README, "Images").  The VAE-GAN's beta = 0.1,
-    # gamma = 1 and feature likelihood were tuned on Fashion-MNIST (minigen/models/vaegan.py).
+    # training within 20 minutes on two CPU cores (README, "Images").  The VAE-GAN's beta = 1,
+    # gamma = 1 and feature likelihood were chosen on Fashion-MNIST (minigen/models/vaegan.py).
     ("vae", "conv"): dict(hidden=[32, 64], latent_dim=32, epochs=8, batch_size=128, lr=1e-3,
                           beta=1.0),
     ("gan", "conv"): dict(hidden=[32, 64], latent_dim=32, pack=1, epochs=8, batch_size=64,
                           lr=2e-4),
     ("vaegan", "conv"): dict(hidden=[32, 64], latent_dim=32, epochs=8, batch_size=64, lr=2e-4,
-                             beta=0.1, gamma=1.0),
+                             beta=1.0, gamma=1.0),
 }
 
 

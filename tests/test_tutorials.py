@@ -108,6 +108,18 @@ def test_tutorial_runs_in_smoke_mode(script, tmp_path):
     assert figures, f"{script.name} wrote no PNG figure to its working folder"
 
 
+def test_tutorial_12_without_any_image_data_trains_on_synthetic_shapes(tmp_path, monkeypatch):
+    # no MINIGEN_DATA and an empty download cache (HOME): the tutorial falls back to shapes it
+    # draws itself, and still trains the three models and measures them
+    monkeypatch.delenv("MINIGEN_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    script = TUTORIALS / "12_vaegan_on_images.py"
+    stdout = run_in_smoke_mode(script, tmp_path)
+    assert "uses synthetic shapes instead" in stdout and "VAE-GAN" in stdout
+    assert {"samples_vae.png", "samples_dcgan.png", "samples_vae-gan.png",
+            "frechet_blur_noise.png"} <= {p.name for p in tmp_path.glob("*.png")}
+
+
 @pytest.mark.parametrize("script", SOLUTIONS, ids=_ids(SOLUTIONS))
 def test_solution_runs_in_smoke_mode(script, tmp_path):
     run_in_smoke_mode(script, tmp_path)
