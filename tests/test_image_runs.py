@@ -92,3 +92,24 @@ def test_conv_runs_write_image_metrics_and_figures(tmp_path, model):
 def test_conv_arch_needs_images(capsys):
     assert main(["train", "vae", "--arch", "conv", "--quiet"]) == 2
     assert "--arch conv is for the image sets" in capsys.readouterr().err
+
+
+@needs_fashion
+def test_the_benchmark_table_and_its_large_iwae_column(tmp_path):
+    # benchmarks/image_quality.py on a finished tiny run: its record, the IWAE with a large K on a
+    # few test images (what the README reports with K = 5,000), and the Markdown table
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+    import image_quality
+    out = tmp_path / "vae"
+    assert main(["train", "vae", "--data", "fashion-mnist", "--arch", "conv", "--limit", "64",
+                 "--epochs", "1", "--hidden", "4", "8", "--latent-dim", "4", "--out", str(out),
+                 "--quiet"]) == 0
+    records = image_quality.collect([str(out)])
+    assert [(r["data"], r["kind"], r["seed"]) for r in records] == [("fashion-mnist", "vae", 0)]
+    lines = []
+    image_quality.large_iwae(records, k=20, n=3, log=lines.append)
+    metrics = records[0]["metrics"]
+    assert metrics["iwae_large_k"] == 20 and metrics["iwae_large_examples"] == 3
+    assert 0 < metrics["test_nll_iwae_large"] < 784 * 10 and "K=20, first 3 test images" in lines[0]
+    text = image_quality.table(records)
+    assert "IWAE NLL K=20, 3 images, 1 seed" in text and "| fashion-mnist | conv VAE | 1 |" in text
