@@ -8,10 +8,10 @@ Fashion-MNIST and MNIST, each with the command line's defaults for ``--arch conv
 
 Each run's ``metrics.json`` (:mod:`minigen.image_report`) gives the Frechet distance, precision,
 recall and classes covered of 5,000 samples against 10,000 real images
-(``image_report.reference_images``: Fashion-MNIST's test set; MNIST's 2,000 held-out digits and
-its 8,000 training digits) on the features of minigen's own classifier, and for the models with an encoder the test
-negative ELBO, the IWAE estimate and bits per dimension.  The table shows mean +- sd over the
-seeds and the training minutes; one run's samples per model and data set are copied to
+(``image_report.reference_images``: Fashion-MNIST's test set; MNIST's 2,000 held-out digits and its
+8,000 training digits) on the features of minigen's own classifier, and for the models with an
+encoder the test negative ELBO, the IWAE estimate and bits per dimension. The table shows mean +- sd
+over the seeds and the training minutes; one run's samples per model and data set are copied to
 ``docs/images_<data>_<model>.png`` for the README.
 """
 
