@@ -31,7 +31,7 @@ import os
 import numpy
 
 from .io import load_arrays, save_arrays  # noqa: F401 (part of this module's API)
-from .threads import free_cpus, limit_new_libraries, set_num_threads  # noqa: F401
+from .threads import free_cpus, set_num_threads  # noqa: F401
 
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
@@ -115,8 +115,7 @@ class Backend:
         return array.copy()
 
     def axpy(self, alpha, x, y):
-        """``y += alpha * x`` in place, for ``x`` with ``y``'s size (it may be flat).  NumPy
-        overrides it with BLAS's axpy: one pass over memory instead of two, and no temporary."""
+        """``y += alpha * x`` in place, for ``x`` with ``y``'s size (it may be flat)."""
         y += alpha * self.xp.reshape(x, y.shape)
 
     # --- randomness: the library's own Generator, drawing on the device (float32 directly) -------
@@ -169,28 +168,6 @@ class _NumpyBackend(Backend):
     device = "cpu"
     array_type = numpy.ndarray
     xp = numpy
-
-    def axpy(self, alpha, x, y):
-        flags = y.flags
-        # BLAS writes into y itself only when it can use y's memory as it is (contiguous, aligned,
-        # native byte order); otherwise SciPy would update a copy, so NumPy does it.  A read-only
-        # y goes to NumPy too, which refuses it.
-        if flags.c_contiguous and flags.aligned and flags.writeable and y.size \
-                and x.dtype == y.dtype and y.dtype.char in "fd" and y.dtype.isnative:
-            blas = _BLAS_AXPY.get(y.dtype.char) or _blas_axpy(y.dtype.char)
-            blas(x.reshape(-1), y.reshape(-1), a=alpha)    # y.reshape(-1): a view of y
-        else:
-            y += alpha * x.reshape(y.shape)
-
-
-_BLAS_AXPY = {}     # dtype char -> SciPy's BLAS axpy, imported on first use (SciPy loads slowly)
-
-
-def _blas_axpy(char):
-    from scipy.linalg import blas
-    limit_new_libraries()         # SciPy brings its own OpenBLAS: hold it to the same limit
-    _BLAS_AXPY[char] = blas.saxpy if char == "f" else blas.daxpy
-    return _BLAS_AXPY[char]
 
 
 def _factory(name):

@@ -302,9 +302,8 @@ def adam_step(p, g, m, v, scratch, beta1, beta2, step_size, eps):
 
 def adam_step_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_size, eps):
     """Adam's step for many NumPy parameters whose moments lie back to back in the 1-D ``m`` and
-    ``v`` (``kernels.adam_update_flat``: a few calls for all the small parameters together, BLAS's
-    axpy for each ``y += a * x``), or :func:`adam_reference` on each parameter's views of ``m``
-    and ``v`` when fusion is off."""
+    ``v`` (``kernels.adam_update_flat``: a few calls for all the small parameters together), or
+    :func:`adam_reference` on each parameter's views of ``m`` and ``v`` when fusion is off."""
     if is_fusion_enabled():
         kernels.adam_update_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_size,
                                  eps)

@@ -90,12 +90,12 @@ def adam_update_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_
     ``gathered.size`` are *small*: their gradients are copied into ``gathered``, and each line of
     the formula is one call for all of them together (eight Dense layers of 64: 9 calls for the
     moments of all 16 parameters instead of 128, where each call costs more than its arithmetic).
-    Each larger parameter is updated on its own.  Either way ``y += a * x`` is BLAS's axpy (one
-    pass, no temporary):
+    Each larger parameter is updated on its own.  Either way each ``y += a * x`` is the
+    backend's ``axpy``:
 
-        m <- beta1 * m;   m += (1 - beta1) * g                      2 passes instead of 3
-        s = g * g;   v <- beta2 * v;   v += (1 - beta2) * s         3 instead of 4
-        s = m / (sqrt(v) + eps);   p += (-step_size) * s            4 instead of 5
+        m <- beta1 * m;   m += (1 - beta1) * g
+        s = g * g;   v <- beta2 * v;   v += (1 - beta2) * s
+        s = m / (sqrt(v) + eps);   p += (-step_size) * s
     """
     owner = B.of(m)
     xp, axpy = owner.xp, owner.axpy

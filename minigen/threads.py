@@ -35,13 +35,6 @@ def set_num_threads(n):
         _thread_count = int(n)
 
 
-def limit_new_libraries():
-    """Apply the limit in force again, so that it also holds a BLAS library loaded since it was
-    set (SciPy's own OpenBLAS, which minigen imports on first use)."""
-    if _thread_limit is not None:
-        set_num_threads(_thread_count)
-
-
 def free_cpus():
     """The CPUs this process may use that other work does not keep busy now: the CPUs available
     minus the 1-minute load average, at least 1 (all of them on an idle machine, one on a busy

@@ -1,6 +1,7 @@
 """Backend switching, seeding, dtypes, scatter-add, and what the strict backend refuses."""
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -145,8 +146,8 @@ def test_free_cpus_leaves_out_the_busy_ones(monkeypatch):
 @pytest.mark.parametrize("layout", ["plain", "slice", "strided", "fortran", "misaligned",
                                     "big-endian", "read-only", "float16"])
 def test_axpy_updates_y_in_place_whatever_its_layout(layout):
-    # NumPy's axpy hands y to BLAS (SciPy), which writes into it only when it can use y's memory
-    # as it is; any other y must still get y += alpha * x, never a silently updated copy
+    # whatever y's memory layout, y += alpha * x lands in y itself, never in a silently updated
+    # copy (as SciPy's BLAS axpy did for a misaligned or big-endian y)
     rng = np.random.default_rng(0)
     x = rng.normal(size=12).astype(np.float32)
     y = rng.normal(size=12).astype(np.float32)
@@ -172,3 +173,24 @@ def test_axpy_updates_y_in_place_whatever_its_layout(layout):
         return
     B.instance("numpy").axpy(0.5, x, y)
     np.testing.assert_allclose(y, expected, rtol=1e-3 if layout == "float16" else 1e-6)
+
+
+ADAM_STEPS = """
+import sys, minigen as mg
+model = mg.VAE(data_dim=12, hidden=(8,), latent_dim=2)
+optimizers = model.make_optimizers()
+x = mg.Tensor(mg.backend.instance("numpy").xp.ones((4, 12), dtype="float32") / 2)
+for _ in range(2):
+    model.train_step(x, optimizers)
+print(sorted(m for m in sys.modules if m.split(".")[0] == "scipy"))
+"""
+
+
+def test_adam_loads_no_second_blas_library():
+    # SciPy brings its own OpenBLAS with its own thread pool: two pools of spinning threads on two
+    # cores made a VAE epoch on NumPy eight times as long.  Training uses NumPy's BLAS only.
+    root = os.environ.get("MINIGEN_TEST_ROOT", str(pathlib.Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=root)
+    out = subprocess.run([sys.executable, "-c", ADAM_STEPS], capture_output=True, text=True,
+                         env=env, cwd=root, check=True).stdout
+    assert out.strip() == "[]", out
