@@ -114,10 +114,6 @@ class Backend:
     def copy(self, array):
         return array.copy()
 
-    def axpy(self, alpha, x, y):
-        """``y += alpha * x`` in place, for ``x`` with ``y``'s size (it may be flat)."""
-        y += alpha * self.xp.reshape(x, y.shape)
-
     # --- randomness: the library's own Generator, drawing on the device (float32 directly) -------
     def reseed(self, seed):
         self.rng = self.xp.random.default_rng(seed)

@@ -90,15 +90,14 @@ def adam_update_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_
     ``gathered.size`` are *small*: their gradients are copied into ``gathered``, and each line of
     the formula is one call for all of them together (eight Dense layers of 64: 9 calls for the
     moments of all 16 parameters instead of 128, where each call costs more than its arithmetic).
-    Each larger parameter is updated on its own.  Either way each ``y += a * x`` is the
-    backend's ``axpy``:
+    Each larger parameter is updated on its own.  Either way the lines are :func:`adam_update`'s
+    NumPy lines, on 1-D slices, through ``scratch`` (no temporary arrays):
 
-        m <- beta1 * m;   m += (1 - beta1) * g
-        s = g * g;   v <- beta2 * v;   v += (1 - beta2) * s
-        s = m / (sqrt(v) + eps);   p += (-step_size) * s
+        s = (1 - beta1) g;   m <- beta1 m + s
+        s = (1 - beta2) g^2;   v <- beta2 v + s
+        s = step_size m / (sqrt(v) + eps);   p <- p - s
     """
-    owner = B.of(m)
-    xp, axpy = owner.xp, owner.axpy
+    xp = B.of(m).xp
     small = 0                                    # how many leading parameters are gathered
     if gathered.size:
         total = 0
@@ -106,25 +105,29 @@ def adam_update_flat(params, grads, m, v, scratch, gathered, beta1, beta2, step_
             total += params[small].size
             small += 1
         xp.concatenate([g.reshape(-1) for g in grads[:small]], out=gathered)
-        _adam_moments(gathered, m[:total], v[:total], scratch[:total], beta1, beta2, eps, xp, axpy)
+        _adam_moments(gathered, m[:total], v[:total], scratch[:total], beta1, beta2, eps, xp)
+        scratch[:total] *= step_size
     start = 0
     for i, (p, g) in enumerate(zip(params, grads)):
         end = start + p.size
+        s = scratch[start:end]
         if i >= small:
-            _adam_moments(g.reshape(-1), m[start:end], v[start:end], scratch[start:end], beta1,
-                          beta2, eps, xp, axpy)
-        axpy(-step_size, scratch[start:end], p)
+            _adam_moments(g.reshape(-1), m[start:end], v[start:end], s, beta1, beta2, eps, xp)
+            s *= step_size
+        p -= s.reshape(p.shape)
         start = end
 
 
-def _adam_moments(g, m, v, s, beta1, beta2, eps, xp, axpy):
+def _adam_moments(g, m, v, s, beta1, beta2, eps, xp):
     """The moment updates of :func:`adam_update_flat` on 1-D arrays, leaving m / (sqrt(v) + eps)
     in ``s``."""
+    xp.multiply(g, 1.0 - beta1, out=s)
     m *= beta1
-    axpy(1.0 - beta1, g, m)
+    m += s
     xp.multiply(g, g, out=s)
+    s *= 1.0 - beta2
     v *= beta2
-    axpy(1.0 - beta2, s, v)
+    v += s
     xp.sqrt(v, out=s)
     s += eps
     xp.divide(m, s, out=s)

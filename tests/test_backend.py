@@ -143,36 +143,47 @@ def test_free_cpus_leaves_out_the_busy_ones(monkeypatch):
     assert B.free_cpus() == 1                       # never fewer than one
 
 
+@pytest.mark.parametrize("gathered", [True, False])
 @pytest.mark.parametrize("layout", ["plain", "slice", "strided", "fortran", "misaligned",
                                     "big-endian", "read-only", "float16"])
-def test_axpy_updates_y_in_place_whatever_its_layout(layout):
-    # whatever y's memory layout, y += alpha * x lands in y itself, never in a silently updated
-    # copy (as SciPy's BLAS axpy did for a misaligned or big-endian y)
+def test_flat_adam_updates_the_parameter_in_place_whatever_its_layout(layout, gathered):
+    # whatever the parameter's memory layout, the update lands in its array itself, never in a
+    # silently updated copy (as SciPy's BLAS axpy, once used here, did for a misaligned or
+    # big-endian array), and equals the one-parameter kernel's
+    from minigen import kernels
+
     rng = np.random.default_rng(0)
-    x = rng.normal(size=12).astype(np.float32)
-    y = rng.normal(size=12).astype(np.float32)
+    g = rng.normal(size=(3, 4)).astype(np.float32)
+    p = rng.normal(size=(3, 4)).astype(np.float32)
     if layout == "slice":
-        y = np.concatenate([y, y])[3:15]
+        p = np.concatenate([p, p])[1:4]
     elif layout == "strided":
-        y = np.repeat(y, 2)[::2]
+        p = np.repeat(p, 2, axis=1)[:, ::2]
     elif layout == "fortran":
-        y = np.asfortranarray(y.reshape(3, 4))
+        p = np.asfortranarray(p)
     elif layout == "misaligned":
-        buffer = np.zeros(y.nbytes + 1, np.uint8)
-        y = buffer[1:].view(np.float32)
-        y[...] = rng.normal(size=12)
+        buffer = np.zeros(p.nbytes + 1, np.uint8)
+        p = buffer[1:].view(np.float32).reshape(3, 4)
+        p[...] = rng.normal(size=(3, 4))
     elif layout == "big-endian":
-        x, y = x.astype(">f4"), y.astype(">f4")
+        g, p = g.astype(">f4"), p.astype(">f4")
     elif layout == "float16":
-        x, y = x.astype(np.float16), y.astype(np.float16)
-    expected = y + np.float32(0.5) * x.reshape(y.shape, order="C").astype(y.dtype)
+        g, p = g.astype(np.float16), p.astype(np.float16)
+    dtype = p.dtype.newbyteorder("=")
+    expected, m1, v1 = p.astype(dtype), np.zeros((3, 4), dtype), np.zeros((3, 4), dtype)
+    for _ in range(2):
+        kernels.adam_update(expected, g.astype(dtype), m1, v1, np.empty_like(m1), 0.9, 0.999,
+                            1e-2, 1e-8)
+    m, v, scratch = (np.zeros(12, dtype) for _ in range(3))
+    small = np.zeros(12 if gathered else 0, dtype)
     if layout == "read-only":
-        y.flags.writeable = False
+        p.flags.writeable = False
         with pytest.raises(ValueError, match="read-only"):
-            B.instance("numpy").axpy(0.5, x, y)
+            kernels.adam_update_flat([p], [g], m, v, scratch, small, 0.9, 0.999, 1e-2, 1e-8)
         return
-    B.instance("numpy").axpy(0.5, x, y)
-    np.testing.assert_allclose(y, expected, rtol=1e-3 if layout == "float16" else 1e-6)
+    for _ in range(2):
+        kernels.adam_update_flat([p], [g], m, v, scratch, small, 0.9, 0.999, 1e-2, 1e-8)
+    np.testing.assert_allclose(p, expected, rtol=1e-3 if layout == "float16" else 1e-6)
 
 
 ADAM_STEPS = """
