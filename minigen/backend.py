@@ -17,7 +17,8 @@ The GPU backend lives in ``backend_cupy.py`` and the two *strict* backends of th
 ``backend_strict.py`` (array-api-strict refuses exactly the mistakes that would only show up on a
 GPU); both get their array library through :func:`import_library`, so this module stays the only
 one that imports an array library.  ``threads.py`` holds the BLAS thread count and ``io.py`` the
-.npz files (``set_num_threads``, ``free_cpus``, ``save_arrays``, ``load_arrays`` are re-exported).
+.npz files (``set_num_threads``, ``get_num_threads``, ``free_cpus``, ``save_arrays``,
+``load_arrays`` are re-exported).
 
 The small set of things the array API standard does not have (random numbers, scatter-add for the
 backward of indexing, sliding windows for convolutions, moving data between host and device) are
@@ -31,12 +32,12 @@ import os
 import numpy
 
 from .io import load_arrays, save_arrays  # noqa: F401 (part of this module's API)
-from .threads import free_cpus, set_num_threads  # noqa: F401
+from .threads import free_cpus, get_num_threads, set_num_threads  # noqa: F401
 
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
     "get_default_dtype", "manual_seed", "available_backends", "synchronize", "set_num_threads",
-    "free_cpus",
+    "get_num_threads", "free_cpus",
 ]
 
 BACKENDS = ("numpy", "cupy", "strict", "strict-float32")

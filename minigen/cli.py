@@ -31,7 +31,7 @@ from .data import DataError
 from .functions import mean, sin, tanh
 from .io import BadFileError, strict_json
 from .runs import (DATASETS, MODELS, SETTINGS, RunError, RunFault, RunInterrupted, describe_default,
-                   evaluate_run, positive_int, sample_run, train_run)
+                   evaluate_run, positive_int, recorded_threads, sample_run, train_run)
 from .train import NonFiniteLoss
 
 
@@ -82,8 +82,9 @@ def _add_machine_options(parser):
                              "flag overrides the variable)")
     parser.add_argument("--threads", type=_argument_type(positive_int), default=None,
                         help="CPU threads for matrix products (default: the CPUs that other work "
-                             "leaves idle now, at least 1; more than the CPUs available are cut "
-                             "to their number)")
+                             "leaves idle now, at least 1; with --resume, the run's own count, "
+                             "which keeps it bit-identical to an uninterrupted run; more than the "
+                             "CPUs available are cut to their number)")
 
 
 def _add_setting(parser, setting):
@@ -183,6 +184,9 @@ def _machine(args):
         raise B.BackendError(f"{B.ENVIRONMENT_ERROR}. Set MINIGEN_BACKEND to numpy or cupy, or "
                              "choose with --backend")
     threads, cpus = args.threads, _available_cpus()
+    if threads is None and getattr(args, "resume", False) and args.out is not None:
+        recorded = recorded_threads(args.out)   # the run's own count: the same rounding
+        threads = None if recorded is None else min(recorded, cpus)
     if threads is None:
         threads = B.free_cpus()        # spinning BLAS threads on busy cores cost far more than
     elif threads > cpus:               # idle cores save: see set_num_threads

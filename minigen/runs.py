@@ -24,9 +24,11 @@ What a run folder guarantees:
   it works, and a second training into the folder (``resume`` or ``overwrite`` too) is refused at
   once, naming the process that holds it; a lock left by a killed process blocks nothing;
 * ``resume=True`` continues from the checkpoint, with exactly the parameters of an uninterrupted
-  run when nothing is changed, or with a new number of epochs, batch size or learning rate (applied
-  to the restored optimizer state), which ``config.json`` (``"resumed"``) and each epoch's record in
-  ``history.json`` keep; the model, the data and the seed cannot change (an error names them);
+  run when nothing is changed (the BLAS thread count included: the command line resumes with the
+  run's own, ``config.json``'s "threads"), or with a new number of epochs, batch size or learning
+  rate (applied to the restored optimizer state), which ``config.json`` (``"resumed"``) and each
+  epoch's record in ``history.json`` keep; the model, the data and the seed cannot change (an
+  error names them);
 * a damaged or foreign file (truncated, random bytes, pickled objects, wrong shapes, bad JSON) is
   reported as :class:`minigen.io.BadFileError` naming it, and nothing in the folder is changed.
 """
@@ -377,6 +379,18 @@ def read_run_config(path):
     return config
 
 
+def recorded_threads(out):
+    """The BLAS thread count the run in ``out`` trained with (``config.json``'s "threads"), or None
+    when there is no such number to read: ``--resume`` takes it so that the resumed run rounds as
+    the uninterrupted one does (:func:`minigen.backend.get_num_threads`).  A missing or damaged
+    file is left for the resume itself to report."""
+    try:
+        value = read_json(os.path.join(out, CONFIG)).get("threads")
+    except (OSError, BadFileError, AttributeError):
+        return None
+    return value if type(value) is int and value >= 1 else None
+
+
 def _build(config, path):
     try:
         return build_model(config["kind"], **config["model"])
@@ -530,8 +544,8 @@ def train_run(kind, data=None, out=None, resume=False, overwrite=False, quiet=Fa
     B.manual_seed(run["seed"])
     model = build_model(kind, **model_config)
     train = {name: run[name] for name in _TRAIN_FIELDS}
-    config = {"kind": kind, "data": data, "backend": B.get_backend(), "model": model_config,
-              "train": train}
+    config = {"kind": kind, "data": data, "backend": B.get_backend(),
+              "threads": B.get_num_threads(), "model": model_config, "train": train}
 
     # The run is known to start: from here on the folder is written, and undone on a failure that
     # comes before the first checkpoint.
@@ -624,6 +638,9 @@ def _resume_locked(kind, data, out, given, quiet, log):
                        "or train a new run with a new --out")
     if config.get("backend") != B.get_backend():
         changed["backend"] = [config.get("backend"), B.get_backend()]
+    threads = B.get_num_threads()    # another BLAS thread count rounds the sums differently
+    if isinstance(config.get("threads"), int) and config["threads"] != threads:
+        changed["threads"] = [config["threads"], threads]
 
     dataset = load_dataset(config["data"], seed=train["seed"], log=log, limit=train.get("limit"))
     B.manual_seed(train["seed"])
@@ -639,7 +656,7 @@ def _resume_locked(kind, data, out, given, quiet, log):
         read_history(os.path.join(out, HISTORY))
 
     remove_stale_temporaries(out)
-    config = dict(config, train=train, backend=B.get_backend())
+    config = dict(config, train=train, backend=B.get_backend(), threads=threads)
     if changed:
         config["resumed"] = config.get("resumed", []) + [{"after_epoch": start, "changed": changed}]
     what = ", ".join(f"{name} {_show(a)} -> {_show(b)}" for name, (a, b) in changed.items())

@@ -1,13 +1,13 @@
 """How many CPU threads the BLAS library (OpenBLAS, MKL) behind NumPy's matrix products may use.
 
 A training step on the CPU spends most of its time in BLAS matrix products, so this one number
-matters.  :mod:`minigen.backend` re-exports both functions (``mg.set_num_threads``,
-``mg.backend.free_cpus``).
+matters.  :mod:`minigen.backend` re-exports these functions (``mg.set_num_threads``,
+``mg.backend.get_num_threads``, ``mg.backend.free_cpus``).
 """
 
 import os
 
-__all__ = ["set_num_threads", "free_cpus"]
+__all__ = ["set_num_threads", "get_num_threads", "free_cpus"]
 
 _thread_limit = None
 _thread_count = None     # the n of the limit in force
@@ -32,7 +32,18 @@ def set_num_threads(n):
         if int(n) < 1:
             raise ValueError(f"set_num_threads: n must be at least 1 (or None), not {n}")
         _thread_limit = threadpool_limits(limits=int(n), user_api="blas")
-        _thread_count = int(n)
+    _thread_count = None if n is None else int(n)
+
+
+def get_num_threads():
+    """The BLAS thread limit that :func:`set_num_threads` set, or None when none is set (the BLAS
+    library then uses its own count).
+
+    The count changes results in their last bits: BLAS splits a matrix product's sums among its
+    threads, and sums taken in another order round differently.  A run records it, and
+    ``minigen train --resume`` continues with the same count, so that a resumed run equals an
+    uninterrupted one bit for bit."""
+    return _thread_count
 
 
 def free_cpus():

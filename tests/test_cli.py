@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import minigen as mg
 from minigen.cli import main
 from runfolders import cli, snapshot
 
@@ -56,15 +57,36 @@ def test_pack_reaches_the_gan(tmp_path):
 
 
 def test_resume_continues_exactly(tmp_path):
+    # one BLAS thread count for both runs (another count rounds the sums differently); the resume
+    # itself gives none and takes the run's recorded count
     straight, resumed = tmp_path / "a", tmp_path / "b"
-    assert _run("train", "vae", "--epochs", 2, "--out", straight, "--quiet", "--seed", 3) == 0
-    assert _run("train", "vae", "--epochs", 1, "--out", resumed, "--quiet", "--seed", 3) == 0
+    assert _run("train", "vae", "--epochs", 2, "--out", straight, "--quiet", "--seed", 3,
+                "--threads", 1) == 0
+    assert _run("train", "vae", "--epochs", 1, "--out", resumed, "--quiet", "--seed", 3,
+                "--threads", 1) == 0
+    mg.set_num_threads(2)                 # what the load average could have chosen meanwhile
     assert _run("train", "vae", "--epochs", 2, "--out", resumed, "--quiet", "--resume") == 0
+    assert mg.backend.get_num_threads() == 1
+    config = json.loads((resumed / "config.json").read_text())
+    assert config["threads"] == 1
+    assert config["resumed"] == [{"after_epoch": 1, "changed": {"epochs": [1, 2]}}]
     a = np.load(straight / "model.npz")
     b = np.load(resumed / "model.npz")
     assert a.files == b.files
     for name in a.files:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs for a second count")
+def test_resume_with_other_threads_records_the_change(tmp_path):
+    out = tmp_path / "run"
+    assert _run("train", "vae", "--epochs", 1, "--out", out, "--quiet", "--threads", 1) == 0
+    assert _run("train", "vae", "--epochs", 2, "--out", out, "--quiet", "--resume",
+                "--threads", 2) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["threads"] == 2
+    assert config["resumed"] == [{"after_epoch": 1,
+                                  "changed": {"epochs": [1, 2], "threads": [1, 2]}}]
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
