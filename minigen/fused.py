@@ -171,31 +171,98 @@ class BCEWithLogits(Function):
         dl/dx = sigmoid(x) - t,      dl/dt = -x
 
     The derivative is exact and bounded, so logits of +-1e3 give finite values and gradients.
+    ``BCEWithLogits(reduction)``: "none" gives the terms; "sum", "mean" and "batchmean" reduce them
+    inside the op (one node instead of two or three; the backward scales the derivative by the 0-d
+    upstream gradient, and by 1 / n for the means) - the same as ``.sum()``, ``.mean()`` or
+    ``.sum() / len(x)`` of the terms.
     """
 
     name = "bce_with_logits"
 
+    def __init__(self, reduction="none"):
+        self.reduction = check_reduction(reduction, "bce_with_logits")
+
     def forward(self, x, t):
         loss, self.saved = kernels.bce_with_logits(x, t)
-        return loss
+        return _reduced(self, loss)
 
     def backward(self, gy):
         x, t = self.inputs
+        gy = _upstream(self, gy)
         gx = (F.sigmoid(x) - t) * gy if x.requires_grad else None
         gt = -x * gy if t.requires_grad else None
         return gx, gt
 
     def backward_arrays(self, gy):
         x, t = self.inputs
+        gy = _upstream(self, gy)
         gx = kernels.bce_with_logits_grad(x.data, t.data, gy, self.saved) if x.requires_grad \
             else None
-        gt = -x.data * gy if t.requires_grad else None
+        gt = B.ensure_array(-x.data * gy) if t.requires_grad else None
         return gx, gt
 
 
-def bce_with_logits_terms(x, t):
-    """The elementwise BCE of the logits ``x`` against ``t`` (Tensors): fused, or the reference."""
-    return BCEWithLogits()(x, t) if is_fusion_enabled() else bce_with_logits_reference(x, t)
+REDUCTIONS = ("mean", "sum", "batchmean", "none")     # what every loss accepts (see losses.py)
+
+
+def check_reduction(reduction, who):
+    """``reduction`` if it is one of REDUCTIONS, else a ValueError naming the loss ``who``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{who}: reduction must be 'mean', 'sum', 'batchmean' or 'none', not "
+                         f"{reduction!r}")
+    return reduction
+
+
+def batch_scale(shape, who):
+    """1 / (the batch size, ``shape[0]``) for reduction="batchmean" (NaN for an empty batch, as
+    ``mean``); a 0-d loss has no batch axis: a ValueError naming ``who``."""
+    if len(shape) == 0:
+        raise ValueError(f"{who}: reduction='batchmean' divides by the batch size (the first "
+                         "axis), but the input is 0-d; use reduction='sum' or 'mean'")
+    return 1.0 / shape[0] if shape[0] else float("nan")
+
+
+def _reduced(fn, terms):
+    """The forward's ``terms`` reduced as ``fn.reduction`` says (a loss op's last line); for the
+    means, ``fn.scale`` = 1 / n is kept for the backward (n the number of terms, or the batch size
+    for "batchmean"; NaN when it is 0, as ``mean``)."""
+    if fn.reduction == "none":
+        return terms
+    terms = B.ensure_array(terms)                  # (NumPy answers 0-d arithmetic with scalars)
+    total = B.namespace(terms).sum(terms)
+    if fn.reduction == "sum":
+        return total
+    if fn.reduction == "batchmean":
+        fn.scale = batch_scale(terms.shape, fn.name)
+    else:
+        fn.scale = 1.0 / terms.size if terms.size else float("nan")
+    return total * fn.scale
+
+
+def _upstream(fn, gy):
+    """The upstream gradient for each term: ``gy`` itself ("none", "sum": a 0-d gy broadcasts over
+    the terms), or ``gy / n`` for the means (a Tensor or an array, like gy)."""
+    if fn.reduction == "none" or fn.reduction == "sum":
+        return gy
+    scaled = gy * fn.scale
+    return scaled if isinstance(gy, Tensor) else B.ensure_array(scaled)
+
+
+def bce_with_logits_terms(x, t, reduction="none"):
+    """The BCE of the logits ``x`` against ``t`` (Tensors), elementwise or reduced ("sum",
+    "mean"): fused, or the reference."""
+    if is_fusion_enabled():
+        return BCEWithLogits(reduction)(x, t)
+    return _reduce_reference(bce_with_logits_reference(x, t), reduction, "bce_with_logits")
+
+
+def _reduce_reference(terms, reduction, who):
+    """The reduction of a loss op in primitive ops: Sum, Mean, or Sum and Mul."""
+    if check_reduction(reduction, who) == "none":
+        return terms
+    if reduction == "batchmean":
+        return terms.sum() * batch_scale(terms.shape, who)
+    return terms.sum() if reduction == "sum" else terms.mean()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,28 +282,37 @@ class GaussianKL(Function):
 
         d kl / d mu      = mu
         d kl / d log_var = 0.5 * (exp(log_var) - 1)
+
+    ``GaussianKL(reduction)``: "none", "sum" or "mean", as :class:`BCEWithLogits`.
     """
 
     name = "gaussian_kl"
 
+    def __init__(self, reduction="none"):
+        self.reduction = check_reduction(reduction, "gaussian_kl")
+
     def forward(self, mu, log_var):
-        return kernels.gaussian_kl(mu, log_var)
+        return _reduced(self, kernels.gaussian_kl(mu, log_var))
 
     def backward(self, gy):
         mu, log_var = self.inputs
+        gy = _upstream(self, gy)
         gmu = mu * gy if mu.requires_grad else None
         glv = 0.5 * (F.exp(log_var) - 1.0) * gy if log_var.requires_grad else None
         return gmu, glv
 
     def backward_arrays(self, gy):
         mu, log_var = self.inputs
-        gmu, glv = kernels.gaussian_kl_grads(gy, mu.data, log_var.data)
+        gmu, glv = kernels.gaussian_kl_grads(_upstream(self, gy), mu.data, log_var.data)
         return (gmu if mu.requires_grad else None), (glv if log_var.requires_grad else None)
 
 
-def gaussian_kl_terms(mu, log_var):
-    """The elementwise Gaussian KL of ``mu`` and ``log_var`` (Tensors): fused, or the reference."""
-    return GaussianKL()(mu, log_var) if is_fusion_enabled() else gaussian_kl_reference(mu, log_var)
+def gaussian_kl_terms(mu, log_var, reduction="none"):
+    """The Gaussian KL of ``mu`` and ``log_var`` (Tensors), elementwise or reduced ("sum",
+    "mean"): fused, or the reference."""
+    if is_fusion_enabled():
+        return GaussianKL(reduction)(mu, log_var)
+    return _reduce_reference(gaussian_kl_reference(mu, log_var), reduction, "gaussian_kl")
 
 
 # --------------------------------------------------------------------------------------------------

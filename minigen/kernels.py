@@ -294,13 +294,15 @@ def bce_with_logits(x, t):
 
 
 def bce_with_logits_grad(x, t, gy, saved):
-    """(sigmoid(x) - t) * gy, with ``saved`` = exp(-|x|) from :func:`bce_with_logits` (arrays)."""
+    """(sigmoid(x) - t) * gy, with ``saved`` = exp(-|x|) from :func:`bce_with_logits` (arrays; gy
+    in x's shape, or 0-d for a reduced loss)."""
     if B.of(x).name == "cupy":
         return _BCE_GRAD_CUDA(x, t, gy)
     owner = B.of(x)
     xp = owner.xp
     # sigmoid(x) = exp(min(x, 0)) / (1 + e): both cases of the formula above, without a slow where
-    if owner.name != "numpy" or x.ndim == 0 or not x.shape == t.shape == gy.shape:
+    if owner.name != "numpy" or x.ndim == 0 or x.shape != t.shape or \
+            (gy.ndim and gy.shape != x.shape):
         return B.ensure_array((xp.exp(xp.minimum(x, 0)) / (1.0 + saved) - t) * gy)
     # NumPy: exp(min(x, 0)) without an exp: e where x < 0, max(e, 1) = 1 where x >= 0
     g = xp.maximum(saved, x >= 0)

@@ -2,12 +2,16 @@
 
 Every loss computes one term per element and reduces them as PyTorch does:
 
-    reduction="mean"   the mean over *all* elements (the default)
-    reduction="sum"    the sum over all elements
-    reduction="none"   the terms themselves, in the prediction's shape
+    reduction="mean"       the mean over *all* elements (the default)
+    reduction="sum"        the sum over all elements
+    reduction="batchmean"  the sum over all elements divided by the batch size (the length of the
+                           first axis), as PyTorch's KLDivLoss: a sum over each example's features,
+                           averaged over the examples
+    reduction="none"       the terms themselves, in the prediction's shape
 
-(A VAE's ELBO sums over the features of one example and averages over the batch: use
-``reduction="none"`` and ``.sum(axis=1).mean()``, or ``"sum"`` divided by the batch size.)
+(A VAE's ELBO sums over the features of one example and averages over the batch: that is
+``reduction="batchmean"``, the same as ``reduction="none"`` and then ``.sum(axis=1).mean()`` for a
+batch of vectors.)
 
 The prediction and the target must have the same shape (a ValueError names the loss and both
 shapes); a Python number as target stands for a constant of that value everywhere
@@ -23,24 +27,19 @@ import math
 from . import backend as B
 from .autograd import Tensor, as_tensor
 from .functions import clip, exp, log
-from .fused import BCEWithLogits, GaussianKL, bce_with_logits_terms, gaussian_kl_terms
+from .fused import (REDUCTIONS, BCEWithLogits, GaussianKL, batch_scale, bce_with_logits_terms,
+                    check_reduction, gaussian_kl_terms)
 
 __all__ = ["bce", "bce_with_logits", "mse", "gaussian_nll", "gaussian_kl", "BCEWithLogits",
            "GaussianKL", "REDUCTIONS"]
 
-REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(reduction, who):
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
-
-
-def _reduce(terms, reduction):
+def _reduce(terms, reduction, who):
     if reduction == "mean":
         return terms.mean()
     if reduction == "sum":
         return terms.sum()
+    if reduction == "batchmean":
+        return terms.sum() * batch_scale(terms.shape, who)
     return terms
 
 
@@ -78,9 +77,9 @@ def bce_with_logits(logits, target, reduction="mean"):
     +-1e3 give finite values and gradients.  One fused op (``minigen.fused.BCEWithLogits``), or its
     reference with fusion off.
     """
-    _check_reduction(reduction, "bce_with_logits")
+    check_reduction(reduction, "bce_with_logits")
     logits, target = _pair(logits, target, "bce_with_logits", ("logits", "target"))
-    return _reduce(bce_with_logits_terms(logits, target), reduction)
+    return bce_with_logits_terms(logits, target, reduction)
 
 
 def bce(probs, target, reduction="mean", eps=1e-7):
@@ -91,11 +90,11 @@ def bce(probs, target, reduction="mean", eps=1e-7):
     clamps each log at -100.)  A sigmoid followed by ``bce`` loses precision for large logits: when
     you have the logits, use :func:`bce_with_logits`.
     """
-    _check_reduction(reduction, "bce")
+    check_reduction(reduction, "bce")
     probs, target = _pair(probs, target, "bce", ("probs", "target"))
     p = clip(probs, eps, 1.0 - eps)
     terms = -(target * log(p) + (1.0 - target) * log(1.0 - p))
-    return _reduce(terms, reduction)
+    return _reduce(terms, reduction, "bce")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,10 +104,10 @@ def bce(probs, target, reduction="mean", eps=1e-7):
 def mse(pred, target, reduction="mean"):
     r"""Squared error :math:`(\mathrm{pred} - \mathrm{target})^2` per element (mean squared error
     with the default reduction)."""
-    _check_reduction(reduction, "mse")
+    check_reduction(reduction, "mse")
     pred, target = _pair(pred, target, "mse")
     diff = pred - target
-    return _reduce(diff * diff, reduction)
+    return _reduce(diff * diff, reduction, "mse")
 
 
 def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
@@ -125,7 +124,7 @@ def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
     variance). (PyTorch's ``GaussianNLLLoss`` takes the variance itself and leaves out the constant
     by default.)
     """
-    _check_reduction(reduction, "gaussian_nll")
+    check_reduction(reduction, "gaussian_nll")
     mean, target = _pair(mean, target, "gaussian_nll", ("mean", "target"))
     if isinstance(log_var, Tensor):
         if not _broadcasts_to(log_var.shape, mean.shape):
@@ -137,7 +136,7 @@ def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
         inv_var = math.exp(-log_var)
     diff = target - mean
     terms = 0.5 * (math.log(2.0 * math.pi) + log_var + diff * diff * inv_var)
-    return _reduce(terms, reduction)
+    return _reduce(terms, reduction, "gaussian_nll")
 
 
 def _broadcasts_to(shape, target):
@@ -163,6 +162,6 @@ def gaussian_kl(mu, log_var, reduction="mean"):
     One fused op (``minigen.fused.GaussianKL``), or its reference with fusion off.  Note the
     variance is exp(log_var), so the standard deviation is exp(0.5 * log_var).
     """
-    _check_reduction(reduction, "gaussian_kl")
+    check_reduction(reduction, "gaussian_kl")
     mu, log_var = _pair(mu, log_var, "gaussian_kl", ("mu", "log_var"))
-    return _reduce(gaussian_kl_terms(mu, log_var), reduction)
+    return gaussian_kl_terms(mu, log_var, reduction)

@@ -70,23 +70,53 @@ def test_dense_equals_its_reference(backend, activation, data):
                 lambda x, w, b: fused.dense_reference(x, w, b, reference), [x, w, b])
 
 
+def reduced(reference, reduction):
+    """``reference`` followed by the reduction in primitive ops (Sum, Mean)."""
+    def fn(*inputs):
+        terms = reference(*inputs)
+        if reduction == "batchmean":                    # (len(terms) >= 1 in these tests)
+            return terms.sum() / len(terms)
+        return {"none": terms, "sum": terms.sum(), "mean": terms.mean()}[reduction]
+    return fn
+
+
+def loss_shapes(reduction):
+    """Shapes with 0-d and empty ones; batchmean needs a batch axis of length >= 1 here."""
+    low = 1 if reduction == "batchmean" else 0
+    return hnp.array_shapes(min_dims=low, max_dims=2, min_side=low, max_side=3)
+
+
+@pytest.mark.parametrize("reduction", fused.REDUCTIONS)
 @settings(max_examples=15)
 @given(data=st.data())
-def test_bce_with_logits_equals_its_reference(backend, data):
-    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3),
-                      label="shape")
+def test_bce_with_logits_equals_its_reference(backend, reduction, data):
+    shape = data.draw(loss_shapes(reduction), label="shape")
     x = leaf(data.draw(arrays(shape, -6.0, 6.0), label="x"))         # 0 included: exact there too
     t = leaf(data.draw(arrays(shape, 0.0, 1.0), label="t"))
-    assert_same(lambda x, t: fused.BCEWithLogits()(x, t), fused.bce_with_logits_reference, [x, t])
+    assert_same(lambda x, t: fused.BCEWithLogits(reduction)(x, t),
+                reduced(fused.bce_with_logits_reference, reduction), [x, t])
 
 
+@pytest.mark.parametrize("reduction", fused.REDUCTIONS)
 @settings(max_examples=15)
 @given(data=st.data())
-def test_gaussian_kl_equals_its_reference(backend, data):
-    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3),
-                      label="shape")
+def test_gaussian_kl_equals_its_reference(backend, reduction, data):
+    shape = data.draw(loss_shapes(reduction), label="shape")
     mu, lv = (leaf(data.draw(arrays(shape), label=name)) for name in ("mu", "log_var"))
-    assert_same(lambda m, v: fused.GaussianKL()(m, v), fused.gaussian_kl_reference, [mu, lv])
+    assert_same(lambda m, v: fused.GaussianKL(reduction)(m, v),
+                reduced(fused.gaussian_kl_reference, reduction), [mu, lv])
+
+
+def test_loss_ops_refuse_an_unknown_reduction_and_a_batchmean_without_batch():
+    for op in (fused.BCEWithLogits, fused.GaussianKL):
+        with pytest.raises(ValueError, match="reduction must be 'mean', 'sum', 'batchmean' or "
+                                             "'none', not 'avg'"):
+            op("avg")
+        with pytest.raises(ValueError, match=f"{op.name}: reduction='batchmean' divides by the "
+                                             "batch size .* 0-d"):
+            op("batchmean")(mg.Tensor(0.5), mg.Tensor(0.5))
+        empty = op("batchmean")(mg.zeros(0, 3), mg.zeros(0, 3))     # an empty batch: NaN, as mean
+        assert empty.shape == () and np.isnan(empty.item())
 
 
 @settings(max_examples=15)

@@ -26,7 +26,8 @@ def leaf(array):
 
 
 def reduce(terms, reduction):
-    return {"mean": np.mean, "sum": np.sum, "none": lambda a: a}[reduction](terms)
+    return {"mean": np.mean, "sum": np.sum, "none": lambda a: a,
+            "batchmean": lambda a: np.sum(a) / len(a)}[reduction](terms)
 
 
 def ref_bce_with_logits(x, t):
@@ -64,6 +65,8 @@ def test_loss_values_and_gradients(backend, name, data):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3),
                       label="shape")
     reduction = data.draw(st.sampled_from(losses.REDUCTIONS), label="reduction")
+    if reduction == "batchmean" and shape == ():
+        shape = (1,)                                   # (0-d: no batch axis, an error below)
     inputs = [data.draw(arrays(shape, low, high), label=f"input {i}")
               for i, (low, high) in enumerate(ranges)]
 
@@ -185,8 +188,8 @@ TWO_INPUT_LOSSES = [losses.bce, losses.bce_with_logits, losses.mse, losses.gauss
 @pytest.mark.parametrize("loss", TWO_INPUT_LOSSES, ids=lambda f: f.__name__)
 def test_unknown_reduction_is_refused(loss):
     x = mg.rand(2, 3)
-    with pytest.raises(ValueError, match=f"{loss.__name__}: reduction must be 'mean', 'sum' or "
-                                         "'none', not 'avg'"):
+    with pytest.raises(ValueError, match=f"{loss.__name__}: reduction must be 'mean', 'sum', "
+                                         "'batchmean' or 'none', not 'avg'"):
         loss(x, x, reduction="avg")
 
 

@@ -136,13 +136,15 @@ def log_likelihood(likelihood, x, decoded):
     return (-0.5 * (diff * diff) - _HALF_LOG_2PI).sum(axis=1)
 
 
-def negative_log_likelihood(likelihood, x, decoded):
-    """-log p(x | z) summed over the examples and the data dimensions (a 0-d Tensor, nats): the same
-    as ``-log_likelihood(...).sum()``, in fewer ops."""
+def negative_log_likelihood(likelihood, x, decoded, reduction="sum"):
+    """-log p(x | z) summed over the data dimensions and, with ``reduction="sum"``, over the
+    examples, or with ``"batchmean"`` averaged over them (a 0-d Tensor, nats): the same as
+    ``-log_likelihood(...).sum()`` or ``.mean()``, in fewer ops."""
     if likelihood == "bernoulli":
-        return bce_with_logits(decoded, x, reduction="sum")
+        return bce_with_logits(decoded, x, reduction=reduction)
     diff = x - decoded
-    return (diff * diff).sum() * 0.5 + _HALF_LOG_2PI * diff.size
+    total = (diff * diff).sum() * 0.5 + _HALF_LOG_2PI * diff.size
+    return total if reduction == "sum" else total * (1.0 / x.shape[0])
 
 
 def to_data_space(likelihood, decoded):

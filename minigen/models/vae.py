@@ -105,11 +105,11 @@ class VAE(EncoderDecoder):
         x = as_tensor(x, self._like())
         mu, log_var = self.encode(x)
         z = reparameterize(mu, log_var)
-        n = x.shape[0]
-        # mean over examples of a sum over dimensions = the sum over everything / n (fewer ops)
-        reconstruction = negative_log_likelihood(self.likelihood, x, self.decode(z)) * (1.0 / n)
-        kl = gaussian_kl(mu, log_var, reduction="sum") * (1.0 / n)
-        return {"loss": reconstruction + self.beta * kl, "reconstruction": reconstruction, "kl": kl}
+        # a mean over the examples of a sum over the dimensions: reduction="batchmean" (one op each)
+        reconstruction = negative_log_likelihood(self.likelihood, x, self.decode(z), "batchmean")
+        kl = gaussian_kl(mu, log_var, reduction="batchmean")
+        loss = reconstruction + (kl if self.beta == 1.0 else self.beta * kl)
+        return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
 
     def elbo(self, x):
         """The ELBO of each example (N,) in nats: log p(x | z) - KL(q(z | x) || p(z)) with one draw

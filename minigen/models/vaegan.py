@@ -209,7 +209,7 @@ class VAEGAN(EncoderDecoder):
         logits = self.discriminator.head(features)
         real, rec, fake = logits[:n], logits[n:2 * n], logits[2 * n:]
 
-        prior = gaussian_kl(mu, log_var, reduction="none").sum(axis=1).mean()
+        prior = gaussian_kl(mu, log_var, reduction="batchmean")
         if self.llike == "features":
             diff = features[n:2 * n] - features[:n]
             llike = 0.5 * (diff * diff).sum(axis=1).mean()
