@@ -629,30 +629,42 @@ class Function:
         comparison of each; anything else goes to :meth:`_conformed`."""
         if type(gxs) is not tuple and not isinstance(gxs, (tuple, list)):
             gxs = (gxs,)
-        if len(gxs) != len(self.inputs):
+        inputs = self.inputs
+        if len(gxs) != len(inputs):
             raise RuntimeError(
                 f"{type(self).__name__}.{method} returned {len(gxs)} gradients for "
-                f"{len(self.inputs)} inputs")
+                f"{len(inputs)} inputs")
         result = []
-        for i, (x, gx) in enumerate(zip(self.inputs, gxs)):
+        for i, (x, gx) in enumerate(zip(inputs, gxs)):
             if gx is None or not x.requires_grad:
                 result.append(None)
                 continue
-            if tensors and not isinstance(gx, Tensor):
-                raise TypeError(f"{type(self).__name__}.backward must return Tensors (or None), "
-                                f"got {type(gx).__name__}")
-            g, data = gx.data if tensors else gx, x.data
-            if type(g) is not type(data) and not tensors:
-                if not B.is_array(gx) and not B.is_host_array(gx):
-                    raise TypeError(f"{type(self).__name__}.{method} must return backend arrays "
-                                    f"(or None), got {type(gx).__name__} for input {i}; "
-                                    "backward returns Tensors, backward_arrays their arrays")
-                g = gx = B.ensure_array(gx)       # NumPy answers 0-d results with NumPy scalars
-            if type(g) is type(data) and g.shape == data.shape and g.dtype is data.dtype:
+            data = x.data
+            g = gx.data if tensors and isinstance(gx, Tensor) else gx
+            if type(g) is type(data) and g.shape == data.shape and g.dtype is data.dtype \
+                    and (not tensors or g is not gx):
                 result.append(gx)
             else:
-                result.append(self._conformed(i, gx, method, tensors))
+                result.append(self._unusual(i, gx, method, tensors))
         return result
+
+    def _unusual(self, i, gx, method, tensors):
+        """The checks of :meth:`_checked` for a gradient that is not the input's array type, shape
+        and dtype: a wrong type is a TypeError naming the op and the method; the rest goes to
+        :meth:`_conformed`."""
+        if tensors and not isinstance(gx, Tensor):
+            raise TypeError(f"{type(self).__name__}.backward must return Tensors (or None), "
+                            f"got {type(gx).__name__}")
+        if not tensors and type(gx) is not type(self.inputs[i].data):
+            if not B.is_array(gx) and not B.is_host_array(gx):
+                raise TypeError(f"{type(self).__name__}.{method} must return backend arrays "
+                                f"(or None), got {type(gx).__name__} for input {i}; "
+                                "backward returns Tensors, backward_arrays their arrays")
+            gx = B.ensure_array(gx)               # NumPy answers 0-d results with NumPy scalars
+            data = self.inputs[i].data
+            if type(gx) is type(data) and gx.shape == data.shape and gx.dtype is data.dtype:
+                return gx
+        return self._conformed(i, gx, method, tensors)
 
     def _conformed(self, i, gx, method, tensors):
         """The gradient ``gx`` of input ``i`` on its input's device, in its shape and dtype."""
@@ -792,7 +804,9 @@ def _initial_grad(output, grad, who):
                 f"{who}: the output has shape {output.shape}, so its gradient must be given: pass "
                 "grad= a tensor of that shape (for example mg.ones_like(out)), or reduce the "
                 "output to one number first (out.sum(), out.mean())")
-        return Tensor._wrap(B.namespace(output.data).ones_like(output.data))
+        data = output.data                  # one element: a 1 of its dtype, in its shape
+        one = B.of(data).constant(1, data)  # (a C call; numpy.ones_like is a Python function)
+        return Tensor._wrap(B.namespace(one).reshape(one, data.shape) if data.ndim else one)
     grad = as_tensor(grad, output)
     if grad.shape != output.shape:
         raise ValueError(f"{who}: grad has shape {grad.shape} but the output has shape "

@@ -545,16 +545,14 @@ class Sum(Function):
 
     def forward(self, x):
         self.axes = _normalize_axis(self.axis, x.ndim)
-        return _xp(x).sum(x, axis=self.axes, keepdims=self.keepdims)
+        return kernels.total(x, self.axes, self.keepdims)
 
     def backward(self, gy):
         return _expand(gy, self.inputs[0].shape, self.axes, self.keepdims)
 
     def backward_arrays(self, gy):
-        xp, shape = _xp(gy), self.inputs[0].shape
-        if not self.keepdims:
-            gy = xp.reshape(gy, _kept_shape(shape, self.axes))
-        return xp.broadcast_to(gy, shape)
+        shape = self.inputs[0].shape
+        return kernels.expand(gy, _kept_shape(shape, self.axes), shape)
 
 
 class Mean(Function):
@@ -570,17 +568,15 @@ class Mean(Function):
         for a in self.axes:
             count *= x.shape[a]
         self.scale = 1.0 / count if count else float("nan")
-        return _xp(x).sum(x, axis=self.axes, keepdims=self.keepdims) * self.scale
+        return kernels.total(x, self.axes, self.keepdims) * self.scale
 
     def backward(self, gy):
         return _expand(gy * self.scale, self.inputs[0].shape, self.axes, self.keepdims)
 
     def backward_arrays(self, gy):
-        xp, shape = _xp(gy), self.inputs[0].shape
-        gy = B.ensure_array(gy * self.scale)
-        if not self.keepdims:
-            gy = xp.reshape(gy, _kept_shape(shape, self.axes))
-        return xp.broadcast_to(gy, shape)
+        shape = self.inputs[0].shape
+        return kernels.expand(B.ensure_array(gy * self.scale), _kept_shape(shape, self.axes),
+                              shape)
 
 
 class Max(Function):

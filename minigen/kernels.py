@@ -25,7 +25,7 @@ ops.
 from . import backend as B
 
 __all__ = ["adam_update", "adam_update_flat", "bias_activation", "activation_derivative",
-           "activation_grad", "bias_grad", "maximum_zero", "minimum_zero",
+           "activation_grad", "bias_grad", "total", "expand", "maximum_zero", "minimum_zero",
            "FUSED_ACTIVATIONS", "LEAKY_SLOPE", "bce_with_logits", "bce_with_logits_grad",
            "reparameterize", "reparameterize_grads", "gaussian_kl", "gaussian_kl_grads"]
 
@@ -183,12 +183,18 @@ def _with_zero(x, ufunc, out):
     fn = getattr(owner.xp, ufunc)
     if owner.name != "numpy" or x.ndim == 0 or x.dtype.kind != "f":   # (bool: max(x, 0) is int)
         return B.ensure_array(fn(x, 0) if out is None else fn(x, 0, out=out))
+    row = _zero_row(x)
+    return fn(x, row) if out is None else fn(x, row, out=out)
+
+
+def _zero_row(x):
+    """The cached read-only row of zeros as long as the last axis of the floating NumPy array x."""
     key = (x.dtype, x.shape[-1])
     row = _ZERO_ROWS.get(key)
     if row is None:
-        row = _ZERO_ROWS[key] = owner.zeros((x.shape[-1],), like=x)
+        row = _ZERO_ROWS[key] = B.of(x).zeros((x.shape[-1],), like=x)
         row.flags.writeable = False
-    return fn(x, row) if out is None else fn(x, row, out=out)
+    return row
 
 
 def bias_activation(z, bias, activation):
@@ -209,9 +215,9 @@ def bias_activation(z, bias, activation):
         z = xp.exp(minimum_zero(z))
         z /= e
         return z
-    if owner.name in ("numpy", "cupy"):        # ufuncs that write in place
+    if owner.name == "numpy":                  # (CuPy answered above) ufuncs that write in place
         if activation == "relu":
-            return maximum_zero(z, out=z)
+            return xp.maximum(z, _zero_row(z), out=z)     # maximum_zero's loop
         if activation == "leaky_relu":
             return xp.maximum(z, LEAKY_SLOPE * z, out=z)
         return xp.tanh(z, out=z)
@@ -253,11 +259,37 @@ def activation_grad(gy, y, activation):
     return gy * activation_derivative(y, activation)
 
 
+def total(a, axis=None, keepdims=False):
+    """The sum of ``a`` over ``axis`` (None: every element; a NumPy scalar then on NumPy), as
+    ``xp.sum``; on NumPy through ``add.reduce`` (see :func:`bias_grad`)."""
+    owner = B.of(a)
+    if owner.name == "numpy":
+        return owner.xp.add.reduce(a, axis=axis, keepdims=keepdims)
+    return owner.xp.sum(a, axis=axis, keepdims=keepdims)
+
+
+def expand(g, kept, shape):
+    """The backward of a sum over some axes: ``g`` (the reduced shape) reshaped to ``kept`` (the
+    same with the summed axes as 1) and broadcast to ``shape``, a read-only view.  On NumPy a
+    contiguous ``g`` gets the view's strides directly (0 along the broadcast axes): what
+    ``numpy.broadcast_to`` builds through an iterator and several Python functions."""
+    owner = B.of(g)
+    xp = owner.xp
+    if owner.name != "numpy" or not g.flags.c_contiguous:
+        return xp.broadcast_to(xp.reshape(g, kept), shape)
+    g = g.reshape(kept)
+    strides = tuple(s if k == n else 0 for k, n, s in zip(kept, shape, g.strides))
+    view = xp.ndarray(shape, g.dtype, g, 0, strides)
+    view.flags.writeable = False
+    return view
+
+
 def bias_grad(g):
     """The gradient of a bias added to every row of ``g`` (N, out): its column sums, (out,).  On
-    NumPy the method, which skips the Python wrapper of ``numpy.sum``."""
+    NumPy ``add.reduce``, the sum that ``numpy.sum`` and ``ndarray.sum`` make through Python
+    functions of their own (the same pairwise summation, without them)."""
     owner = B.of(g)
-    return g.sum(axis=0) if owner.name == "numpy" else owner.xp.sum(g, axis=0)
+    return owner.xp.add.reduce(g, axis=0) if owner.name == "numpy" else owner.xp.sum(g, axis=0)
 
 
 # --------------------------------------------------------------------------------------------------
