@@ -267,7 +267,6 @@ class Dataset:
     note: str = ""
     reference: Tensor = None     # images: the real images the sample measures compare with
 
-
     @property
     def is_image(self):
         return self.name in IMAGE_DATASETS
@@ -767,8 +766,9 @@ def _non_finite_parameters(model):
 
 def evaluate_run(folder, log=print, warn=None):
     """Recompute a finished run's metrics and return them.  ``metrics.json`` is rewritten only when
-    the metrics differ from it and the folder can be written (read-only: ``log`` says so, and
-    nothing is written).  Non-finite weights are reported through ``warn`` (default
+    the metrics differ from it, the folder can be written and no training holds its lock (a
+    ``--resume`` writes its own metrics at the end): otherwise ``log`` says why, and nothing is
+    written.  Non-finite weights are reported through ``warn`` (default
     ``warnings.warn``): the metrics of such a model mean nothing."""
     config, model = _load_run(folder)
     bad = _non_finite_parameters(model)
@@ -791,8 +791,12 @@ def evaluate_run(folder, log=print, warn=None):
         same = False
     if not same:
         try:
-            write_json(path, metrics)
+            with folder_lock(folder):          # never under a training that writes it too
+                write_json(path, metrics)
             log(f"wrote {path}")
+        except FolderInUse as err:
+            log(f"{path} not written: {err.holder or 'another process'} is training into "
+                f"{folder}; the metrics are only printed")
         except OSError as err:
             log(f"{path} not written ({err.strerror or err}); the metrics are only printed")
     return metrics

@@ -398,6 +398,24 @@ def test_folder_lock_on_a_filesystem_without_locks_warns_and_goes_on(tmp_path, m
     assert ran and os.listdir(tmp_path) == []
 
 
+def test_evaluate_under_a_training_prints_the_metrics_and_writes_nothing(finished_run, tmp_path):
+    """evaluate reads a finished run while another process holds its folder (a --resume adding
+    epochs), but leaves metrics.json to that process: printed only, folder unchanged."""
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    (folder / "metrics.json").unlink()                   # so that evaluate wants to write it
+    holder = _hold_lock(folder)
+    try:
+        before = snapshot(folder)
+        code, out, err = cli("evaluate", folder)
+        assert code == 0 and "modes_covered" in out, err
+        assert f"metrics.json not written: process {holder.pid} on host" in err, err
+        assert snapshot(folder) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_folder_in_use_is_refused_naming_the_other_process_until_it_dies(finished_run,
                                                                           tmp_path):
     """While another process holds the run folder, --resume and --overwrite stop at once with one
