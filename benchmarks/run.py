@@ -295,14 +295,30 @@ def torch_available(device="cpu"):
 # measuring
 # --------------------------------------------------------------------------------------------------
 
+def settle():
+    """Wait ``SETTLE`` seconds on this thread's core, busy (a sleep lets the CPU clock down, which
+    the next epoch would then pay for), while the other cores' spinning threads give up."""
+    end = time.perf_counter() + SETTLE
+    while time.perf_counter() < end:
+        pass
+
+
 def interleaved_medians(runs, repeats):
     """Median seconds per epoch of each run: one warm-up epoch each, then ``repeats`` rounds in
-    which every run does one epoch in turn."""
+    which every run does one epoch in turn.
+
+    With more than one thread, each epoch is preceded by a pause of ``SETTLE`` seconds: the worker
+    threads of a parallel library keep spinning on their cores for a while after its last call
+    (PyTorch's OpenMP threads, OpenBLAS's), and without the pause they slowed down whichever run
+    came next (at two threads, minigen's VAE right after PyTorch took 1.14 times the hand-written
+    epoch, and 1.01-1.02 times in a loop without PyTorch)."""
     for run in runs:
         run.epoch()
     times = {run.name: [] for run in runs}
     for _ in range(repeats):
         for run in runs:
+            if THREADS > 1:
+                settle()
             start = CLOCK()
             run.epoch()
             times[run.name].append(CLOCK() - start)
@@ -479,6 +495,7 @@ def machine():
 
 SUITES = ("vae", "gan", "vaegan", "deep-mlp", "mlp", "conv", "sweep", "ops")
 THREADS = 1
+SETTLE = 0.3          # seconds between epochs with several threads (see interleaved_medians)
 # wall-clock seconds by default; "cpu" times this process's CPU (time.process_time), which other
 # programs on a shared machine disturb far less (with one BLAS thread the two agree on an idle one)
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
