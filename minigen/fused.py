@@ -249,8 +249,8 @@ def _upstream(fn, gy):
 
 
 def bce_with_logits_terms(x, t, reduction="none"):
-    """The BCE of the logits ``x`` against ``t`` (Tensors), elementwise or reduced ("sum",
-    "mean"): fused, or the reference."""
+    """The BCE of the logits ``x`` against ``t`` (Tensors), elementwise or reduced ("sum", "mean",
+    "batchmean"): fused, or the reference."""
     if is_fusion_enabled():
         return BCEWithLogits(reduction)(x, t)
     return _reduce_reference(bce_with_logits_reference(x, t), reduction, "bce_with_logits")
@@ -283,7 +283,7 @@ class GaussianKL(Function):
         d kl / d mu      = mu
         d kl / d log_var = 0.5 * (exp(log_var) - 1)
 
-    ``GaussianKL(reduction)``: "none", "sum" or "mean", as :class:`BCEWithLogits`.
+    ``GaussianKL(reduction)``: "none", "sum", "mean" or "batchmean", as :class:`BCEWithLogits`.
     """
 
     name = "gaussian_kl"
@@ -308,8 +308,8 @@ class GaussianKL(Function):
 
 
 def gaussian_kl_terms(mu, log_var, reduction="none"):
-    """The Gaussian KL of ``mu`` and ``log_var`` (Tensors), elementwise or reduced ("sum",
-    "mean"): fused, or the reference."""
+    """The Gaussian KL of ``mu`` and ``log_var`` (Tensors), elementwise or reduced ("sum", "mean",
+    "batchmean"): fused, or the reference."""
     if is_fusion_enabled():
         return GaussianKL(reduction)(mu, log_var)
     return _reduce_reference(gaussian_kl_reference(mu, log_var), reduction, "gaussian_kl")
