@@ -338,19 +338,21 @@ class Sigmoid(_Floating):
     Computed without overflow for any x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0 and
     y = e / (1 + e) for x < 0 (the same number, written so that exp never sees a large argument).
     Both cases are one formula, y = exp(min(x, 0)) / (1 + e), which needs no ``where`` (NumPy's
-    ``where`` is several times slower than an ``exp``).
+    ``where`` is several times slower than an ``exp``).  And y (1 - y) is the product of the two
+    cases, e / (1 + e)^2: the derivative from the forward's e, exact where y rounds to 1
+    (``kernels.sigmoid``, ``kernels.sigmoid_grad``).
     """
 
     def forward(self, x):
-        xp = _xp(x)
-        return xp.exp(xp.minimum(x, 0)) / (1.0 + xp.exp(-xp.abs(x)))
+        y, self.e = kernels.sigmoid(x)
+        return y
 
     def backward(self, gy):
         # 1 - y written as sigmoid(-x): exact even where y rounds to 1 (x > 37 in float64)
         return gy * self.output * sigmoid(-self.inputs[0])
 
     def backward_arrays(self, gy):
-        return gy * self.output.data * self.forward(B.ensure_array(-self.inputs[0].data))
+        return kernels.sigmoid_grad(gy, self.e)
 
 
 class ReLU(Function):

@@ -25,7 +25,8 @@ ops.
 from . import backend as B
 
 __all__ = ["adam_update", "adam_update_flat", "bias_activation", "activation_derivative",
-           "activation_grad", "bias_grad", "total", "expand", "maximum_zero", "minimum_zero",
+           "activation_grad", "bias_grad", "total", "expand", "sigmoid", "sigmoid_grad",
+           "maximum_zero",
            "FUSED_ACTIVATIONS", "LEAKY_SLOPE", "bce_with_logits", "bce_with_logits_grad",
            "reparameterize", "reparameterize_grads", "gaussian_kl", "gaussian_kl_grads"]
 
@@ -170,21 +171,12 @@ def maximum_zero(x, out=None):
     array API has no ``out=``).  NumPy compares a floating x with a row of zeros as long as its
     last axis: its ``maximum`` of two arrays takes a loop several times faster than that of an
     array and the number 0 (NumPy 2.4, float32)."""
-    return _with_zero(x, "maximum", out)
-
-
-def minimum_zero(x, out=None):
-    """min(x, 0) elementwise, into ``out`` if given; see :func:`maximum_zero`."""
-    return _with_zero(x, "minimum", out)
-
-
-def _with_zero(x, ufunc, out):
     owner = B.of(x)
-    fn = getattr(owner.xp, ufunc)
+    xp = owner.xp
     if owner.name != "numpy" or x.ndim == 0 or x.dtype.kind != "f":   # (bool: max(x, 0) is int)
-        return B.ensure_array(fn(x, 0) if out is None else fn(x, 0, out=out))
+        return B.ensure_array(xp.maximum(x, 0) if out is None else xp.maximum(x, 0, out=out))
     row = _zero_row(x)
-    return fn(x, row) if out is None else fn(x, row, out=out)
+    return xp.maximum(x, row) if out is None else xp.maximum(x, row, out=out)
 
 
 def _zero_row(x):
@@ -209,12 +201,8 @@ def bias_activation(z, bias, activation):
     z += bias
     if activation is None:
         return z
-    if activation == "sigmoid":                # functions.Sigmoid's overflow-free formula:
-        e = xp.exp(-xp.abs(z))                 # exp(min(z, 0)) / (1 + exp(-|z|))
-        e += 1.0
-        z = xp.exp(minimum_zero(z))
-        z /= e
-        return z
+    if activation == "sigmoid":                # functions.Sigmoid's overflow-free formula
+        return sigmoid(z)[0]
     if owner.name == "numpy":                  # (CuPy answered above) ufuncs that write in place
         if activation == "relu":
             return xp.maximum(z, _zero_row(z), out=z)     # maximum_zero's loop
@@ -257,6 +245,42 @@ def activation_grad(gy, y, activation):
             g *= gy
             return g
     return gy * activation_derivative(y, activation)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sigmoid:  y = 1 / (1 + exp(-x)) = (1 if x >= 0 else e) / (1 + e),     e = exp(-|x|) <= 1
+#           dy/dx = y (1 - y) = e / (1 + e)^2
+# (y and 1 - y are the two cases of the first formula, so their product is e / (1 + e)^2 for every
+# x: exact, with no 1 - y that rounds to 0 where y rounds to 1, and no second exp.)
+# --------------------------------------------------------------------------------------------------
+
+def sigmoid(x):
+    """(sigmoid(x), e = exp(-|x|)) for a floating array ``x``: e is what :func:`sigmoid_grad`
+    needs.  One exp; on NumPy (1 if x >= 0 else e) is max(e, x >= 0), since e <= 1."""
+    owner = B.of(x)
+    xp = owner.xp
+    if owner.name != "numpy" or x.ndim == 0:
+        e = xp.exp(-xp.abs(x))
+        return B.ensure_array(xp.exp(xp.minimum(x, 0)) / (1.0 + e)), B.ensure_array(e)
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    y = xp.maximum(e, x >= 0)
+    y /= e + 1.0
+    return y, e
+
+
+def sigmoid_grad(gy, e):
+    """``gy * dsigmoid/dx`` = gy * e / (1 + e)^2, with ``e`` from :func:`sigmoid` (arrays; on
+    NumPy in one new array when gy has e's shape)."""
+    owner = B.of(e)
+    d = e + 1.0
+    if owner.name != "numpy" or e.ndim == 0 or gy.shape != e.shape:
+        return B.ensure_array(gy * (e / (d * d)))
+    d *= d
+    owner.xp.divide(e, d, out=d)
+    d *= gy
+    return d
 
 
 def total(a, axis=None, keepdims=False):
