@@ -26,7 +26,7 @@ from . import backend as B
 
 __all__ = ["adam_update", "adam_update_flat", "bias_activation", "activation_derivative",
            "activation_grad", "bias_grad", "total", "expand", "sigmoid", "sigmoid_grad",
-           "maximum_zero",
+           "moving_average", "maximum_zero",
            "FUSED_ACTIVATIONS", "LEAKY_SLOPE", "bce_with_logits", "bce_with_logits_grad",
            "reparameterize", "reparameterize_grads", "gaussian_kl", "gaussian_kl_grads"]
 
@@ -281,6 +281,20 @@ def sigmoid_grad(gy, e):
     owner.xp.divide(e, d, out=d)
     d *= gy
     return d
+
+
+def moving_average(avg, w, decay):
+    """avg <- decay * avg + (1 - decay) * w (a moving average of the weights ``w``), written as
+    w + decay * (avg - w): in place on NumPy and CuPy (three passes, no temporary array; the
+    average of a 784 x 400 layer is 1.25 MB, which a new array each step would allocate three
+    times), a new array on the strict backends."""
+    name = B.of(avg).name
+    if avg.shape != w.shape or not (name == "cupy" or name == "numpy" and avg.flags.writeable):
+        return B.ensure_array(avg * decay + w * (1.0 - decay))
+    avg -= w
+    avg *= decay
+    avg += w
+    return avg
 
 
 def total(a, axis=None, keepdims=False):

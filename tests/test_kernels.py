@@ -136,3 +136,21 @@ def test_sigmoid_and_its_derivative_from_exp_minus_abs(backend, dtype, shape):
     grad = host(kernels.sigmoid_grad(upstream, e))
     np.testing.assert_allclose(grad, 3.0 * slope, rtol=rtol * 4, atol=0)
     assert np.all(grad[np.abs(values) == 40.0] > 0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_moving_average_in_place_where_it_can(backend, dtype):
+    rng = np.random.default_rng(3)
+    avg0, w0 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    avg, w = device(avg0, dtype), device(w0, dtype)
+    out = kernels.moving_average(avg, w, 0.9)
+    np.testing.assert_allclose(host(out), 0.9 * avg0 + 0.1 * w0, **tolerance(dtype))
+    np.testing.assert_array_equal(host(w), w0.astype(dtype))            # the weights untouched
+    if B.of(avg).name in ("numpy", "cupy"):
+        assert out is avg                                                  # no new array
+    if B.of(avg).name == "numpy":                  # a read-only average gets a new array instead
+        frozen = device(avg0, dtype)
+        frozen.flags.writeable = False
+        again = kernels.moving_average(frozen, w, 0.9)
+        assert again is not frozen
+        np.testing.assert_allclose(host(again), 0.9 * avg0 + 0.1 * w0, **tolerance(dtype))

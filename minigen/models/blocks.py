@@ -6,7 +6,7 @@ average of a network's weights, prior noise, likelihoods, argument checks, and `
 import math
 
 from .. import backend as B
-from .. import nn
+from .. import kernels, nn
 from ..autograd import as_tensor, mark_modified, no_grad
 from ..creation import randn
 from ..functions import sigmoid
@@ -53,7 +53,7 @@ def update_average(average, network, decay):
     """
     with no_grad():
         for (_, avg), p in zip(average.named_buffers(), network.parameters()):
-            avg.data = avg.data * decay + p.data * (1.0 - decay)
+            avg.data = kernels.moving_average(avg.data, p.data, decay)
             mark_modified(avg)
 
 
