@@ -91,7 +91,7 @@ class VAE2D(mg.nn.Module):
         """The negative ELBO, averaged over the batch (one draw of z, the KL in closed form)."""
         mu, log_var = self.encode(x)
         z = mg.reparameterize(mu, log_var)
-        kl = mg.losses.gaussian_kl(mu, log_var, reduction="sum") * (1.0 / x.shape[0])
+        kl = mg.losses.gaussian_kl(mu, log_var, reduction="batchmean")  # mean over x of sums
         return -self.log_px_given_z(x, z).mean() + kl
 
     def log_weights(self, x, k):

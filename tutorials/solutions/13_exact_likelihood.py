@@ -59,7 +59,7 @@ class VAE2D(mg.nn.Module):
 
     def elbo_loss(self, x):
         mu, log_var = self.encode(x)
-        kl = mg.losses.gaussian_kl(mu, log_var, reduction="sum") * (1.0 / x.shape[0])
+        kl = mg.losses.gaussian_kl(mu, log_var, reduction="batchmean")  # mean over x of sums
         return -self.log_px_given_z(x, mg.reparameterize(mu, log_var)).mean() + kl
 
     def iwae_loss(self, x, k=10):
