@@ -804,9 +804,11 @@ def _initial_grad(output, grad, who):
                 f"{who}: the output has shape {output.shape}, so its gradient must be given: pass "
                 "grad= a tensor of that shape (for example mg.ones_like(out)), or reduce the "
                 "output to one number first (out.sum(), out.mean())")
-        data = output.data                  # one element: a 1 of its dtype, in its shape
-        one = B.of(data).constant(1, data)  # (a C call; numpy.ones_like is a Python function)
-        return Tensor._wrap(B.namespace(one).reshape(one, data.shape) if data.ndim else one)
+        data = output.data
+        owner = B.of(data)
+        if owner.name == "numpy" and data.ndim == 0:   # a C call; numpy.ones_like is a Python
+            return Tensor._wrap(owner.constant(1, data))   # function (on a device: a fill kernel)
+        return Tensor._wrap(owner.xp.ones_like(data))
     grad = as_tensor(grad, output)
     if grad.shape != output.shape:
         raise ValueError(f"{who}: grad has shape {grad.shape} but the output has shape "
