@@ -327,12 +327,6 @@ def as_number(obj):
     return obj.item() if isinstance(obj, numpy.generic) and obj.dtype.kind in "biuf" else obj
 
 
-def default_dtype(array_backend=None):
-    """The default floating dtype as a dtype object of ``array_backend`` (the current one by
-    default)."""
-    return (array_backend or _current).dtype(_default_dtype)
-
-
 _DTYPE_NAMES = {}
 
 
