@@ -221,3 +221,16 @@ def test_losses_stay_float32(backend32, name, reduction):
     assert mg.backend.dtype_name(out.dtype) == "float32"
     (out * out).sum().backward()
     assert all(mg.backend.dtype_name(x.grad.dtype) == "float32" for x in inputs)
+
+
+@pytest.mark.parametrize("loss", TWO_INPUT_LOSSES, ids=lambda f: f.__name__)
+def test_batchmean_needs_a_batch_axis_and_divides_by_its_length(backend, loss):
+    with pytest.raises(ValueError, match=f"{loss.__name__}: reduction='batchmean' divides by the "
+                                         "batch size .* 0-d"):
+        loss(mg.Tensor(0.5), mg.Tensor(0.25), reduction="batchmean")
+    pred, target = mg.rand(4, 3) * 0.8 + 0.1, mg.rand(4, 3)
+    summed = loss(pred, target, reduction="sum").numpy()
+    np.testing.assert_allclose(loss(pred, target, reduction="batchmean").numpy(), summed / 4,
+                               rtol=1e-6)
+    empty = loss(mg.zeros(0, 3), mg.zeros(0, 3), reduction="batchmean")
+    assert empty.shape == () and np.isnan(empty.item())
