@@ -105,9 +105,10 @@ print("training rows", train_x.shape, "| test rows", test_x.shape)
 #
 # We train one model per $\beta$, from the same initial weights, then measure $R$ and $D$ on the
 # test digits. For MNIST the model is tutorial 5's with a hidden layer of 256 units and a few
-# epochs, so that five models train in a couple of minutes. We also look at how the rate is spread
-# over the latent dimensions: the KL of each dimension, averaged over the test set, and the share of
-# the total carried by the busiest quarter of the dimensions (25% if the rate were spread evenly).
+# epochs, so that five models train in seconds on two CPU cores. We also look at how the rate is
+# spread over the latent dimensions: the KL of each dimension, averaged over the test set, and the
+# share of the total carried by the busiest quarter of the dimensions (25% if the rate were spread
+# evenly).
 
 # %%
 if IMAGES:
