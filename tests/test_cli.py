@@ -18,6 +18,15 @@ def _run(*args):
     return main([str(a) for a in args])
 
 
+@pytest.fixture(autouse=True)
+def _blas_threads_restored():
+    """The command line sets the BLAS thread count for the whole process: give the next test (on
+    this xdist worker) the count it had before."""
+    before = mg.get_num_threads()
+    yield
+    mg.set_num_threads(before)
+
+
 @pytest.mark.parametrize("model", ["vae", "gan", "vaegan"])
 def test_train_writes_a_complete_run_folder(tmp_path, model):
     out = tmp_path / model
