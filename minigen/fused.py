@@ -253,11 +253,13 @@ def bce_with_logits_terms(x, t, reduction="none"):
     "batchmean"): fused, or the reference."""
     if is_fusion_enabled():
         return BCEWithLogits(reduction)(x, t)
-    return _reduce_reference(bce_with_logits_reference(x, t), reduction, "bce_with_logits")
+    return reduce_terms(bce_with_logits_reference(x, t), reduction, "bce_with_logits")
 
 
-def _reduce_reference(terms, reduction, who):
-    """The reduction of a loss op in primitive ops: Sum, Mean, or Sum and Mul."""
+def reduce_terms(terms, reduction, who):
+    """A loss's ``terms`` (a Tensor) reduced in primitive ops: Sum, Mean, or Sum and Mul for
+    "batchmean" - the reference of the fused ops' reductions, and the reduction of the losses that
+    have no fused op (``losses.bce``, ``mse``, ``gaussian_nll``)."""
     if check_reduction(reduction, who) == "none":
         return terms
     if reduction == "batchmean":
@@ -312,7 +314,7 @@ def gaussian_kl_terms(mu, log_var, reduction="none"):
     "batchmean"): fused, or the reference."""
     if is_fusion_enabled():
         return GaussianKL(reduction)(mu, log_var)
-    return _reduce_reference(gaussian_kl_reference(mu, log_var), reduction, "gaussian_kl")
+    return reduce_terms(gaussian_kl_reference(mu, log_var), reduction, "gaussian_kl")
 
 
 # --------------------------------------------------------------------------------------------------

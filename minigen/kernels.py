@@ -262,12 +262,24 @@ def sigmoid(x):
     if owner.name != "numpy" or x.ndim == 0:
         e = xp.exp(-xp.abs(x))
         return B.ensure_array(xp.exp(xp.minimum(x, 0)) / (1.0 + e)), B.ensure_array(e)
+    e = _exp_minus_abs(x, xp)
+    return _sigmoid_from(x, e, xp), e
+
+
+def _exp_minus_abs(x, xp):
+    """exp(-|x|) of a NumPy array in one new array (the sigmoid's and the BCE's e)."""
     e = xp.abs(x)
     xp.negative(e, out=e)
     xp.exp(e, out=e)
+    return e
+
+
+def _sigmoid_from(x, e, xp):
+    """sigmoid(x) = (1 if x >= 0 else e) / (1 + e) from e = exp(-|x|), NumPy, as a new array: the
+    first factor is max(e, x >= 0), since e <= 1."""
     y = xp.maximum(e, x >= 0)
     y /= e + 1.0
-    return y, e
+    return y
 
 
 def sigmoid_grad(gy, e):
@@ -353,9 +365,7 @@ def bce_with_logits(x, t):
     if owner.name != "numpy" or x.ndim == 0 or x.shape != t.shape:
         e = xp.exp(-xp.abs(x))
         return xp.maximum(x, 0) - x * t + xp.log1p(e), e
-    e = xp.abs(x)                              # NumPy: three new arrays instead of seven
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)
+    e = _exp_minus_abs(x, xp)                  # NumPy: three new arrays instead of seven
     loss = maximum_zero(x)
     work = x * t
     loss -= work
@@ -374,9 +384,7 @@ def bce_with_logits_grad(x, t, gy, saved):
     if owner.name != "numpy" or x.ndim == 0 or x.shape != t.shape or \
             (gy.ndim and gy.shape != x.shape):
         return B.ensure_array((xp.exp(xp.minimum(x, 0)) / (1.0 + saved) - t) * gy)
-    # NumPy: exp(min(x, 0)) without an exp: e where x < 0, max(e, 1) = 1 where x >= 0
-    g = xp.maximum(saved, x >= 0)
-    g /= saved + 1.0
+    g = _sigmoid_from(x, saved, xp)            # NumPy: no exp, the forward's e reused
     g -= t
     g *= gy
     return g

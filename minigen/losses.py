@@ -27,21 +27,11 @@ import math
 from . import backend as B
 from .autograd import Tensor, as_tensor
 from .functions import clip, exp, log
-from .fused import (REDUCTIONS, BCEWithLogits, GaussianKL, batch_scale, bce_with_logits_terms,
-                    check_reduction, gaussian_kl_terms)
+from .fused import (REDUCTIONS, BCEWithLogits, GaussianKL, bce_with_logits_terms, check_reduction,
+                    gaussian_kl_terms, reduce_terms)
 
 __all__ = ["bce", "bce_with_logits", "mse", "gaussian_nll", "gaussian_kl", "BCEWithLogits",
            "GaussianKL", "REDUCTIONS"]
-
-def _reduce(terms, reduction, who):
-    if reduction == "mean":
-        return terms.mean()
-    if reduction == "sum":
-        return terms.sum()
-    if reduction == "batchmean":
-        return terms.sum() * batch_scale(terms.shape, who)
-    return terms
-
 
 def _pair(pred, target, who, names=("prediction", "target")):
     """``pred`` and ``target`` as Tensors of one dtype and one shape (or a Python-number target)."""
@@ -94,7 +84,7 @@ def bce(probs, target, reduction="mean", eps=1e-7):
     probs, target = _pair(probs, target, "bce", ("probs", "target"))
     p = clip(probs, eps, 1.0 - eps)
     terms = -(target * log(p) + (1.0 - target) * log(1.0 - p))
-    return _reduce(terms, reduction, "bce")
+    return reduce_terms(terms, reduction, "bce")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,7 +97,7 @@ def mse(pred, target, reduction="mean"):
     check_reduction(reduction, "mse")
     pred, target = _pair(pred, target, "mse")
     diff = pred - target
-    return _reduce(diff * diff, reduction, "mse")
+    return reduce_terms(diff * diff, reduction, "mse")
 
 
 def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
@@ -136,7 +126,7 @@ def gaussian_nll(mean, target, log_var=0.0, reduction="mean"):
         inv_var = math.exp(-log_var)
     diff = target - mean
     terms = 0.5 * (math.log(2.0 * math.pi) + log_var + diff * diff * inv_var)
-    return _reduce(terms, reduction, "gaussian_nll")
+    return reduce_terms(terms, reduction, "gaussian_nll")
 
 
 def _broadcasts_to(shape, target):
