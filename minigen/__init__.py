@@ -10,9 +10,9 @@ See the tutorials/ folder for a path from derivatives to a VAE-GAN.
 """
 
 from . import backend
-from .backend import (BackendError, available_backends, get_backend, get_default_dtype,
-                      get_num_threads, manual_seed, set_backend, set_default_dtype, set_num_threads,
-                      synchronize, using_backend)
+from .backend import (BackendError, available_backends, get_backend, get_num_threads,
+                      manual_seed, set_backend, set_num_threads, synchronize, using_backend)
+from .dtypes import get_default_dtype, set_default_dtype, using_default_dtype
 from .autograd import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 from .functions import (abs, astype, broadcast_to, clip, concatenate, cos, exp, leaky_relu, log,
                         logsumexp, matmul, max, maximum, mean, relu, reshape, sigmoid, sin,
@@ -38,6 +38,7 @@ __all__ = [
     "backend", "BackendError", "available_backends", "get_backend", "get_default_dtype",
     "get_num_threads", "manual_seed",
     "set_backend", "set_default_dtype", "set_num_threads", "synchronize", "using_backend",
+    "using_default_dtype",
     # tensors and autograd
     "Function", "Tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",
     # ops

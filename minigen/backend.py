@@ -16,9 +16,10 @@ backend name         arrays                                    ``Tensor.device``
 The GPU backend lives in ``backend_cupy.py`` and the two *strict* backends of the test suite in
 ``backend_strict.py`` (array-api-strict refuses exactly the mistakes that would only show up on a
 GPU); both get their array library through :func:`import_library`, so this module stays the only
-one that imports an array library.  ``threads.py`` holds the BLAS thread count and ``io.py`` the
-.npz files (``set_num_threads``, ``get_num_threads``, ``free_cpus``, ``save_arrays``,
-``load_arrays`` are re-exported).
+one that imports an array library.  ``threads.py`` holds the BLAS thread count, ``io.py`` the
+.npz files and ``dtypes.py`` the dtype names and the default dtype (``set_num_threads``,
+``get_num_threads``, ``free_cpus``, ``save_arrays``, ``load_arrays``, ``set_default_dtype``,
+``get_default_dtype``, ``using_default_dtype`` are re-exported).
 
 The small set of things the array API standard does not have (random numbers, scatter-add for the
 backward of indexing, sliding windows for convolutions, moving data between host and device) are
@@ -31,18 +32,18 @@ import os
 
 import numpy
 
+from .dtypes import (DTYPE_NAMES, KIND_CATEGORY, get_default_dtype,  # noqa: F401 (re-exported)
+                     name_category, set_default_dtype, using_default_dtype)
 from .io import load_arrays, save_arrays  # noqa: F401 (part of this module's API)
 from .threads import free_cpus, get_num_threads, set_num_threads  # noqa: F401
 
 __all__ = [
     "BackendError", "set_backend", "get_backend", "using_backend", "set_default_dtype",
-    "get_default_dtype", "manual_seed", "available_backends", "synchronize", "set_num_threads",
-    "get_num_threads", "free_cpus",
+    "get_default_dtype", "using_default_dtype", "manual_seed", "available_backends", "synchronize",
+    "set_num_threads", "get_num_threads", "free_cpus",
 ]
 
 BACKENDS = ("numpy", "cupy", "strict", "strict-float32")
-DTYPE_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-               "float16", "float32", "float64")
 
 
 class BackendError(RuntimeError):
@@ -179,14 +180,14 @@ def _factory(name):
 
 
 # --------------------------------------------------------------------------------------------------
-# Global state: the current backend, the default dtype, and a registry of the backends in use.
+# Global state: the current backend and a registry of the backends in use (the default dtype
+# is in dtypes.py).
 # --------------------------------------------------------------------------------------------------
 
 _seed = None
 _instances = {}          # name -> Backend, created on first use
 _by_array_type = {}      # array class -> Backend (which backend owns an array)
 _current = None
-_default_dtype = "float32"
 
 
 def instance(name):
@@ -247,22 +248,6 @@ def available_backends():
             continue
         names.append(name)
     return names
-
-
-def set_default_dtype(dtype):
-    """Set the floating dtype of new tensors made from Python numbers: "float32" (default) or
-    "float64"."""
-    global _default_dtype
-    name = getattr(dtype, "name", None) or str(dtype)
-    name = name.rsplit(".", 1)[-1]
-    if name not in ("float32", "float64"):
-        raise ValueError(f"default dtype must be 'float32' or 'float64', not {dtype!r}")
-    _default_dtype = name
-
-
-def get_default_dtype():
-    """The name of the default floating dtype ("float32" or "float64")."""
-    return _default_dtype
 
 
 def manual_seed(seed):
@@ -361,7 +346,7 @@ def host_dtype_name(data):
             raise TypeError(f"Tensor: cannot make a tensor from this {type(data).__name__}: "
                             f"{err}") from None
         kind = probe.dtype.kind
-        name = {"b": "bool", "i": "int64", "u": "int64", "f": _default_dtype}.get(kind, "")
+        name = {"b": "bool", "i": "int64", "u": "int64", "f": get_default_dtype()}.get(kind, "")
     if not kind or kind not in "biuf" or not name:
         raise TypeError(f"Tensor: data must be numbers, got {type(data).__name__} of dtype "
                         f"{numpy.asarray(data).dtype}")
@@ -372,22 +357,13 @@ def is_floating(dtype):
     return dtype_name(dtype) in ("float16", "float32", "float64")
 
 
-_KIND_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
-
-
-def name_category(name):
-    """0 for "bool", 1 for integer dtype names, 2 for floating ones: the categories of type
-    promotion (bool < integer < floating)."""
-    return 2 if name[0] == "f" else 0 if name == "bool" else 1
-
-
 def category(dtype):
-    """``name_category`` of a dtype object.  NumPy's and CuPy's dtypes carry a one-letter ``kind``
-    (read first: this runs for many ops)."""
+    """The promotion category of a dtype object (``dtypes.name_category``).  NumPy's and CuPy's
+    dtypes carry a one-letter ``kind`` (read first: this runs for many ops)."""
     kind = getattr(dtype, "kind", None)
     if kind is None:                                  # array-api-strict's dtypes
         return name_category(dtype_name(dtype))
-    return _KIND_CATEGORY[kind]
+    return KIND_CATEGORY[kind]
 
 
 def host_generator(seed=None):

@@ -25,7 +25,6 @@ raised by your code is reported as a failed check (with the line it came from), 
 the grader; checks that need an earlier one to pass are skipped.
 """
 
-import contextlib
 import inspect
 import traceback
 from dataclasses import dataclass, field
@@ -116,17 +115,6 @@ def _where(err):
 # --------------------------------------------------------------------------------------------------
 # Helpers: random float64 inputs from a fixed seed, comparisons that say what differs
 # --------------------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _float64():
-    """Make float64 the default dtype inside the block (gradient checks need it)."""
-    previous = B.get_default_dtype()
-    B.set_default_dtype("float64")
-    try:
-        yield
-    finally:
-        B.set_default_dtype(previous)
-
 
 def _random(rng, *shape, requires_grad=False):
     return Tensor(rng.standard_normal(shape), dtype="float64", requires_grad=requires_grad)
@@ -478,7 +466,7 @@ def check(exercise, answer, verbose=False):
         raise ValueError(f"exercises.check: unknown exercise {exercise!r}; choose one of "
                          f"{', '.join(EXERCISES)}")
     grader = _Grader(exercise)
-    with _float64():
+    with B.using_default_dtype("float64"):          # gradient checks need float64
         try:
             EXERCISES[exercise](grader, answer)
         except _Stop:

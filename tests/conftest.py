@@ -51,14 +51,9 @@ BACKENDS = [
 @contextlib.contextmanager
 def _selected(name, dtype):
     """``name`` as the current backend with ``dtype`` as the default dtype and a fixed seed."""
-    with mg.using_backend(name):
-        previous = mg.get_default_dtype()
-        mg.set_default_dtype(dtype)
+    with mg.using_backend(name), mg.using_default_dtype(dtype):
         mg.manual_seed(0)
-        try:
-            yield name
-        finally:
-            mg.set_default_dtype(previous)
+        yield name
 
 
 @pytest.fixture(params=BACKENDS)

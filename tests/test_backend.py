@@ -52,6 +52,23 @@ def test_default_dtype():
         mg.set_default_dtype("int8")
 
 
+def test_using_default_dtype_sets_it_for_the_block_and_back_even_on_error():
+    with mg.using_default_dtype("float64"):
+        assert mg.get_default_dtype() == "float64" and mg.Tensor(1.5).dtype == np.float64
+        with mg.using_default_dtype(np.dtype("float32")):    # a dtype object works too
+            assert mg.Tensor(1.5).dtype == np.float32
+        assert mg.get_default_dtype() == "float64"
+    assert mg.get_default_dtype() == "float32"
+    with pytest.raises(KeyError):
+        with mg.using_default_dtype("float64"):
+            raise KeyError("inside")
+    assert mg.get_default_dtype() == "float32"
+    with pytest.raises(ValueError, match="float32"):          # a bad name changes nothing
+        with mg.using_default_dtype("int8"):
+            pass
+    assert mg.get_default_dtype() == "float32"
+
+
 def test_manual_seed_makes_every_backend_reproducible(backend):
     mg.manual_seed(123)
     a = mg.randn(5).numpy()

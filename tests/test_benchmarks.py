@@ -47,13 +47,8 @@ def minigen_loss(model, x, eps):
 
 @pytest.fixture
 def float64_numpy():
-    with mg.using_backend("numpy"):
-        previous = mg.get_default_dtype()
-        mg.set_default_dtype("float64")
-        try:
-            yield
-        finally:
-            mg.set_default_dtype(previous)
+    with mg.using_backend("numpy"), mg.using_default_dtype("float64"):
+        yield
 
 
 def test_the_hand_written_vae_has_minigens_loss_and_gradients(float64_numpy):

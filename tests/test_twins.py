@@ -70,12 +70,10 @@ def float64_on_numpy():
     torch.manual_seed(0)
     torch_default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
-    mg.set_default_dtype("float64")
     try:
-        with mg.using_backend("numpy"):
+        with mg.using_default_dtype("float64"), mg.using_backend("numpy"):
             yield
     finally:
-        mg.set_default_dtype("float32")
         torch.set_default_dtype(torch_default)
 
 

@@ -103,13 +103,9 @@ def load_classifier(dataset, backend=None, dtype=None):
             raise ValueError(f"no feature classifier for data set {dataset!r} ({path} is missing); "
                              f"minigen has one for {', '.join(known) or 'none'}; train one with "
                              "benchmarks/train_classifier.py")
-        previous = B.get_default_dtype()
         with B.using_backend(backend), no_grad():
-            B.set_default_dtype(dtype)
-            try:
+            with B.using_default_dtype(dtype):
                 model = ImageClassifier()
-            finally:
-                B.set_default_dtype(previous)
             model.load(path)
         model.eval()
         _loaded[key] = model
