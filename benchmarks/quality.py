@@ -172,7 +172,7 @@ def main(argv=None):
     parser.add_argument("--from-runs", nargs="+", metavar="GLOB",
                         help="images: report these finished run folders instead of training")
     args = parser.parse_args(argv)
-    mg.backend.set_num_threads(1)          # as the command line does
+    mg.backend.set_num_threads(1)          # the README's runs: the count changes the last bits
     parts = args.only or ["ring", "grid", "mnist", "iwae"]
     seeds = list(range(args.seeds or 5))
     results_path = os.path.join(HERE, "results", "quality.json")
