@@ -44,8 +44,10 @@ SMOKE = os.environ.get("MINIGEN_TUTORIAL_SMOKE") == "1"   # tiny runs for the te
 IN_NOTEBOOK = "ipykernel" in sys.modules
 plt.rcParams.update({"figure.figsize": (5.5, 3.4), "figure.dpi": 80, "savefig.dpi": 80,
                      "savefig.bbox": "tight", "font.size": 9})
-# The networks here are small: the CPU's matrix library (BLAS) runs them fastest with one thread, as
-# the command line does (several threads mostly wait for each other, badly so on a busy machine).
+# One thread for the CPU's matrix library (BLAS), so that a rerun draws this notebook's figures
+# exactly: the thread count changes the last bits of matrix products, and adversarial training
+# amplifies them.  Networks this small gain only a few percent from a second thread; the command
+# line uses every free core (mg.backend.free_cpus()), which pays for larger models.
 mg.backend.set_num_threads(1)
 
 

@@ -42,7 +42,10 @@ SMOKE = os.environ.get("MINIGEN_TUTORIAL_SMOKE") == "1"   # tiny runs for the te
 IN_NOTEBOOK = "ipykernel" in sys.modules
 plt.rcParams.update({"figure.figsize": (5.5, 3.4), "figure.dpi": 80, "savefig.dpi": 80,
                      "savefig.bbox": "tight", "font.size": 9})
-mg.backend.set_num_threads(1)        # small networks: one BLAS thread is fastest (tutorial 8)
+# One BLAS thread, so that a rerun reproduces this notebook's numbers and figures exactly (the
+# thread count changes the last bits of matrix products, and adversarial training amplifies them);
+# the command line uses every free core instead (mg.backend.free_cpus()).
+mg.backend.set_num_threads(1)
 
 
 def save(fig, filename):
