@@ -50,9 +50,10 @@ def save(fig, filename):
 
 
 mg.manual_seed(0)
-# One BLAS thread for every CPU timing below, as the command line uses: on a machine whose cores are
-# shared, BLAS threads that spin while waiting for each other can make a product many times slower,
-# and the timings would measure the neighbours, not the code.
+# One BLAS thread for every CPU timing below, so that they measure the code and not the machine's
+# other work: a BLAS thread that waits for a core another program holds can make a product many
+# times slower.  On idle cores more threads make large products faster; the command line uses
+# every free core (mg.backend.free_cpus()).
 mg.backend.set_num_threads(1)
 
 # %% [markdown]
