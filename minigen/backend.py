@@ -130,9 +130,6 @@ class Backend:
             out += low
         return out
 
-    def permutation(self, n):
-        return self.rng.permutation(n)
-
     # --- the backward of indexing -----------------------------------------------------------------
     def scatter_add(self, target, index, values):
         """``target[index] += values`` in place, adding repeated indices up (unlike ``+=``)."""

@@ -48,9 +48,6 @@ class StrictBackend(B.Backend):
     def uniform(self, shape, dtype, low=0.0, high=1.0):
         return self.asarray(self.rng.uniform(low, high, size=shape), dtype=dtype)
 
-    def permutation(self, n):
-        return self.asarray(self.rng.permutation(n))
-
     def owner_of(self, array):
         """The strict backend whose device holds ``array``."""
         return self._by_device.get(array.device, self)
