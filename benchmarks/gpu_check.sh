@@ -5,7 +5,8 @@
 #     bash benchmarks/gpu_check.sh [RESULTS_DIR]        (default: benchmarks/results/gpu)
 #
 # PYTHON names the interpreter (default: python).
-# 1. says which GPU it found, or stops (exit 3) with the reason when there is none;
+# 1. says which GPU it found, or stops (exit 3) with the reason when there is none, writing
+#    nothing (the results recorded in RESULTS_DIR stay);
 # 2. runs every CuPy case of the test suite (each backend-dependent test has one), in parallel when
 #    pytest-xdist is installed;
 # 3. trains each model for an epoch from the command line on the GPU;
@@ -16,12 +17,15 @@
 set -uo pipefail
 out="${1:-benchmarks/results/gpu}"
 python="${PYTHON:-python}"      # the interpreter that has minigen's dependencies
-mkdir -p "$out"
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 export PYTHONUNBUFFERED=1
 
-"$python" - >"$out/gpu.txt" 2>&1 <<'PY'
+# The probe writes to a file of its own first: on a machine without a GPU the recorded results in
+# RESULTS_DIR stay as they are.
+probe=$(mktemp)
+trap 'rm -f "$probe"' EXIT
+"$python" - >"$probe" 2>&1 <<'PY'
 import sys
 import minigen as mg
 try:
@@ -35,8 +39,10 @@ print(f"GPU: {props['name'].decode()} | CUDA runtime {cupy.cuda.runtime.runtimeG
       f"CuPy {cupy.__version__} | minigen {mg.__version__}")
 PY
 found=$?
-cat "$out/gpu.txt"
+cat "$probe"
 [ $found -eq 0 ] || exit 3
+mkdir -p "$out"
+cp "$probe" "$out/gpu.txt"
 status=0
 
 echo "== 1. the test suite's CuPy cases"
@@ -50,7 +56,8 @@ echo "== 2. each model for one epoch from the command line, on the GPU"
 : >"$out/cli.log"
 for model in vae gan vaegan; do
     echo "-- train $model" >>"$out/cli.log"
-    "$python" -m minigen train "$model" --backend cupy --epochs 1 --quiet --out "/tmp/gpu_check_$model" \
+    "$python" -m minigen train "$model" --backend cupy --epochs 1 --quiet --overwrite \
+        --out "/tmp/gpu_check_$model" \
         >>"$out/cli.log" 2>&1 || status=1
     "$python" -m minigen evaluate "/tmp/gpu_check_$model" 2>&1 | tr -d '\n ' >>"$out/cli.log"
     echo >>"$out/cli.log"
