@@ -146,20 +146,36 @@ class FolderInUse(RuntimeError):
         super().__init__(f"{folder} is in use by {holder or 'another process'}")
 
 
+_LOCKED_BYTE = 1 << 20      # Windows locks a byte range: one byte far past the holder's name,
+#                             which the others must be able to read
+
+
 def _try_lock(fd):
     """Take the exclusive lock of the open file ``fd``: True, or False when another process holds
     it.  Never waits."""
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        else:                # lock one byte far past the holder's name, which others must read
-            os.lseek(fd, 1 << 20, os.SEEK_SET)
+        else:
+            os.lseek(fd, _LOCKED_BYTE, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False
         raise
     return True
+
+
+def _unlock(fd):
+    """Give the lock of ``fd`` back before the file is closed.  Closing alone releases it too, but
+    Windows documents that it may do so only some time after the close, and a training started
+    right after this one ended would find the folder still in use."""
+    with contextlib.suppress(OSError):
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            os.lseek(fd, _LOCKED_BYTE, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 @contextlib.contextmanager
@@ -169,7 +185,9 @@ def folder_lock(folder):
     at once, naming the folder and the holder (its pid and host).
 
     The lock is the operating system's lock (``flock``; ``msvcrt.locking`` on Windows) on the file
-    ``.lock`` in the folder, which holds the holder's name and is removed when the block ends.  The
+    ``.lock`` in the folder, which holds the holder's name and is removed when the block ends (not
+    on Windows, which cannot remove an open file: there it stays, unlocked, until the next holder
+    takes it).  The
     system releases the lock when the holder exits in any way, SIGKILL included, so a ``.lock`` that
     a killed process left behind blocks nobody: the next process locks it and goes on.  On a
     filesystem without locks (some network mounts) the block runs unlocked, with a warning.
@@ -186,7 +204,10 @@ def folder_lock(folder):
         yield
     finally:
         with contextlib.suppress(OSError):
-            os.remove(path)             # before unlocking: nobody can lock a file that then goes
+            # before unlocking: nobody can lock a file that then goes (Windows refuses to remove an
+            # open file, so there the .lock stays, and the next holder locks it again)
+            os.remove(path)
+        _unlock(fd)
         os.close(fd)
 
 

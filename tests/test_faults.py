@@ -386,6 +386,55 @@ def test_folder_lock_refuses_a_second_holder_and_goes_away(tmp_path):
     assert not (tmp_path / mio.LOCK_NAME).exists()
 
 
+class _WindowsLocking:
+    """msvcrt's locking as Windows does it, for the lock's Windows path on any machine: a byte range
+    of a file, held by one open descriptor until that one gives it back (LK_UNLCK)."""
+    LK_UNLCK, LK_NBLCK = 0, 2
+
+    def __init__(self):
+        self.held, self.calls = {}, []
+
+    def locking(self, fd, mode, nbytes):
+        status = os.fstat(fd)
+        key = (status.st_dev, status.st_ino, os.lseek(fd, 0, os.SEEK_CUR), nbytes)
+        self.calls.append((mode, key[2], nbytes))
+        if mode == self.LK_NBLCK:
+            if key in self.held:
+                raise OSError(errno.EACCES, "Permission denied")
+            self.held[key] = fd
+        elif self.held.get(key) == fd:
+            del self.held[key]
+        else:
+            raise OSError(errno.EACCES, "Permission denied")
+
+
+def test_folder_lock_on_windows_gives_the_byte_back_and_the_next_holder_takes_it(tmp_path,
+                                                                                  monkeypatch):
+    windows = _WindowsLocking()
+    monkeypatch.setattr(mio, "fcntl", None)
+    monkeypatch.setattr(mio, "msvcrt", windows)
+    remove = os.remove
+
+    def remove_unless_open(path):           # Windows cannot remove the open .lock
+        if os.path.basename(path) == mio.LOCK_NAME:
+            raise PermissionError(errno.EACCES, "The process cannot access the file", path)
+        remove(path)
+
+    monkeypatch.setattr(mio.os, "remove", remove_unless_open)
+    with mio.folder_lock(tmp_path):
+        with pytest.raises(mio.FolderInUse, match=f"in use by process {os.getpid()} on host"):
+            with mio.folder_lock(tmp_path):
+                pass
+    assert windows.held == {}                       # given back, not left to the close
+    assert (tmp_path / mio.LOCK_NAME).exists()      # stays, unlocked
+    with mio.folder_lock(tmp_path):                 # so the next training goes on at once
+        assert (tmp_path / mio.LOCK_NAME).read_text().startswith(f"process {os.getpid()} ")
+    assert windows.held == {}
+    # always the same one byte, far past the holder's name (which the refused process read)
+    assert {(offset, n) for _, offset, n in windows.calls} == {(mio._LOCKED_BYTE, 1)}
+    assert [mode for mode, _, _ in windows.calls].count(windows.LK_UNLCK) == 2
+
+
 def test_folder_lock_on_a_filesystem_without_locks_warns_and_goes_on(tmp_path, monkeypatch):
     def no_locks(fd):
         raise OSError(errno.ENOLCK, "No locks available")
