@@ -311,7 +311,8 @@ def moving_average(avg, w, decay):
 
 def total(a, axis=None, keepdims=False):
     """The sum of ``a`` over ``axis`` (None: every element; a NumPy scalar then on NumPy), as
-    ``xp.sum``; on NumPy through ``add.reduce`` (see :func:`bias_grad`)."""
+    ``xp.sum``.  On NumPy ``add.reduce``, the sum that ``numpy.sum`` and ``ndarray.sum`` make
+    through Python functions of their own (the same pairwise summation, without them)."""
     owner = B.of(a)
     if owner.name == "numpy":
         return owner.xp.add.reduce(a, axis=axis, keepdims=keepdims)
@@ -335,11 +336,8 @@ def expand(g, kept, shape):
 
 
 def bias_grad(g):
-    """The gradient of a bias added to every row of ``g`` (N, out): its column sums, (out,).  On
-    NumPy ``add.reduce``, the sum that ``numpy.sum`` and ``ndarray.sum`` make through Python
-    functions of their own (the same pairwise summation, without them)."""
-    owner = B.of(g)
-    return owner.xp.add.reduce(g, axis=0) if owner.name == "numpy" else owner.xp.sum(g, axis=0)
+    """The gradient of a bias added to every row of ``g`` (N, out): its column sums, (out,)."""
+    return total(g, axis=0)
 
 
 # --------------------------------------------------------------------------------------------------

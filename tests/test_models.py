@@ -479,3 +479,16 @@ def test_samples_come_from_the_moving_average(backend, kind):
     mg.manual_seed(1)
     np.testing.assert_allclose(plain.sample(5).numpy(),
                                (plain.generator if kind == "gan" else plain.decoder)(z).numpy())
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_negative_log_likelihood_sums_or_averages_over_the_batch(backend, likelihood):
+    from minigen.models import blocks
+    x, decoded = mg.rand(4, 3), mg.randn(4, 3)
+    per_example = blocks.log_likelihood(likelihood, x, decoded).numpy()
+    summed = blocks.negative_log_likelihood(likelihood, x, decoded, "sum").numpy()
+    averaged = blocks.negative_log_likelihood(likelihood, x, decoded, "batchmean").numpy()
+    np.testing.assert_allclose(summed, -per_example.sum(), rtol=1e-5)
+    np.testing.assert_allclose(averaged, -per_example.mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="reduction must be 'sum' or 'batchmean', not 'mean'"):
+        blocks.negative_log_likelihood(likelihood, x, decoded, "mean")

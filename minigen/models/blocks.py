@@ -10,6 +10,7 @@ from .. import kernels, nn
 from ..autograd import as_tensor, mark_modified, no_grad
 from ..creation import randn
 from ..functions import sigmoid
+from ..fused import batch_scale
 from ..losses import bce_with_logits
 
 __all__ = ["mlp", "Encoder", "Discriminator", "averaged_copy", "update_average", "prior_noise",
@@ -140,11 +141,16 @@ def negative_log_likelihood(likelihood, x, decoded, reduction="sum"):
     """-log p(x | z) summed over the data dimensions and, with ``reduction="sum"``, over the
     examples, or with ``"batchmean"`` averaged over them (a 0-d Tensor, nats): the same as
     ``-log_likelihood(...).sum()`` or ``.mean()``, in fewer ops."""
+    if reduction not in ("sum", "batchmean"):
+        raise ValueError(f"negative_log_likelihood: reduction must be 'sum' or 'batchmean', not "
+                         f"{reduction!r}")
     if likelihood == "bernoulli":
         return bce_with_logits(decoded, x, reduction=reduction)
     diff = x - decoded
     total = (diff * diff).sum() * 0.5 + _HALF_LOG_2PI * diff.size
-    return total if reduction == "sum" else total * (1.0 / x.shape[0])
+    if reduction == "sum":
+        return total
+    return total * batch_scale(x.shape, "negative_log_likelihood")
 
 
 def to_data_space(likelihood, decoded):
